@@ -1,0 +1,296 @@
+#include "api/handler.h"
+
+#include <openssl/evp.h>
+
+#include <boost/url.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "api/http_status.h"
+#include "api/internal/json.h"
+#include "api/internal/request.h"
+#include "auth/acl.h"
+#include "core/secure_bytes.h"
+#include "core/strings.h"
+#include "core/time_format.h"
+#include "crypto/hmac.h"
+#include "spdlog/spdlog.h"
+
+namespace ward::api {
+
+using internal::ErrorResponse;
+namespace json = boost::json;
+using internal::Request;
+
+internal::Request::~Request() { core::SecureZero(client_token); }
+
+namespace {
+
+constexpr std::string_view kSealedMessage = "Vault is sealed";
+
+// Splits the request target into a decoded path and query parameters.
+// Errors: kInvalidArgument for a target that is not origin-form or has "." / ".." segments.
+absl::Status ParseTarget(std::string_view target, Request& req) {
+  auto url = boost::urls::parse_origin_form(boost::core::string_view(target.data(), target.size()));
+  if (!url) return absl::InvalidArgumentError("invalid request target");
+  std::string path = url->path();
+  if (!absl::StartsWith(path, "/v1/")) return absl::NotFoundError("");
+  path = path.substr(4);
+  for (absl::string_view segment : absl::StrSplit(path, '/')) {
+    if (segment == "." || segment == "..") {
+      return absl::InvalidArgumentError("invalid path: \".\" and \"..\" segments are not allowed");
+    }
+  }
+  req.path = std::move(path);
+  for (auto param : url->params()) req.query[param.key] = param.value;
+  return absl::OkStatus();
+}
+
+std::string TokenFromHeaders(const net::HttpRequest& http) {
+  std::string_view token = http.Header("x-vault-token");
+  if (!token.empty()) return std::string(token);
+  std::string_view authz = http.Header("authorization");
+  if (authz.size() > 7 && absl::EqualsIgnoreCase(core::ToAbsl(authz.substr(0, 7)), "bearer ")) {
+    return std::string(absl::StripAsciiWhitespace(core::ToAbsl(authz.substr(7))));
+  }
+  return "";
+}
+
+bool PathIs(const std::string& path, std::string_view route) {
+  return path == route || (path.size() == route.size() + 1 && path.compare(0, route.size(), route) == 0 &&
+                           path.back() == '/');
+}
+
+auth::Capability CapabilityFor(const std::string& method) {
+  if (method == "GET" || method == "HEAD") return auth::Capability::kRead;
+  if (method == "LIST") return auth::Capability::kList;
+  if (method == "PATCH") return auth::Capability::kPatch;
+  if (method == "DELETE") return auth::Capability::kDelete;
+  return auth::Capability::kUpdate;
+}
+
+json::object SealStatusJson(const barrier::SealStatus& s, const HandlerOptions& options) {
+  json::object o{{"type", "shamir"},
+                 {"initialized", s.initialized},
+                 {"sealed", s.sealed},
+                 {"t", s.threshold},
+                 {"n", s.shares},
+                 {"progress", s.progress},
+                 {"nonce", s.nonce},
+                 {"version", options.version},
+                 {"build_date", "2026-11-22T00:00:00Z"},
+                 {"migration", false},
+                 {"recovery_seal", false},
+                 {"storage_type", "sqlite"}};
+  if (!s.sealed) {
+    o["cluster_name"] = options.cluster_name;
+    o["cluster_id"] = options.cluster_id;
+  }
+  return o;
+}
+
+std::string EncodeBase64(const core::SecureBytes& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(),
+                          static_cast<int>(bytes.size()));
+  out.resize(n);
+  return out;
+}
+
+}  // namespace
+
+VaultHandler::VaultHandler(Core& core, core::Clock& clock, HandlerOptions options)
+    : core_(core), clock_(clock), options_(std::move(options)) {}
+
+net::HttpResponse VaultHandler::Handle(const net::HttpRequest& http) {
+  Request req{http, "", "", {}, nullptr, std::nullopt, ""};
+  req.method = absl::AsciiStrToUpper(core::ToAbsl(http.method));
+  if (req.method == "POST") req.method = "PUT";
+  absl::Status parsed = ParseTarget(http.target, req);
+  if (!parsed.ok()) return ErrorResponse(parsed);
+  if (req.method == "GET" && (req.Query("list") == "true" || req.Query("list") == "1")) {
+    req.method = "LIST";
+  }
+  static constexpr std::string_view kMethods[] = {"GET", "HEAD", "PUT", "PATCH", "DELETE", "LIST"};
+  if (std::find(std::begin(kMethods), std::end(kMethods), req.method) == std::end(kMethods)) {
+    return ErrorResponse(405, "unsupported operation");
+  }
+  return Dispatch(req);
+}
+
+net::HttpResponse VaultHandler::Dispatch(Request& req) {
+  // Routes that work while sealed and need no token.
+  if (PathIs(req.path, "sys/health")) return HandleHealth(req);
+  if (PathIs(req.path, "sys/seal-status")) {
+    if (req.method != "GET") return ErrorResponse(405, "unsupported operation");
+    return HandleSealStatus();
+  }
+  if (PathIs(req.path, "sys/init")) return HandleInit(req);
+  if (PathIs(req.path, "sys/unseal")) return HandleUnseal(req);
+
+  req.state = core_.State();
+  if (req.state == nullptr) return ErrorResponse(503, kSealedMessage);
+
+  // Authenticate. Vault answers a missing or unknown token with 403 "permission denied".
+  req.client_token = TokenFromHeaders(req.http);
+  if (req.client_token.empty()) return ErrorResponse(403, "permission denied");
+  auto entry = req.state->tokens->Lookup(req.client_token);
+  if (!entry.ok()) {
+    if (entry.status().code() == absl::StatusCode::kNotFound) {
+      return ErrorResponse(403, "permission denied");
+    }
+    return ErrorResponse(entry.status());
+  }
+  // Authorise against the request path.
+  std::string acl_path = req.path;
+  if (req.method == "LIST" && !acl_path.empty() && acl_path.back() != '/') acl_path.push_back('/');
+  if (!auth::Allowed(*entry, acl_path, CapabilityFor(req.method))) {
+    return ErrorResponse(403, "permission denied");
+  }
+  // Consume a use only once the request is allowed, as Vault does.
+  if (entry->num_uses > 0) {
+    auto used = req.state->tokens->Use(req.client_token);
+    if (!used.ok()) return ErrorResponse(403, "permission denied");
+    entry = std::move(used);
+  }
+  req.token = std::move(*entry);
+
+  if (absl::StartsWith(req.path, "sys/")) return HandleSys(req);
+  if (absl::StartsWith(req.path, "auth/token/")) return HandleToken(req);
+  if (auto mount = req.state->mounts->Find(req.path)) return HandleKv(req, *mount);
+  return ErrorResponse(404, absl::StrCat("no handler for route \"", req.path,
+                                         "\". route entry not found."));
+}
+
+net::HttpResponse VaultHandler::HandleHealth(Request& req) {
+  if (req.method != "GET" && req.method != "HEAD") return ErrorResponse(405, "unsupported operation");
+  auto status = core_.SealStatus();
+  if (!status.ok()) return ErrorResponse(status.status());
+  auto code_param = [&req](const std::string& name, int fallback) {
+    auto v = core::ParseInt64(req.Query(name));
+    return (v && *v >= 100 && *v <= 599) ? static_cast<int>(*v) : fallback;
+  };
+  int code;
+  if (!status->initialized) {
+    code = code_param("uninitcode", 501);
+  } else if (status->sealed) {
+    code = code_param("sealedcode", 503);
+  } else {
+    code = code_param("activecode", 200);
+  }
+  json::object body{{"initialized", status->initialized},
+                    {"sealed", status->sealed},
+                    {"standby", false},
+                    {"performance_standby", false},
+                    {"replication_performance_mode", "disabled"},
+                    {"replication_dr_mode", "disabled"},
+                    {"server_time_utc", absl::ToUnixSeconds(clock_.Now())},
+                    {"version", options_.version},
+                    {"enterprise", false},
+                    {"cluster_name", options_.cluster_name},
+                    {"cluster_id", options_.cluster_id}};
+  net::HttpResponse r = internal::JsonResponse(code, body);
+  if (req.method == "HEAD") r.body.clear();
+  return r;
+}
+
+net::HttpResponse VaultHandler::HandleSealStatus() {
+  auto status = core_.SealStatus();
+  if (!status.ok()) return ErrorResponse(status.status());
+  return internal::JsonResponse(200, SealStatusJson(*status, options_));
+}
+
+net::HttpResponse VaultHandler::HandleInit(Request& req) {
+  if (req.method == "GET") {
+    auto status = core_.SealStatus();
+    if (!status.ok()) return ErrorResponse(status.status());
+    return internal::JsonResponse(200, json::object{{"initialized", status->initialized}});
+  }
+  if (req.method != "PUT") return ErrorResponse(405, "unsupported operation");
+  auto body = internal::ParseBody(req.http.body);
+  if (!body.ok()) return ErrorResponse(body.status());
+  auto shares = internal::GetInt(*body, "secret_shares");
+  auto threshold = internal::GetInt(*body, "secret_threshold");
+  if (!shares.ok()) return ErrorResponse(shares.status());
+  if (!threshold.ok()) return ErrorResponse(threshold.status());
+  int n = static_cast<int>(shares->value_or(5));
+  int t = static_cast<int>(threshold->value_or(3));
+  auto result = core_.Initialize(n, t);
+  if (!result.ok()) {
+    if (result.status().code() == absl::StatusCode::kFailedPrecondition) {
+      return ErrorResponse(400, "Vault is already initialized");
+    }
+    return ErrorResponse(result.status());
+  }
+  json::array keys, keys_b64;
+  for (const core::SecureBytes& share : result->shares) {
+    keys.emplace_back(crypto::HexEncode(share.view()));
+    keys_b64.emplace_back(EncodeBase64(share));
+  }
+  spdlog::info("event=initialized shares={} threshold={}", n, t);
+  net::HttpResponse r = internal::JsonResponse(
+      200, json::object{{"keys", keys}, {"keys_base64", keys_b64}, {"root_token", result->root_token}});
+  core::SecureZero(result->root_token);
+  return r;
+}
+
+net::HttpResponse VaultHandler::HandleUnseal(Request& req) {
+  if (req.method != "PUT") return ErrorResponse(405, "unsupported operation");
+  auto body = internal::ParseBody(req.http.body);
+  if (!body.ok()) return ErrorResponse(body.status());
+  auto reset = internal::GetBool(*body, "reset");
+  auto key = internal::GetString(*body, "key");
+  if (!reset.ok()) return ErrorResponse(reset.status());
+  if (!key.ok()) return ErrorResponse(key.status());
+  if (reset->value_or(false)) {
+    core_.ResetUnsealProgress();
+    return HandleSealStatus();
+  }
+  if (!key->has_value() || (*key)->empty()) {
+    return ErrorResponse(400, "'key' must be specified in request body as JSON, or 'reset' set to true");
+  }
+  auto status = core_.SubmitUnsealShare(**key);
+  core::SecureZero(**key);
+  if (!status.ok()) return ErrorResponse(status.status());
+  if (!status->sealed) spdlog::info("event=unsealed");
+  return internal::JsonResponse(200, SealStatusJson(*status, options_));
+}
+
+net::HttpResponse VaultHandler::HandleSys(Request& req) {
+  const std::string& p = req.path;
+  bool is_root = std::find(req.token->policies.begin(), req.token->policies.end(), "root") !=
+                 req.token->policies.end();
+  if (PathIs(p, "sys/seal")) {
+    if (req.method != "PUT") return ErrorResponse(405, "unsupported operation");
+    if (!is_root) return ErrorResponse(403, "permission denied");
+    core_.Seal();
+    spdlog::info("event=sealed request_id={}", req.request_id());
+    return internal::NoContent();
+  }
+  if (PathIs(p, "sys/rotate")) {
+    if (req.method != "PUT") return ErrorResponse(405, "unsupported operation");
+    if (!is_root) return ErrorResponse(403, "permission denied");
+    auto status = core_.barrier().Rotate();
+    if (!status.ok()) return ErrorResponse(status.status());
+    spdlog::info("event=keyring_rotated term={}", status->term);
+    return internal::NoContent();
+  }
+  if (PathIs(p, "sys/key-status")) {
+    if (req.method != "GET") return ErrorResponse(405, "unsupported operation");
+    auto status = core_.barrier().Status();
+    if (!status.ok()) return ErrorResponse(status.status());
+    json::object data{{"term", status->term},
+                      {"install_time", core::FormatRfc3339Nanos(status->install_time)},
+                      {"encryptions", status->encryptions}};
+    return internal::Envelope(req.request_id(), data, nullptr, "system", true);
+  }
+  if (PathIs(p, "sys/mounts") || absl::StartsWith(p, "sys/mounts/")) return HandleMounts(req);
+  if (PathIs(p, "sys/internal/ui/mounts") || absl::StartsWith(p, "sys/internal/ui/mounts/")) {
+    return HandleUiMounts(req);
+  }
+  return ErrorResponse(404, absl::StrCat("unsupported path \"", p, "\""));
+}
+
+}  // namespace ward::api

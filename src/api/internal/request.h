@@ -1,0 +1,35 @@
+#pragma once
+
+// The parsed form of one API request, shared by the route files. Private to src/api.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "api/core.h"
+#include "api/internal/json.h"
+#include "auth/token_store.h"
+#include "net/http.h"
+
+namespace ward::api::internal {
+
+struct Request {
+  const net::HttpRequest& http;
+  std::string method;                        // GET, PUT (POST folds into PUT), PATCH, DELETE, LIST, HEAD
+  std::string path;                          // after "/v1/", no leading slash
+  std::map<std::string, std::string> query;  // decoded
+  std::shared_ptr<const UnsealedState> state;
+  std::optional<auth::TokenEntry> token;     // set once authenticated
+  std::string client_token;                  // the raw token; zeroed when the request ends
+
+  ~Request();
+  std::string_view request_id() const { return http.request_id; }
+  // The query parameter `name`, or "" if absent.
+  std::string Query(const std::string& name) const {
+    auto it = query.find(name);
+    return it == query.end() ? "" : it->second;
+  }
+};
+
+}  // namespace ward::api::internal

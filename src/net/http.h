@@ -1,0 +1,50 @@
+#pragma once
+
+// The HTTP request and response types shared by Ward's server, client and API layer. Plain
+// data with no Boost types, so code above `net` never includes Asio or Beast.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ward::net {
+
+// One parsed HTTP request, as handed to a Handler.
+struct HttpRequest {
+  std::string method;  // as sent: "GET", "POST", "LIST", ...
+  std::string target;  // raw request target including the query: "/v1/secret/data/a?version=2"
+  // Header fields in arrival order; names lower-cased, values as sent. A name may repeat.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string remote_address;  // the peer's IP address as text ("127.0.0.1", "::1")
+  uint16_t remote_port = 0;    // the peer's TCP port
+  std::string request_id;      // a random UUID the server generated for this request
+
+  // Returns the value of the first header named `lower_name` (which must be lower-case), or ""
+  // if there is none. The view is valid while this request is alive and unchanged.
+  std::string_view Header(std::string_view lower_name) const;
+};
+
+// A response produced by a Handler (server side) or received by HttpClient (client side).
+struct HttpResponse {
+  int status = 200;
+  // Header fields to send (or as received; names lower-cased on the client side). On the
+  // server, Content-Length, Connection and Transfer-Encoding are set by the server and any
+  // the handler supplies are ignored.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  // Returns the value of the first header whose name equals `name` ignoring ASCII case, or ""
+  // if there is none.
+  std::string_view Header(std::string_view name) const;
+};
+
+// Serves one request. Called on a worker thread, possibly concurrently with other calls, so it
+// must be thread-safe; it may block (storage fsync, key generation). It should not throw: an
+// exception is caught by the server and answered with 500.
+using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+}  // namespace ward::net

@@ -1,0 +1,626 @@
+#include "net/http_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/log.h"
+#include "core/status_macros.h"
+#include "core/strings.h"
+#include "crypto/random.h"
+#include "net/tls.h"
+
+namespace ward::net {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using Stream = beast::ssl_stream<beast::tcp_stream>;
+using Clock = std::chrono::steady_clock;
+
+// How much to read at once while waiting for the first byte of a request.
+constexpr size_t kReadChunk = 16 * 1024;
+// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
+// How long to wait for the peer's close_notify after we sent ours.
+constexpr auto kTlsCloseTimeout = std::chrono::seconds(2);
+
+constexpr char kJson[] = "application/json";
+constexpr char kBodyTooLarge[] = R"({"errors":["http: request body too large"]})";
+constexpr char kHeaderTooLarge[] = R"({"errors":["http: request header too large"]})";
+constexpr char kMalformed[] = R"({"errors":["http: malformed request"]})";
+constexpr char kInternalError[] = R"({"errors":["internal error"]})";
+
+auto ToChrono(absl::Duration d) { return absl::ToChronoNanoseconds(d); }
+
+// What a connection does after one request.
+enum class Next { kNextRequest, kClose, kDrop };
+
+std::string AddressText(const asio::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).to_string();
+  }
+  return address.to_string();
+}
+
+// RFC 9110 token characters, the only ones allowed in a field name.
+bool IsFieldName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) continue;
+    if (std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+bool IsFieldValue(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+// Headers the server itself controls; a handler's copies are dropped.
+bool IsFramingHeader(std::string_view name) {
+  return absl::EqualsIgnoreCase(core::ToAbsl(name), "content-length") ||
+         absl::EqualsIgnoreCase(core::ToAbsl(name), "transfer-encoding") ||
+         absl::EqualsIgnoreCase(core::ToAbsl(name), "connection");
+}
+
+HttpResponse JsonError(int status, std::string_view body) {
+  HttpResponse response;
+  response.status = status;
+  response.headers.emplace_back("Content-Type", kJson);
+  response.body = std::string(body);
+  return response;
+}
+
+// Converts a handler's response into a Beast message: always Content-Length (except where
+// HTTP forbids a body), Connection per `keep_alive`, no body for HEAD.
+http::response<http::string_body> ToBeast(HttpResponse response, unsigned version,
+                                          bool keep_alive, bool head,
+                                          std::string_view request_id) {
+  if (response.status < 200 || response.status > 999) {
+    spdlog::error("request_id={} handler returned invalid status {}", request_id,
+                  response.status);
+    response = JsonError(500, kInternalError);
+  }
+  http::response<http::string_body> res;
+  res.version(version);
+  res.result(static_cast<unsigned>(response.status));
+  if (res.result() == http::status::unknown) res.reason("Unknown");
+  for (const auto& [name, value] : response.headers) {
+    if (IsFramingHeader(name)) continue;
+    if (!IsFieldName(name) || !IsFieldValue(value)) {
+      spdlog::error("request_id={} handler returned an invalid header field; dropped", request_id);
+      continue;
+    }
+    res.insert(name, value);
+  }
+  res.keep_alive(keep_alive);
+  const bool body_forbidden = response.status == 204 || response.status == 304;
+  if (!body_forbidden) {
+    res.content_length(response.body.size());
+    if (!head) res.body() = std::move(response.body);
+  }
+  return res;
+}
+
+std::string Text(beast::string_view s) { return std::string(s.data(), s.size()); }
+
+}  // namespace
+
+struct HttpServer::Runtime {
+  // What Shutdown needs to reach a connection. The session coroutine owns the stream; this
+  // only points at it while it is alive.
+  struct Connection {
+    explicit Connection(asio::any_io_executor strand) : executor(std::move(strand)) {}
+    const asio::any_io_executor executor;  // the connection's strand
+    // Accessed only on `executor`.
+    beast::tcp_stream* tcp = nullptr;
+    // True while waiting for the first byte of a request (or during the TLS handshake or the
+    // closing handshake): Shutdown may close the connection then without losing a request.
+    bool idle = true;
+  };
+
+  // Unregisters a connection when its session coroutine ends (or its frame is destroyed).
+  class Registration {
+   public:
+    Registration(Runtime& runtime, uint64_t id) : runtime_(runtime), id_(id) {}
+    ~Registration() { runtime_.Unregister(id_); }
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+
+   private:
+    Runtime& runtime_;
+    const uint64_t id_;
+  };
+
+  struct Counters {
+    std::atomic<uint64_t> connections_accepted{0};
+    std::atomic<uint64_t> connections_active{0};
+    std::atomic<uint64_t> tls_handshake_failures{0};
+    std::atomic<uint64_t> responses{0};
+    std::atomic<uint64_t> header_too_large{0};
+    std::atomic<uint64_t> body_too_large{0};
+    std::atomic<uint64_t> malformed_requests{0};
+    std::atomic<uint64_t> read_timeouts{0};
+    std::atomic<uint64_t> handler_exceptions{0};
+  };
+
+  Runtime(HttpServerOptions opts, Handler h, std::shared_ptr<const TlsContext> tls_context,
+          int io_thread_count, int worker_thread_count)
+      : options(std::move(opts)),
+        handler(std::move(h)),
+        tls(std::move(tls_context)),
+        ioc(io_thread_count),
+        ssl_ctx(AddRef(tls->native_handle())),
+        acceptor(asio::make_strand(ioc)),
+        workers(static_cast<size_t>(worker_thread_count)),
+        io_threads_wanted(io_thread_count) {}
+
+  ~Runtime() { Shutdown(absl::ZeroDuration()); }
+
+  static SSL_CTX* AddRef(SSL_CTX* ctx) {
+    SSL_CTX_up_ref(ctx);  // asio::ssl::context takes ownership of one reference
+    return ctx;
+  }
+
+  absl::Status Listen(const tcp::endpoint& endpoint);
+  void Start();
+  void Shutdown(absl::Duration deadline);
+  HttpServerStats Stats() const;
+
+  asio::awaitable<void> AcceptLoop();
+  asio::awaitable<void> Session(std::shared_ptr<Connection> conn, uint64_t id, tcp::socket socket);
+  asio::awaitable<void> Serve(Connection& conn, tcp::socket socket);
+  asio::awaitable<Next> ServeRequest(Stream& stream, beast::flat_buffer& buffer,
+                                     const std::string& remote_address, uint16_t remote_port);
+  asio::awaitable<bool> Write(Stream& stream, http::response<http::string_body>& res);
+  HttpResponse Invoke(const HttpRequest& request);
+  // The response for a request the parser rejected, or nullopt if nothing should be sent
+  // (the peer went away or was too slow). Counts the outcome.
+  std::optional<HttpResponse> Rejection(const beast::error_code& ec);
+
+  std::shared_ptr<Connection> Register(asio::any_io_executor executor, uint64_t& id);
+  void Unregister(uint64_t id);
+  // Closes every registered connection, or only the idle ones.
+  void CloseConnections(bool idle_only);
+  void RunLoop();
+
+  const HttpServerOptions options;
+  const Handler handler;
+  const std::shared_ptr<const TlsContext> tls;
+  asio::io_context ioc;
+  asio::ssl::context ssl_ctx;
+  tcp::acceptor acceptor;  // its executor is a strand; used only there once started
+  asio::thread_pool workers;
+  const int io_threads_wanted;
+  uint16_t bound_port = 0;              // set by Listen
+  std::vector<std::thread> io_threads;  // written by Start, joined by Shutdown
+  std::atomic<bool> stopping{false};    // set (under mu) when Shutdown begins
+  Counters counters;
+
+  mutable absl::Mutex mu;
+  bool started ABSL_GUARDED_BY(mu) = false;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+  uint64_t next_id ABSL_GUARDED_BY(mu) = 0;
+  std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections ABSL_GUARDED_BY(mu);
+};
+
+absl::Status HttpServer::Runtime::Listen(const tcp::endpoint& endpoint) {
+  const std::string where =
+      absl::StrCat(AddressText(endpoint.address()), ":", endpoint.port());
+  beast::error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec == asio::error::address_in_use) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", where, ": ", ec.message()));
+  }
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot listen on ", where, ": ", ec.message()));
+  }
+  const tcp::endpoint local = acceptor.local_endpoint(ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read the bound address of ", where, ": ", ec.message()));
+  }
+  bound_port = local.port();
+  return absl::OkStatus();
+}
+
+void HttpServer::Runtime::Start() {
+  absl::MutexLock lock(&mu);
+  if (started || shut_down) return;
+  started = true;
+  asio::co_spawn(acceptor.get_executor(), AcceptLoop(), [](std::exception_ptr e) {
+    if (e) spdlog::error("http accept loop ended by an exception");
+  });
+  for (int i = 0; i < io_threads_wanted; ++i) io_threads.emplace_back([this] { RunLoop(); });
+}
+
+void HttpServer::Runtime::RunLoop() {
+  for (;;) {
+    try {
+      ioc.run();
+      return;
+    } catch (const std::exception& e) {
+      // Sessions catch their own exceptions; this is a last line of defence.
+      spdlog::error("http event loop: unexpected exception: {}", e.what());
+    }
+  }
+}
+
+void HttpServer::Runtime::Shutdown(absl::Duration deadline) {
+  bool was_started;
+  {
+    absl::MutexLock lock(&mu);
+    if (shut_down) return;
+    shut_down = true;
+    was_started = started;
+    stopping.store(true);
+  }
+  if (was_started) {
+    asio::post(acceptor.get_executor(), [this] {
+      beast::error_code ec;
+      acceptor.close(ec);
+    });
+  } else {
+    beast::error_code ec;
+    acceptor.close(ec);
+  }
+  CloseConnections(/*idle_only=*/true);
+  bool drained;
+  {
+    absl::MutexLock lock(&mu);
+    drained = mu.AwaitWithTimeout(absl::Condition(
+                                      +[](std::unordered_map<uint64_t, std::shared_ptr<Connection>>*
+                                              c) { return c->empty(); },
+                                      &connections),
+                                  std::max(deadline, absl::ZeroDuration()));
+  }
+  if (!drained) CloseConnections(/*idle_only=*/false);
+  // The event loops end once every session has ended, which for a session waiting on its
+  // handler means once the handler returns; the worker pool keeps running until then.
+  for (std::thread& t : io_threads) t.join();
+  io_threads.clear();
+  workers.join();
+}
+
+HttpServerStats HttpServer::Runtime::Stats() const {
+  HttpServerStats s;
+  s.connections_accepted = counters.connections_accepted.load();
+  s.connections_active = counters.connections_active.load();
+  s.tls_handshake_failures = counters.tls_handshake_failures.load();
+  s.responses = counters.responses.load();
+  s.header_too_large = counters.header_too_large.load();
+  s.body_too_large = counters.body_too_large.load();
+  s.malformed_requests = counters.malformed_requests.load();
+  s.read_timeouts = counters.read_timeouts.load();
+  s.handler_exceptions = counters.handler_exceptions.load();
+  return s;
+}
+
+std::shared_ptr<HttpServer::Runtime::Connection> HttpServer::Runtime::Register(
+    asio::any_io_executor executor, uint64_t& id) {
+  absl::MutexLock lock(&mu);
+  if (stopping.load()) return nullptr;
+  id = next_id++;
+  auto conn = std::make_shared<Connection>(std::move(executor));
+  connections.emplace(id, conn);
+  counters.connections_accepted.fetch_add(1);
+  counters.connections_active.fetch_add(1);
+  return conn;
+}
+
+void HttpServer::Runtime::Unregister(uint64_t id) {
+  absl::MutexLock lock(&mu);
+  connections.erase(id);
+  counters.connections_active.fetch_sub(1);
+}
+
+void HttpServer::Runtime::CloseConnections(bool idle_only) {
+  std::vector<std::shared_ptr<Connection>> snapshot;
+  {
+    absl::MutexLock lock(&mu);
+    for (const auto& [id, conn] : connections) snapshot.push_back(conn);
+  }
+  for (auto& conn : snapshot) {
+    asio::post(conn->executor, [conn, idle_only] {
+      if (conn->tcp != nullptr && (conn->idle || !idle_only)) conn->tcp->close();
+    });
+  }
+}
+
+asio::awaitable<void> HttpServer::Runtime::AcceptLoop() {
+  asio::steady_timer retry(acceptor.get_executor());
+  while (acceptor.is_open()) {
+    asio::any_io_executor strand = asio::make_strand(ioc);
+    beast::error_code ec;
+    tcp::socket socket =
+        co_await acceptor.async_accept(strand, asio::redirect_error(asio::use_awaitable, ec));
+    if (!acceptor.is_open() || ec == asio::error::operation_aborted) break;
+    if (ec) {
+      // Out of descriptors or memory, or the peer gave up before we accepted: keep serving.
+      spdlog::warn("http accept failed: {}", ec.message());
+      retry.expires_after(kAcceptRetryDelay);
+      co_await retry.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    uint64_t id = 0;
+    std::shared_ptr<Connection> conn = Register(strand, id);
+    if (conn == nullptr) break;  // shutting down; the socket closes as it goes out of scope
+    asio::co_spawn(strand, Session(std::move(conn), id, std::move(socket)),
+                   [](std::exception_ptr) {});
+  }
+}
+
+asio::awaitable<void> HttpServer::Runtime::Session(std::shared_ptr<Connection> conn, uint64_t id,
+                                                   tcp::socket socket) {
+  Registration registration(*this, id);
+  try {
+    co_await Serve(*conn, std::move(socket));
+  } catch (const std::exception& e) {
+    // The edge of the connection: whatever a library threw ends this connection only.
+    spdlog::warn("http connection ended by an exception: {}", e.what());
+  }
+  conn->tcp = nullptr;
+}
+
+asio::awaitable<void> HttpServer::Runtime::Serve(Connection& conn, tcp::socket socket) {
+  if (stopping.load()) co_return;
+  beast::error_code ec;
+  std::string remote_address;
+  uint16_t remote_port = 0;
+  const tcp::endpoint remote = socket.remote_endpoint(ec);
+  if (!ec) {
+    remote_address = AddressText(remote.address());
+    remote_port = remote.port();
+  }
+  Stream stream(std::move(socket), ssl_ctx);
+  beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
+  conn.tcp = &tcp;
+  // Clear the pointer before `stream` dies, even when unwinding.
+  struct Unpublish {
+    Connection& conn;
+    ~Unpublish() { conn.tcp = nullptr; }
+  } unpublish{conn};
+
+  tcp.expires_after(ToChrono(options.handshake_timeout));
+  co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    counters.tls_handshake_failures.fetch_add(1);
+    spdlog::debug("http TLS handshake with {}:{} failed: {}", remote_address, remote_port,
+                  ec.message());
+    tcp.close();
+    co_return;
+  }
+
+  beast::flat_buffer buffer;
+  Next next = Next::kDrop;
+  for (;;) {
+    conn.idle = true;
+    if (stopping.load()) break;
+    if (buffer.size() == 0) {
+      tcp.expires_after(ToChrono(options.idle_timeout));
+      const size_t n = co_await stream.async_read_some(
+          buffer.prepare(kReadChunk), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;  // idle timeout, peer closed, or Shutdown closed an idle connection
+      buffer.commit(n);
+    }
+    conn.idle = false;
+    next = co_await ServeRequest(stream, buffer, remote_address, remote_port);
+    if (next != Next::kNextRequest) break;
+  }
+  conn.idle = true;
+  if (next == Next::kClose && !stopping.load()) {
+    // Send close_notify and give the peer a moment to read the response and answer.
+    tcp.expires_after(kTlsCloseTimeout);
+    co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  tcp.close();
+}
+
+asio::awaitable<Next> HttpServer::Runtime::ServeRequest(Stream& stream,
+                                                        beast::flat_buffer& buffer,
+                                                        const std::string& remote_address,
+                                                        uint16_t remote_port) {
+  const Clock::time_point start = Clock::now();
+  beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
+  beast::error_code ec;
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(static_cast<uint32_t>(
+      std::min<size_t>(options.header_limit, std::numeric_limits<uint32_t>::max())));
+  parser.body_limit(static_cast<uint64_t>(options.body_limit));
+
+  // One deadline for the whole request, headers and body.
+  tcp.expires_after(ToChrono(options.read_timeout));
+  co_await http::async_read_header(stream, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec && !parser.is_done() && parser.get().version() == 11 &&
+      absl::EqualsIgnoreCase(core::ToAbsl(Text(parser.get()[http::field::expect])),
+                             "100-continue")) {
+    http::response<http::empty_body> proceed{http::status::continue_, 11};
+    co_await http::async_write(stream, proceed, asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (!ec && !parser.is_done()) {
+    co_await http::async_read(stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  absl::StatusOr<std::string> request_id = crypto::RandomUuid();
+  if (!request_id.ok()) {
+    spdlog::error("http: cannot generate a request id: {}", request_id.status().ToString());
+    request_id = std::string();
+  }
+
+  if (ec) {
+    std::optional<HttpResponse> rejection = Rejection(ec);
+    if (!rejection.has_value()) co_return Next::kDrop;
+    const int status = rejection->status;
+    auto res = ToBeast(std::move(*rejection), 11, /*keep_alive=*/false, /*head=*/false,
+                       *request_id);
+    const bool written = co_await Write(stream, res);
+    const std::chrono::duration<double, std::milli> ms = Clock::now() - start;
+    spdlog::debug("request_id={} method=- path=- status={} ms={:.3f} remote={}", *request_id,
+                  status, ms.count(), remote_address);
+    co_return written ? Next::kClose : Next::kDrop;
+  }
+
+  http::request<http::string_body>& req = parser.get();
+  HttpRequest request;
+  request.method = Text(req.method_string());
+  request.target = Text(req.target());
+  for (const auto& field : req) {
+    request.headers.emplace_back(absl::AsciiStrToLower(core::ToAbsl(Text(field.name_string()))),
+                                 Text(field.value()));
+  }
+  request.body = std::move(req.body());
+  request.remote_address = remote_address;
+  request.remote_port = remote_port;
+  request.request_id = *request_id;
+  const unsigned version = req.version();
+  const bool head = req.method() == http::verb::head;
+  const bool client_keep_alive = req.keep_alive();
+
+  // The handler may block, so it runs on the worker pool; this coroutine resumes on the
+  // connection's strand when it returns.
+  HttpResponse response = co_await asio::co_spawn(
+      workers,
+      [this, &request]() -> asio::awaitable<HttpResponse> { co_return Invoke(request); },
+      asio::use_awaitable);
+
+  const bool keep_alive = client_keep_alive && !stopping.load();
+  const int status = response.status;
+  auto res = ToBeast(std::move(response), version, keep_alive, head, request.request_id);
+  const bool written = co_await Write(stream, res);
+  const std::string_view target = request.target;
+  const std::chrono::duration<double, std::milli> ms = Clock::now() - start;
+  // The query string may carry secrets (tokens, wrapped values): log the path only.
+  spdlog::debug("request_id={} method={} path={} status={} ms={:.3f} remote={}",
+                request.request_id, request.method, target.substr(0, target.find('?')), status,
+                ms.count(), remote_address);
+  if (!written) co_return Next::kDrop;
+  co_return keep_alive ? Next::kNextRequest : Next::kClose;
+}
+
+asio::awaitable<bool> HttpServer::Runtime::Write(Stream& stream,
+                                                 http::response<http::string_body>& res) {
+  beast::get_lowest_layer(stream).expires_after(ToChrono(options.write_timeout));
+  beast::error_code ec;
+  co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return false;
+  counters.responses.fetch_add(1);
+  co_return true;
+}
+
+HttpResponse HttpServer::Runtime::Invoke(const HttpRequest& request) {
+  try {
+    return handler(request);
+  } catch (const std::exception& e) {
+    spdlog::error("request_id={} handler threw: {}", request.request_id, e.what());
+  } catch (...) {
+    spdlog::error("request_id={} handler threw a non-standard exception", request.request_id);
+  }
+  counters.handler_exceptions.fetch_add(1);
+  return JsonError(500, kInternalError);
+}
+
+std::optional<HttpResponse> HttpServer::Runtime::Rejection(const beast::error_code& ec) {
+  if (ec == http::error::header_limit) {
+    counters.header_too_large.fetch_add(1);
+    return JsonError(431, kHeaderTooLarge);
+  }
+  if (ec == http::error::body_limit) {
+    counters.body_too_large.fetch_add(1);
+    return JsonError(413, kBodyTooLarge);
+  }
+  if (ec == beast::error::timeout) {
+    counters.read_timeouts.fetch_add(1);
+    return std::nullopt;
+  }
+  if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
+    return std::nullopt;  // the peer closed mid-request
+  }
+  if (ec.category() == beast::error_code(http::error::bad_method).category()) {
+    counters.malformed_requests.fetch_add(1);
+    return JsonError(400, kMalformed);
+  }
+  return std::nullopt;  // a transport or TLS error: nobody to answer
+}
+
+HttpServer::HttpServer(std::unique_ptr<Runtime> runtime) : runtime_(std::move(runtime)) {}
+
+HttpServer::~HttpServer() { runtime_->Shutdown(absl::ZeroDuration()); }
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options,
+                                                               Handler handler) {
+  if (handler == nullptr) return absl::InvalidArgumentError("http server: no handler");
+  if (options.header_limit == 0 || options.body_limit == 0) {
+    return absl::InvalidArgumentError("http server: header and body limits must be positive");
+  }
+  if (options.read_timeout <= absl::ZeroDuration() ||
+      options.write_timeout <= absl::ZeroDuration() ||
+      options.idle_timeout <= absl::ZeroDuration() ||
+      options.handshake_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("http server: timeouts must be positive");
+  }
+  if (options.io_threads < 0 || options.worker_threads < 0) {
+    return absl::InvalidArgumentError("http server: thread counts must not be negative");
+  }
+  beast::error_code ec;
+  const asio::ip::address address = asio::ip::make_address(options.address, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("http server: \"", options.address, "\" is not an IP address"));
+  }
+  WARD_ASSIGN_OR_RETURN(std::shared_ptr<const TlsContext> tls,
+                        TlsContext::CreateServer(options.tls_cert_file, options.tls_key_file));
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int io_threads = options.io_threads > 0 ? options.io_threads : cores;
+  const int worker_threads = options.worker_threads > 0 ? options.worker_threads : 2 * cores;
+  const uint16_t port = options.port;
+  auto runtime = std::make_unique<Runtime>(std::move(options), std::move(handler),
+                                           std::move(tls), io_threads, worker_threads);
+  WARD_RETURN_IF_ERROR(runtime->Listen(tcp::endpoint(address, port)));
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(runtime)));
+}
+
+uint16_t HttpServer::port() const { return runtime_->bound_port; }
+
+void HttpServer::Start() { runtime_->Start(); }
+
+void HttpServer::Shutdown(absl::Duration deadline) { runtime_->Shutdown(deadline); }
+
+HttpServerStats HttpServer::Stats() const { return runtime_->Stats(); }
+
+}  // namespace ward::net

@@ -1,0 +1,98 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "net/http.h"
+
+namespace ward::net {
+
+struct HttpServerOptions {
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal to bind ("0.0.0.0", "::")
+  uint16_t port = 8200;                // 0 = an ephemeral port; see HttpServer::port()
+  std::string tls_cert_file;           // PEM chain, leaf first
+  std::string tls_key_file;            // PEM private key, unencrypted
+  size_t header_limit = 16 * 1024;       // request line + header fields; bigger -> 431
+  size_t body_limit = 32 * 1024 * 1024;  // request body; bigger -> 413 {"errors":[...]}
+  // Deadline for one whole request (headers and body) from its first byte: slow clients are cut.
+  absl::Duration read_timeout = absl::Seconds(30);
+  // Deadline for writing one response.
+  absl::Duration write_timeout = absl::Seconds(30);
+  // How long a keep-alive connection may wait for the first byte of its next request.
+  absl::Duration idle_timeout = absl::Seconds(60);
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  int io_threads = 0;      // event loop threads; 0 = hardware concurrency
+  int worker_threads = 0;  // threads that run the handler (it may block); 0 = 2 * cores
+};
+
+// Counters since the server was created. Each is read atomically, not all together.
+struct HttpServerStats {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_active = 0;
+  uint64_t tls_handshake_failures = 0;  // including handshake timeouts
+  uint64_t responses = 0;               // responses written, any status
+  uint64_t header_too_large = 0;        // requests answered 431
+  uint64_t body_too_large = 0;          // requests answered 413
+  uint64_t malformed_requests = 0;      // requests answered 400 by the parser
+  uint64_t read_timeouts = 0;           // requests cut off by read_timeout
+  uint64_t handler_exceptions = 0;      // handler calls that threw (answered 500)
+};
+
+// Ward's HTTPS/1.1 server (HTTP/1.0 also accepted). One coroutine per connection on a pool of
+// event loop threads; keep-alive; the handler runs on a separate worker pool so it may block.
+// Every read, write and handshake has a deadline. Requests whose headers exceed header_limit
+// get 431, bodies over body_limit get 413, unparseable requests 400; each of those closes the
+// connection. Failures caused by clients are counted (Stats) and never stop the server.
+//
+// Each request gets a request id (a random UUID) and is logged at debug level as
+// "request_id=... method=... path=... status=... ms=..." (the path without its query string).
+//
+// Thread-safe: port(), Stats() and Shutdown() may be called from any thread, but not from
+// inside the handler.
+class HttpServer {
+ public:
+  // Loads the TLS certificate and key and binds and listens on address:port, so port() is
+  // known, but serves nothing until Start(). `handler` is called for every request.
+  // Errors: kInvalidArgument if the options are invalid or the certificate or key cannot be
+  //         used (the message names the file);
+  //         kUnavailable if the address is already in use (retrying later may succeed);
+  //         kFailedPrecondition if the address cannot be bound for another reason (not a local
+  //         address, permission denied, ...).
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Create(HttpServerOptions options,
+                                                            Handler handler);
+
+  // Shuts down with a zero deadline (see Shutdown) if that has not been done.
+  ~HttpServer();
+
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // The bound port (the ephemeral one if options.port was 0).
+  uint16_t port() const;
+
+  // Starts the event loop threads and accepting connections. Later calls do nothing.
+  void Start();
+
+  // Graceful stop: stops accepting, closes idle keep-alive connections, lets requests in
+  // flight finish and deliver their responses (with "Connection: close") for up to `deadline`,
+  // then closes every remaining connection and joins the threads. A handler still running
+  // after the deadline cannot be interrupted: Shutdown waits for it and discards its response.
+  // Later calls return at once. REQUIRES: not called from the handler.
+  void Shutdown(absl::Duration deadline);
+
+  HttpServerStats Stats() const;
+
+ private:
+  // The implementation, private to http_server.cc: it holds the Asio objects.
+  struct Runtime;
+
+  explicit HttpServer(std::unique_ptr<Runtime> runtime);
+
+  std::unique_ptr<Runtime> runtime_;
+};
+
+}  // namespace ward::net

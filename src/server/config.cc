@@ -1,0 +1,173 @@
+#include "server/config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "core/strings.h"
+#include "core/time_format.h"
+
+namespace ward::server {
+namespace {
+
+absl::Status FieldError(std::string_view field, std::string_view message) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(core::ToAbsl(field), ": ", core::ToAbsl(message)));
+}
+
+// Checks that `node` is a map holding only `allowed` keys.
+absl::Status CheckKeys(const YAML::Node& node, std::string_view field,
+                       const std::set<std::string>& allowed) {
+  if (!node.IsMap()) return FieldError(field.empty() ? "config" : field, "must be a mapping");
+  for (const auto& kv : node) {
+    std::string key = kv.first.as<std::string>();
+    if (allowed.count(key) == 0) {
+      std::string name = field.empty() ? key : absl::StrCat(core::ToAbsl(field), ".", key);
+      return FieldError(name, "unknown field");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Scalar(const YAML::Node& node, std::string_view field) {
+  if (!node.IsScalar()) return FieldError(field, "must be a string");
+  return node.as<std::string>();
+}
+
+absl::StatusOr<absl::Duration> Duration(const YAML::Node& node, std::string_view field) {
+  auto text = Scalar(node, field);
+  if (!text.ok()) return text.status();
+  auto d = core::ParseVaultDuration(*text, field);
+  if (!d.ok()) return d.status();
+  if (*d <= absl::ZeroDuration()) return FieldError(field, "must be positive");
+  return *d;
+}
+
+absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
+  Config c;
+  if (!root || root.IsNull()) return FieldError("config", "empty document");
+  if (auto s = CheckKeys(root, "", {"listener", "storage", "seal", "log_level", "shutdown_grace"});
+      !s.ok()) {
+    return s;
+  }
+  const YAML::Node listener = root["listener"];
+  if (!listener) return FieldError("listener", "required");
+  if (auto s = CheckKeys(listener, "listener",
+                         {"address", "tls_cert_file", "tls_key_file", "max_request_size",
+                          "read_timeout", "idle_timeout"});
+      !s.ok()) {
+    return s;
+  }
+  if (listener["address"]) {
+    auto v = Scalar(listener["address"], "listener.address");
+    if (!v.ok()) return v.status();
+    c.listener.address = *v;
+  }
+  if (auto hp = SplitHostPort(c.listener.address, "listener.address"); !hp.ok()) return hp.status();
+  for (auto [key, target] : {std::pair{"tls_cert_file", &c.listener.tls_cert_file},
+                             std::pair{"tls_key_file", &c.listener.tls_key_file}}) {
+    std::string field = absl::StrCat("listener.", key);
+    if (!listener[key]) return FieldError(field, "required");
+    auto v = Scalar(listener[key], field);
+    if (!v.ok()) return v.status();
+    if (v->empty()) return FieldError(field, "required");
+    *target = *v;
+  }
+  if (listener["max_request_size"]) {
+    auto v = Scalar(listener["max_request_size"], "listener.max_request_size");
+    if (!v.ok()) return v.status();
+    auto n = core::ParseInt64(*v);
+    if (!n || *n <= 0) return FieldError("listener.max_request_size", "must be a positive integer");
+    c.listener.max_request_size = static_cast<size_t>(*n);
+  }
+  if (listener["read_timeout"]) {
+    auto d = Duration(listener["read_timeout"], "listener.read_timeout");
+    if (!d.ok()) return d.status();
+    c.listener.read_timeout = *d;
+  }
+  if (listener["idle_timeout"]) {
+    auto d = Duration(listener["idle_timeout"], "listener.idle_timeout");
+    if (!d.ok()) return d.status();
+    c.listener.idle_timeout = *d;
+  }
+
+  const YAML::Node storage = root["storage"];
+  if (!storage) return FieldError("storage", "required");
+  if (auto s = CheckKeys(storage, "storage", {"path"}); !s.ok()) return s;
+  if (!storage["path"]) return FieldError("storage.path", "required");
+  auto path = Scalar(storage["path"], "storage.path");
+  if (!path.ok()) return path.status();
+  if (path->empty()) return FieldError("storage.path", "required");
+  c.storage.path = *path;
+
+  if (const YAML::Node seal = root["seal"]) {
+    if (auto s = CheckKeys(seal, "seal", {"type"}); !s.ok()) return s;
+    if (seal["type"]) {
+      auto t = Scalar(seal["type"], "seal.type");
+      if (!t.ok()) return t.status();
+      if (*t != "shamir") return FieldError("seal.type", "only \"shamir\" is supported");
+      c.seal.type = *t;
+    }
+  }
+  if (root["log_level"]) {
+    auto v = Scalar(root["log_level"], "log_level");
+    if (!v.ok()) return v.status();
+    if (!core::IsValidLogLevel(*v)) {
+      return FieldError("log_level", "must be one of trace, debug, info, warn, error, off");
+    }
+    c.log_level = *v;
+  }
+  if (root["shutdown_grace"]) {
+    auto d = Duration(root["shutdown_grace"], "shutdown_grace");
+    if (!d.ok()) return d.status();
+    c.shutdown_grace = *d;
+  }
+  return c;
+}
+
+}  // namespace
+
+absl::StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view address,
+                                                              std::string_view field) {
+  std::string_view host, port;
+  if (!address.empty() && address.front() == '[') {
+    size_t close = address.find(']');
+    if (close == std::string_view::npos || close + 1 >= address.size() || address[close + 1] != ':') {
+      return FieldError(field, "must be host:port");
+    }
+    host = address.substr(1, close - 1);
+    port = address.substr(close + 2);
+  } else {
+    size_t colon = address.rfind(':');
+    if (colon == std::string_view::npos) return FieldError(field, "must be host:port");
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
+  }
+  auto n = core::ParseInt64(port);
+  if (host.empty() || !n || *n < 0 || *n > 65535) return FieldError(field, "must be host:port");
+  return std::pair<std::string, uint16_t>(std::string(host), static_cast<uint16_t>(*n));
+}
+
+absl::StatusOr<Config> ParseConfig(std::string_view yaml_text) {
+  try {
+    return ParseNode(YAML::Load(std::string(yaml_text)));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: invalid YAML at line ", e.mark.line + 1, ", column ",
+                     e.mark.column + 1, ": ", e.msg));
+  }
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str());
+}
+
+}  // namespace ward::server

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace ward::server {
+
+// `listener:` in ward.yaml.
+struct ListenerConfig {
+  std::string address = "127.0.0.1:8200";  // host:port; port 0 picks a free port
+  std::string tls_cert_file;               // required: PEM server certificate (chain)
+  std::string tls_key_file;                // required: PEM private key
+  size_t max_request_size = 32 * 1024 * 1024;  // bodies above this get 413
+  absl::Duration read_timeout = absl::Seconds(30);  // headers + body of one request
+  absl::Duration idle_timeout = absl::Seconds(60);  // keep-alive connections
+};
+
+// `storage:` in ward.yaml.
+struct StorageConfig {
+  std::string path;  // required: directory holding ward.db (created 0700 if absent)
+};
+
+// `seal:` in ward.yaml. Only Shamir sealing exists today; shares/threshold are the defaults
+// `ward operator init` proposes.
+struct SealConfig {
+  std::string type = "shamir";
+};
+
+// The whole server configuration (docs/configuration.md).
+struct Config {
+  ListenerConfig listener;
+  StorageConfig storage;
+  SealConfig seal;
+  std::string log_level = "info";
+  absl::Duration shutdown_grace = absl::Seconds(10);  // SIGTERM: drain in-flight requests this long
+};
+
+// Parses and validates a YAML config document. Unknown keys are errors (a typo must not be
+// silently ignored). Errors: kInvalidArgument with a message naming the offending field,
+// e.g. "listener.tls_cert_file: required".
+absl::StatusOr<Config> ParseConfig(std::string_view yaml_text);
+
+// Reads `path` and parses it. Errors: kNotFound/kPermissionDenied reading the file, otherwise
+// as ParseConfig.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// Splits "host:port" ("[::1]:8200" for IPv6). Errors: kInvalidArgument naming `field`.
+absl::StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view address,
+                                                              std::string_view field);
+
+}  // namespace ward::server

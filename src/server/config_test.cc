@@ -1,0 +1,80 @@
+#include "server/config.h"
+
+#include "gtest/gtest.h"
+
+namespace ward::server {
+namespace {
+
+constexpr char kValid[] = R"(
+listener:
+  address: 0.0.0.0:8200
+  tls_cert_file: /etc/ward/server.pem
+  tls_key_file: /etc/ward/server-key.pem
+  max_request_size: 1048576
+  read_timeout: 10s
+storage:
+  path: /var/lib/ward
+seal:
+  type: shamir
+log_level: debug
+)";
+
+TEST(ConfigTest, ParsesAValidConfig) {
+  auto c = ParseConfig(kValid);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listener.address, "0.0.0.0:8200");
+  EXPECT_EQ(c->listener.tls_cert_file, "/etc/ward/server.pem");
+  EXPECT_EQ(c->listener.max_request_size, 1048576u);
+  EXPECT_EQ(c->listener.read_timeout, absl::Seconds(10));
+  EXPECT_EQ(c->storage.path, "/var/lib/ward");
+  EXPECT_EQ(c->log_level, "debug");
+}
+
+// Each broken config must fail with kInvalidArgument and a message naming the field.
+struct BadCase {
+  const char* yaml;
+  const char* field;
+};
+
+class BadConfigTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadConfigTest, NamesTheField) {
+  auto c = ParseConfig(GetParam().yaml);
+  ASSERT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << c.status();
+  EXPECT_NE(std::string(c.status().message()).find(GetParam().field), std::string::npos)
+      << c.status();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fields, BadConfigTest,
+    ::testing::Values(
+        BadCase{"storage: {path: /x}\n", "listener"},
+        BadCase{"listener: {tls_key_file: k}\nstorage: {path: /x}\n", "listener.tls_cert_file"},
+        BadCase{"listener: {tls_cert_file: c}\nstorage: {path: /x}\n", "listener.tls_key_file"},
+        BadCase{"listener: {address: nope, tls_cert_file: c, tls_key_file: k}\nstorage: {path: /x}\n",
+                "listener.address"},
+        BadCase{"listener: {address: 'h:70000', tls_cert_file: c, tls_key_file: k}\nstorage: {path: /x}\n",
+                "listener.address"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k}\n", "storage"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k}\nstorage: {}\n", "storage.path"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k, max_request_size: -1}\nstorage: {path: /x}\n",
+                "listener.max_request_size"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k, read_timeout: soon}\nstorage: {path: /x}\n",
+                "listener.read_timeout"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k}\nstorage: {path: /x}\nseal: {type: awskms}\n",
+                "seal.type"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k}\nstorage: {path: /x}\nlog_level: loud\n",
+                "log_level"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k, tls_cert: c}\nstorage: {path: /x}\n",
+                "listener.tls_cert"},
+        BadCase{"listener: [\n", "line"}));
+
+TEST(ConfigTest, SplitsIpv6HostPort) {
+  auto hp = SplitHostPort("[::1]:8200", "a");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->first, "::1");
+  EXPECT_EQ(hp->second, 8200);
+}
+
+}  // namespace
+}  // namespace ward::server
