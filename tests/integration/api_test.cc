@@ -313,8 +313,8 @@ TEST_F(ApiTest, TokenLifecycle) {
   Reply self = Call(*client_, "GET", "auth/token/lookup-self", token);
   ASSERT_EQ(self.status, 200) << self.body;
   json::value d = Parse(self.body).at("data");
-  EXPECT_EQ(d.at("id"), token);
-  EXPECT_EQ(d.at("accessor"), accessor);
+  EXPECT_EQ(std::string(d.at("id").as_string()), token);
+  EXPECT_EQ(std::string(d.at("accessor").as_string()), accessor);
   EXPECT_EQ(d.at("display_name"), "token-app");
   EXPECT_EQ(d.at("meta").at("team"), "a");
   EXPECT_EQ(d.at("path"), "auth/token/create");
