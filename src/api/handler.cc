@@ -152,7 +152,11 @@ net::HttpResponse VaultHandler::Dispatch(Request& req) {
   // Consume a use only once the request is allowed, as Vault does.
   if (entry->num_uses > 0) {
     auto used = req.state->tokens->Use(req.client_token);
-    if (!used.ok()) return ErrorResponse(403, "permission denied");
+    if (!used.ok()) {
+      return used.status().code() == absl::StatusCode::kNotFound
+                 ? ErrorResponse(403, "permission denied")
+                 : ErrorResponse(used.status());
+    }
     entry = std::move(used);
   }
   req.token = std::move(*entry);

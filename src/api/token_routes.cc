@@ -56,7 +56,7 @@ json::object LookupJson(std::string_view token, const auth::TokenEntry& e, absl:
       {"id", json::string_view(token.data(), token.size())},
       {"issue_time", core::FormatRfc3339Nanos(e.creation_time)},
       {"meta", MetaJson(e.meta)},
-      {"num_uses", e.num_uses},
+      {"num_uses", e.num_uses < 0 ? 0 : e.num_uses},  // -1: this request was the last use
       {"orphan", e.orphan},
       {"path", e.path},
       {"policies", internal::StringsToJson(e.policies)},

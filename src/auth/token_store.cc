@@ -490,7 +490,7 @@ absl::StatusOr<IssuedToken> TokenStore::CreateToken(const TokenEntry* parent_arg
   }
 
   if (!request.id.empty() && !sudo) {
-    return absl::PermissionDeniedError("root or sudo privileges required to specify token id");
+    return absl::InvalidArgumentError("root or sudo privileges required to specify token id");
   }
 
   // Policies, following Vault's handleCreateCommon.
@@ -505,7 +505,7 @@ absl::StatusOr<IssuedToken> TokenStore::CreateToken(const TokenEntry* parent_arg
   } else if (!sudo) {
     policies = SanitizePolicies(request.policies, false);
     if (!IsSubset(SanitizePolicies(parent->policies, false), policies)) {
-      return absl::PermissionDeniedError("child policies must be subset of parent");
+      return absl::InvalidArgumentError("child policies must be subset of parent");
     }
     add_default = !request.no_default_policy && parent->HasPolicy("default");
   } else {
@@ -519,7 +519,7 @@ absl::StatusOr<IssuedToken> TokenStore::CreateToken(const TokenEntry* parent_arg
   }
   const bool root_policy = entry.HasPolicy("root");
   if (root_policy && !(parent.has_value() && parent->IsRoot())) {
-    return absl::PermissionDeniedError(
+    return absl::InvalidArgumentError(
         "root tokens may not be created without parent token being root");
   }
 
@@ -528,7 +528,7 @@ absl::StatusOr<IssuedToken> TokenStore::CreateToken(const TokenEntry* parent_arg
     entry.orphan = true;
   } else if (request.no_parent) {
     if (!sudo) {
-      return absl::PermissionDeniedError("root or sudo privileges required to create orphan token");
+      return absl::InvalidArgumentError("root or sudo privileges required to create orphan token");
     }
     entry.orphan = true;
   } else {

@@ -165,8 +165,9 @@ class TokenStore {
   //  - ttl (default_ttl if unset, none for a "root" token without one) is capped by
   //    explicit_max_ttl and max_ttl and, for a non-orphan child of a non-root parent, by the
   //    parent's remaining ttl; each cap adds a warning.
-  // Errors: kPermissionDenied "child policies must be subset of parent", for root/sudo-only
-  //         requests made without them, or if the parent is no longer valid (revoked, expired);
+  // Errors: kInvalidArgument "child policies must be subset of parent", and for root/sudo-only
+  //         requests made without them (Vault answers these with 400);
+  //         kPermissionDenied if the parent is no longer valid (revoked, expired);
   //         kInvalidArgument for negative ttl, explicit_max_ttl or num_uses, a malformed id, a
   //         use-limited parent, or a non-expiring root token from an expiring parent;
   //         kAlreadyExists if a token with the requested id exists; kInternal if the random

@@ -237,7 +237,7 @@ TEST_F(TokenStoreTest, NonRootParentCanOnlyGrantSubsetOfItsPolicies) {
   CreateTokenRequest wider;
   wider.policies = {"dev", "admin"};
   absl::StatusOr<IssuedToken> denied = store_->CreateToken(&parent.entry, wider);
-  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(denied.status().message(), "child policies must be subset of parent");
 
   // With sudo on the create route the subset rule does not apply...
@@ -250,9 +250,9 @@ TEST_F(TokenStoreTest, NonRootParentCanOnlyGrantSubsetOfItsPolicies) {
   root.policies = {"root"};
   root.caller_has_sudo = true;
   EXPECT_EQ(store_->CreateToken(&parent.entry, root).status().code(),
-            absl::StatusCode::kPermissionDenied);
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->CreateToken(nullptr, root).status().code(),
-            absl::StatusCode::kPermissionDenied);
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(TokenStoreTest, RootParentCanCreateRootChildren) {
@@ -289,7 +289,7 @@ TEST_F(TokenStoreTest, OrphansAndCustomIdsNeedRootOrSudo) {
   CreateTokenRequest no_parent;
   no_parent.no_parent = true;
   EXPECT_EQ(store_->CreateToken(&parent.entry, no_parent).status().code(),
-            absl::StatusCode::kPermissionDenied);
+            absl::StatusCode::kInvalidArgument);
   no_parent.caller_has_sudo = true;
   IssuedToken sudo_orphan = MustCreate(&parent.entry, no_parent);
   EXPECT_TRUE(sudo_orphan.entry.orphan);
@@ -305,7 +305,7 @@ TEST_F(TokenStoreTest, OrphansAndCustomIdsNeedRootOrSudo) {
   CreateTokenRequest with_id;
   with_id.id = "chosen-value";
   EXPECT_EQ(store_->CreateToken(&parent.entry, with_id).status().code(),
-            absl::StatusCode::kPermissionDenied);
+            absl::StatusCode::kInvalidArgument);
   IssuedToken chosen = MustCreate(&root_.entry, with_id);
   EXPECT_EQ(chosen.token, "chosen-value");
   EXPECT_TRUE(store_->Lookup("chosen-value").ok());

@@ -2,10 +2,6 @@
 
 #include <poll.h>
 
-#include <chrono>
-#include <exception>
-#include <optional>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -15,6 +11,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <exception>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -40,17 +39,16 @@ constexpr uint32_t kMaxResponseHeader = 64 * 1024;
 constexpr auto kAbandonGrace = std::chrono::seconds(1);
 
 struct Endpoint {
-  std::string host;         // without IPv6 brackets
-  std::string port;         // decimal
+  std::string host;  // without IPv6 brackets
+  std::string port;  // decimal
   uint16_t port_number = 0;
   std::string host_header;  // the authority as written in the address
 };
 
 absl::StatusOr<Endpoint> ParseAddress(std::string_view address) {
   auto invalid = [&](std::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid server address \"", core::ToAbsl(address), "\": ",
-                     core::ToAbsl(why)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid server address \"", core::ToAbsl(address), "\": ", core::ToAbsl(why)));
   };
   constexpr std::string_view kHttps = "https://";
   if (absl::StartsWithIgnoreCase(core::ToAbsl(address), "http://")) {
@@ -185,8 +183,7 @@ struct HttpClient::Transport {
     buffer.clear();
   }
 
-  Outcome Run(const http::request<http::string_body>& req, bool head,
-              Clock::time_point deadline);
+  Outcome Run(const http::request<http::string_body>& req, bool head, Clock::time_point deadline);
   asio::awaitable<Outcome> Exchange(const http::request<http::string_body>& req, bool head,
                                     Clock::time_point deadline);
   asio::awaitable<absl::Status> Connect(Clock::time_point deadline);
@@ -269,10 +266,12 @@ asio::awaitable<Outcome> HttpClient::Transport::Exchange(
 
   tcp.expires_at(deadline);
   co_await http::async_write(*stream, req, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
+  // A server may answer before it has read the whole request (413 for a body over its limit)
+  // and close; the write then fails, but the answer is already waiting to be read.
+  const beast::error_code write_ec = ec;
+  if (write_ec == beast::error::timeout) {
     Drop();
-    out.status = ExchangeError(absl::StrCat("send request to ", where), ec);
-    out.retryable = reused && ec != beast::error::timeout;
+    out.status = ExchangeError(absl::StrCat("send request to ", where), write_ec);
     co_return out;
   }
 
@@ -281,8 +280,14 @@ asio::awaitable<Outcome> HttpClient::Transport::Exchange(
   parser.body_limit(kMaxResponseBody);
   parser.skip(head);  // a response to HEAD has headers only, whatever Content-Length says
   tcp.expires_at(deadline);
-  co_await http::async_read(*stream, buffer, parser,
-                            asio::redirect_error(asio::use_awaitable, ec));
+  ec = {};
+  co_await http::async_read(*stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec && write_ec) {
+    Drop();
+    out.status = ExchangeError(absl::StrCat("send request to ", where), write_ec);
+    out.retryable = reused;
+    co_return out;
+  }
   if (ec) {
     const bool got_some = parser.got_some();
     Drop();
@@ -302,7 +307,11 @@ asio::awaitable<Outcome> HttpClient::Transport::Exchange(
     session.reset(s);
     if (SSL_SESSION_is_resumable(s) != 1) session.reset();
   }
-  if (!res.keep_alive()) Drop(/*clean=*/true);
+  if (write_ec) {
+    Drop();  // the request never fully went out: the connection is done
+  } else if (!res.keep_alive()) {
+    Drop(/*clean=*/true);
+  }
   co_return out;
 }
 

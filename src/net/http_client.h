@@ -48,9 +48,9 @@ class HttpClient {
   //         kUnavailable if resolving, connecting, the TLS handshake (including certificate
   //         verification) or the exchange fails; the message says which step and why;
   //         kDeadlineExceeded if the whole exchange takes longer than options.timeout.
-  absl::StatusOr<HttpResponse> Send(
-      std::string_view method, std::string_view target,
-      const std::vector<std::pair<std::string, std::string>>& headers, std::string_view body);
+  absl::StatusOr<HttpResponse> Send(std::string_view method, std::string_view target,
+                                    const std::vector<std::pair<std::string, std::string>>& headers,
+                                    std::string_view body);
 
   // The number of TCP connections this client has opened, and how many of their TLS
   // handshakes resumed an earlier session (for tests and diagnostics).

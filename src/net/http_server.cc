@@ -2,16 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <cstdint>
-#include <exception>
-#include <limits>
-#include <optional>
-#include <thread>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,6 +15,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -102,12 +101,10 @@ HttpResponse JsonError(int status, std::string_view body) {
 
 // Converts a handler's response into a Beast message: always Content-Length (except where
 // HTTP forbids a body), Connection per `keep_alive`, no body for HEAD.
-http::response<http::string_body> ToBeast(HttpResponse response, unsigned version,
-                                          bool keep_alive, bool head,
-                                          std::string_view request_id) {
+http::response<http::string_body> ToBeast(HttpResponse response, unsigned version, bool keep_alive,
+                                          bool head, std::string_view request_id) {
   if (response.status < 200 || response.status > 999) {
-    spdlog::error("request_id={} handler returned invalid status {}", request_id,
-                  response.status);
+    spdlog::error("request_id={} handler returned invalid status {}", request_id, response.status);
     response = JsonError(500, kInternalError);
   }
   http::response<http::string_body> res;
@@ -132,6 +129,10 @@ http::response<http::string_body> ToBeast(HttpResponse response, unsigned versio
 }
 
 std::string Text(beast::string_view s) { return std::string(s.data(), s.size()); }
+
+// The request target without its query string, for logs: a query may carry secrets (tokens,
+// wrapped values).
+std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
 }  // namespace
 
@@ -178,11 +179,11 @@ struct HttpServer::Runtime {
       : options(std::move(opts)),
         handler(std::move(h)),
         tls(std::move(tls_context)),
+        io_threads_wanted(io_thread_count),
         ioc(io_thread_count),
         ssl_ctx(AddRef(tls->native_handle())),
         acceptor(asio::make_strand(ioc)),
-        workers(static_cast<size_t>(worker_thread_count)),
-        io_threads_wanted(io_thread_count) {}
+        workers(static_cast<size_t>(worker_thread_count)) {}
 
   ~Runtime() { Shutdown(absl::ZeroDuration()); }
 
@@ -216,26 +217,27 @@ struct HttpServer::Runtime {
   const HttpServerOptions options;
   const Handler handler;
   const std::shared_ptr<const TlsContext> tls;
-  asio::io_context ioc;
-  asio::ssl::context ssl_ctx;
-  tcp::acceptor acceptor;  // its executor is a strand; used only there once started
-  asio::thread_pool workers;
   const int io_threads_wanted;
-  uint16_t bound_port = 0;              // set by Listen
-  std::vector<std::thread> io_threads;  // written by Start, joined by Shutdown
-  std::atomic<bool> stopping{false};    // set (under mu) when Shutdown begins
+  uint16_t bound_port = 0;  // set by Listen
   Counters counters;
+  std::atomic<bool> stopping{false};  // set (under mu) when Shutdown begins
 
+  // Declared before the Asio objects so that they outlive any session frame those destroy.
   mutable absl::Mutex mu;
   bool started ABSL_GUARDED_BY(mu) = false;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
   uint64_t next_id ABSL_GUARDED_BY(mu) = 0;
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections ABSL_GUARDED_BY(mu);
+
+  asio::io_context ioc;
+  asio::ssl::context ssl_ctx;
+  tcp::acceptor acceptor;  // its executor is a strand; used only there once started
+  asio::thread_pool workers;
+  std::vector<std::thread> io_threads;  // written by Start, joined by Shutdown
 };
 
 absl::Status HttpServer::Runtime::Listen(const tcp::endpoint& endpoint) {
-  const std::string where =
-      absl::StrCat(AddressText(endpoint.address()), ":", endpoint.port());
+  const std::string where = absl::StrCat(AddressText(endpoint.address()), ":", endpoint.port());
   beast::error_code ec;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -301,11 +303,13 @@ void HttpServer::Runtime::Shutdown(absl::Duration deadline) {
   bool drained;
   {
     absl::MutexLock lock(&mu);
-    drained = mu.AwaitWithTimeout(absl::Condition(
-                                      +[](std::unordered_map<uint64_t, std::shared_ptr<Connection>>*
-                                              c) { return c->empty(); },
-                                      &connections),
-                                  std::max(deadline, absl::ZeroDuration()));
+    drained =
+        mu.AwaitWithTimeout(absl::Condition(
+                                +[](std::unordered_map<uint64_t, std::shared_ptr<Connection>>* c) {
+                                  return c->empty();
+                                },
+                                &connections),
+                            std::max(deadline, absl::ZeroDuration()));
   }
   if (!drained) CloseConnections(/*idle_only=*/false);
   // The event loops end once every session has ended, which for a session waiting on its
@@ -392,7 +396,6 @@ asio::awaitable<void> HttpServer::Runtime::Session(std::shared_ptr<Connection> c
     // The edge of the connection: whatever a library threw ends this connection only.
     spdlog::warn("http connection ended by an exception: {}", e.what());
   }
-  conn->tcp = nullptr;
 }
 
 asio::awaitable<void> HttpServer::Runtime::Serve(Connection& conn, tcp::socket socket) {
@@ -450,8 +453,7 @@ asio::awaitable<void> HttpServer::Runtime::Serve(Connection& conn, tcp::socket s
   tcp.close();
 }
 
-asio::awaitable<Next> HttpServer::Runtime::ServeRequest(Stream& stream,
-                                                        beast::flat_buffer& buffer,
+asio::awaitable<Next> HttpServer::Runtime::ServeRequest(Stream& stream, beast::flat_buffer& buffer,
                                                         const std::string& remote_address,
                                                         uint16_t remote_port) {
   const Clock::time_point start = Clock::now();
@@ -487,12 +489,19 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(Stream& stream,
     std::optional<HttpResponse> rejection = Rejection(ec);
     if (!rejection.has_value()) co_return Next::kDrop;
     const int status = rejection->status;
-    auto res = ToBeast(std::move(*rejection), 11, /*keep_alive=*/false, /*head=*/false,
-                       *request_id);
+    // The method and path are known if the headers parsed (a body that was too large).
+    std::string method = "-";
+    std::string path = "-";
+    if (parser.is_header_done()) {
+      method = Text(parser.get().method_string());
+      path = PathOf(Text(parser.get().target()));
+    }
+    auto res =
+        ToBeast(std::move(*rejection), 11, /*keep_alive=*/false, /*head=*/false, *request_id);
     const bool written = co_await Write(stream, res);
     const std::chrono::duration<double, std::milli> ms = Clock::now() - start;
-    spdlog::debug("request_id={} method=- path=- status={} ms={:.3f} remote={}", *request_id,
-                  status, ms.count(), remote_address);
+    spdlog::debug("request_id={} method={} path={} status={} ms={:.3f} remote={}", *request_id,
+                  method, path, status, ms.count(), remote_address);
     co_return written ? Next::kClose : Next::kDrop;
   }
 
@@ -515,20 +524,16 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(Stream& stream,
   // The handler may block, so it runs on the worker pool; this coroutine resumes on the
   // connection's strand when it returns.
   HttpResponse response = co_await asio::co_spawn(
-      workers,
-      [this, &request]() -> asio::awaitable<HttpResponse> { co_return Invoke(request); },
+      workers, [this, &request]() -> asio::awaitable<HttpResponse> { co_return Invoke(request); },
       asio::use_awaitable);
 
   const bool keep_alive = client_keep_alive && !stopping.load();
   const int status = response.status;
   auto res = ToBeast(std::move(response), version, keep_alive, head, request.request_id);
   const bool written = co_await Write(stream, res);
-  const std::string_view target = request.target;
   const std::chrono::duration<double, std::milli> ms = Clock::now() - start;
-  // The query string may carry secrets (tokens, wrapped values): log the path only.
-  spdlog::debug("request_id={} method={} path={} status={} ms={:.3f} remote={}",
-                request.request_id, request.method, target.substr(0, target.find('?')), status,
-                ms.count(), remote_address);
+  spdlog::debug("request_id={} method={} path={} status={} ms={:.3f} remote={}", request.request_id,
+                request.method, PathOf(request.target), status, ms.count(), remote_address);
   if (!written) co_return Next::kDrop;
   co_return keep_alive ? Next::kNextRequest : Next::kClose;
 }
@@ -609,8 +614,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
   const int io_threads = options.io_threads > 0 ? options.io_threads : cores;
   const int worker_threads = options.worker_threads > 0 ? options.worker_threads : 2 * cores;
   const uint16_t port = options.port;
-  auto runtime = std::make_unique<Runtime>(std::move(options), std::move(handler),
-                                           std::move(tls), io_threads, worker_threads);
+  auto runtime = std::make_unique<Runtime>(std::move(options), std::move(handler), std::move(tls),
+                                           io_threads, worker_threads);
   WARD_RETURN_IF_ERROR(runtime->Listen(tcp::endpoint(address, port)));
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(runtime)));
 }

@@ -12,10 +12,10 @@
 namespace ward::net {
 
 struct HttpServerOptions {
-  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal to bind ("0.0.0.0", "::")
-  uint16_t port = 8200;                // 0 = an ephemeral port; see HttpServer::port()
-  std::string tls_cert_file;           // PEM chain, leaf first
-  std::string tls_key_file;            // PEM private key, unencrypted
+  std::string address = "127.0.0.1";     // IPv4 or IPv6 literal to bind ("0.0.0.0", "::")
+  uint16_t port = 8200;                  // 0 = an ephemeral port; see HttpServer::port()
+  std::string tls_cert_file;             // PEM chain, leaf first
+  std::string tls_key_file;              // PEM private key, unencrypted
   size_t header_limit = 16 * 1024;       // request line + header fields; bigger -> 431
   size_t body_limit = 32 * 1024 * 1024;  // request body; bigger -> 413 {"errors":[...]}
   // Deadline for one whole request (headers and body) from its first byte: slow clients are cut.

@@ -2,12 +2,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include <atomic>
 #include <cstdio>
@@ -122,6 +121,17 @@ class RawTls {
     }
   }
 
+  // Returns the next bytes the server sends (one read), or "" if it closed or went quiet.
+  std::string ReadSome() {
+    char buf[4096];
+    const int n = SSL_read(ssl_.get(), buf, sizeof(buf));
+    if (n <= 0) {
+      ERR_clear_error();
+      return "";
+    }
+    return std::string(buf, static_cast<size_t>(n));
+  }
+
   int version() const { return SSL_version(ssl_.get()); }
 
  private:
@@ -138,13 +148,13 @@ class HttpServerTest : public ::testing::Test {
     const absl::Time now = absl::Now();
     auto ca = crypto::GenerateSelfSignedCa("Ward Test CA", now, absl::Hours(1));
     ASSERT_TRUE(ca.ok()) << ca.status();
-    auto leaf = crypto::IssueServerCertificate(*ca, "localhost", {"localhost"}, {"127.0.0.1"},
-                                               now, absl::Hours(1));
+    auto leaf = crypto::IssueServerCertificate(*ca, "localhost", {"localhost"}, {"127.0.0.1"}, now,
+                                               absl::Hours(1));
     ASSERT_TRUE(leaf.ok()) << leaf.status();
     auto other_ca = crypto::GenerateSelfSignedCa("Some Other CA", now, absl::Hours(1));
     ASSERT_TRUE(other_ca.ok()) << other_ca.status();
-    auto named = crypto::IssueServerCertificate(*ca, "other.example", {"other.example"}, {},
-                                                now, absl::Hours(1));
+    auto named = crypto::IssueServerCertificate(*ca, "other.example", {"other.example"}, {}, now,
+                                                absl::Hours(1));
     ASSERT_TRUE(named.ok()) << named.status();
     WriteFile(dir_.Join("ca.pem"), ca->cert_pem);
     WriteFile(dir_.Join("server.pem"), leaf->cert_pem);
@@ -171,6 +181,7 @@ class HttpServerTest : public ::testing::Test {
 
   HttpResponse Handle(const HttpRequest& request) {
     if (request.target == "/throw") throw std::runtime_error("handler failure");
+    if (request.target == "/empty") return HttpResponse{204, {}, "ignored"};
     if (request.target == "/slow") {
       entered_.Notify();
       release_.WaitForNotification();
@@ -186,8 +197,8 @@ class HttpServerTest : public ::testing::Test {
   }
 
   void StartServer(HttpServerOptions options) {
-    auto server = HttpServer::Create(std::move(options),
-                                     [this](const HttpRequest& r) { return Handle(r); });
+    auto server =
+        HttpServer::Create(std::move(options), [this](const HttpRequest& r) { return Handle(r); });
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     server_->Start();
@@ -248,8 +259,7 @@ TEST_F(HttpServerTest, HandlerSeesTheRequestAsSent) {
   auto client = Client();
   ASSERT_NE(client, nullptr);
   auto response = client->Send("LIST", "/v1/secret/metadata/a?list=true&x=%20y",
-                               {{"X-Vault-Token", "t0k"}, {"X-Multi", "1"}, {"x-multi", "2"}},
-                               "");
+                               {{"X-Vault-Token", "t0k"}, {"X-Multi", "1"}, {"x-multi", "2"}}, "");
   ASSERT_TRUE(response.ok()) << response.status();
   ASSERT_EQ(response->status, 200);
   EXPECT_EQ(last_request_.method, "LIST");
@@ -282,6 +292,39 @@ TEST_F(HttpServerTest, HeadResponseHasLengthButNoBody) {
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(next->body, "GET /next ");
   EXPECT_EQ(client->connections_opened(), 1);
+}
+
+TEST_F(HttpServerTest, NoContentResponseHasNeitherBodyNorLength) {
+  StartServer(Options());
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  auto response = client->Send("DELETE", "/empty", {}, "");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 204);
+  EXPECT_EQ(response->body, "");
+  EXPECT_EQ(response->Header("content-length"), "");
+  auto next = client->Send("GET", "/next", {}, "");
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->body, "GET /next ");
+  EXPECT_EQ(client->connections_opened(), 1);
+}
+
+TEST_F(HttpServerTest, ExpectContinueGets100BeforeTheBody) {
+  StartServer(Options());
+  SslCtxPtr ctx = RawContext(TLS1_2_VERSION, TLS1_3_VERSION);
+  std::string error;
+  auto conn = RawTls::Connect(server_->port(), ctx.get(), &error);
+  ASSERT_NE(conn, nullptr) << error;
+  ASSERT_TRUE(
+      conn->Write("PUT /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+  EXPECT_EQ(conn->ReadSome(), "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_TRUE(conn->Write("hello"));
+  bool closed = false;
+  std::string reply = conn->ReadUntilClosed(&closed);
+  EXPECT_TRUE(closed);
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(reply, HasSubstr("\r\n\r\nPUT /up hello"));
 }
 
 TEST_F(HttpServerTest, HeaderTooLargeGets431AndClose) {
@@ -551,16 +594,17 @@ TEST_F(HttpServerTest, RequestLogLeavesOutTheQueryString) {
 
   const std::string text = log.str();
   EXPECT_THAT(text, HasSubstr("method=GET path=/v1/sys/wrapping/unwrap status=200"));
-  EXPECT_THAT(text, HasSubstr(absl::StrCat("request_id=", core::ToAbsl(response->Header("x-request-id")))));
+  EXPECT_THAT(
+      text, HasSubstr(absl::StrCat("request_id=", core::ToAbsl(response->Header("x-request-id")))));
   EXPECT_THAT(text, ::testing::Not(HasSubstr("hunter2")));
 }
 
 TEST_F(HttpServerTest, CurlCanTalkToTheServer) {
   if (std::system("command -v curl >/dev/null 2>&1") != 0) GTEST_SKIP() << "curl not installed";
   StartServer(Options());
-  const std::string command = absl::StrCat("curl -sS --cacert ", dir_.Join("ca.pem"),
-                                           " -X PUT --data-binary hello ", Address(),
-                                           "/v1/curl?x=1 2>&1");
+  const std::string command =
+      absl::StrCat("curl -sS --cacert ", dir_.Join("ca.pem"), " -X PUT --data-binary hello ",
+                   Address(), "/v1/curl?x=1 2>&1");
   FILE* pipe = ::popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;
@@ -599,9 +643,9 @@ TEST_F(HttpServerTest, CreateReportsAnAddressInUseAsUnavailable) {
 }
 
 TEST(HttpClientTest, CreateRefusesPlainHttpAndMalformedAddresses) {
-  for (const char* address : {"http://127.0.0.1:8200", "127.0.0.1:8200", "https://",
-                              "https://host:0", "https://host:99999", "https://h/path",
-                              "https://[::1"}) {
+  for (const char* address :
+       {"http://127.0.0.1:8200", "127.0.0.1:8200", "https://", "https://host:0",
+        "https://host:99999", "https://h/path", "https://[::1"}) {
     HttpClientOptions options;
     options.address = address;
     options.tls_skip_verify = true;

@@ -1,13 +1,13 @@
 #include "net/tls.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
-
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
@@ -55,8 +55,8 @@ absl::Status ApplyPolicy(SSL_CTX* ctx) {
       SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
     return absl::InternalError("cannot set TLS versions: " + crypto::LastOpenSslError());
   }
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1 ||
       SSL_CTX_set_ciphersuites(ctx, kTls13Ciphersuites) != 1) {
@@ -70,17 +70,15 @@ absl::Status ApplyPolicy(SSL_CTX* ctx) {
 
 // Installs the chain in `cert_pem` (leaf first) and `key_pem` on `ctx`. `cert_label` and
 // `key_label` name the sources in error messages.
-absl::Status UseCertificateAndKey(SSL_CTX* ctx, std::string_view cert_pem,
-                                  std::string_view key_pem, std::string_view cert_label,
-                                  std::string_view key_label) {
+absl::Status UseCertificateAndKey(SSL_CTX* ctx, std::string_view cert_pem, std::string_view key_pem,
+                                  std::string_view cert_label, std::string_view key_label) {
   ERR_clear_error();
   crypto::BioPtr cert_bio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
   if (cert_bio == nullptr) return absl::InternalError("BIO_new_mem_buf failed");
   crypto::X509Ptr leaf(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
   if (leaf == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(core::ToAbsl(cert_label),
-                                                   " holds no PEM certificate: ",
-                                                   crypto::LastOpenSslError()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        core::ToAbsl(cert_label), " holds no PEM certificate: ", crypto::LastOpenSslError()));
   }
   if (SSL_CTX_use_certificate(ctx, leaf.get()) != 1) {
     return absl::InvalidArgumentError(absl::StrCat("cannot use the certificate in ",
@@ -108,8 +106,8 @@ absl::Status UseCertificateAndKey(SSL_CTX* ctx, std::string_view cert_pem,
   if (key == nullptr) {
     // Not LastOpenSslError(): the key file's contents have no place in a message.
     ERR_clear_error();
-    return absl::InvalidArgumentError(absl::StrCat(
-        core::ToAbsl(key_label), " holds no unencrypted PEM private key"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(core::ToAbsl(key_label), " holds no unencrypted PEM private key"));
   }
   if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
     ERR_clear_error();
@@ -127,8 +125,8 @@ absl::StatusOr<SslCtxPtr> NewServerContext() {
   }
   WARD_RETURN_IF_ERROR(ApplyPolicy(ctx.get()));
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
-  if (SSL_CTX_set_session_id_context(ctx.get(), kSessionIdContext,
-                                     sizeof(kSessionIdContext) - 1) != 1) {
+  if (SSL_CTX_set_session_id_context(ctx.get(), kSessionIdContext, sizeof(kSessionIdContext) - 1) !=
+      1) {
     return absl::InternalError("cannot set the session id context");
   }
   return ctx;
@@ -180,9 +178,9 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::CreateClient(
       WARD_ASSIGN_OR_RETURN(std::string ca_pem, ReadFile(options.ca_file, "CA"));
       ERR_clear_error();
       if (SSL_CTX_load_verify_file(ctx.get(), options.ca_file.c_str()) != 1) {
-        return absl::InvalidArgumentError(absl::StrCat("CA file ", Quoted(options.ca_file),
-                                                       " holds no PEM certificate: ",
-                                                       crypto::LastOpenSslError()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("CA file ", Quoted(options.ca_file),
+                         " holds no PEM certificate: ", crypto::LastOpenSslError()));
       }
     }
   }
@@ -196,9 +194,10 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::CreateClient(
     WARD_ASSIGN_OR_RETURN(std::string key_text, ReadFile(options.key_file, "TLS client key"));
     core::SecureBytes key_pem(key_text);
     core::SecureZero(key_text);
-    WARD_RETURN_IF_ERROR(UseCertificateAndKey(
-        ctx.get(), cert_pem, key_pem.view(), "TLS client certificate file " +
-        Quoted(options.cert_file), "TLS client key file " + Quoted(options.key_file)));
+    WARD_RETURN_IF_ERROR(
+        UseCertificateAndKey(ctx.get(), cert_pem, key_pem.view(),
+                             "TLS client certificate file " + Quoted(options.cert_file),
+                             "TLS client key file " + Quoted(options.key_file)));
   }
   return std::shared_ptr<const TlsContext>(new TlsContext(std::move(ctx), !options.skip_verify));
 }

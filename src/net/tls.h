@@ -10,11 +10,11 @@
 //
 // This header exposes OpenSSL types but no Boost types.
 
+#include <openssl/ssl.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <openssl/ssl.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -29,7 +29,7 @@ using SslSessionPtr = std::unique_ptr<SSL_SESSION, crypto::Deleter<&SSL_SESSION_
 
 // What a client context trusts and presents.
 struct ClientTlsOptions {
-  std::string ca_file;  // PEM bundle of trusted CAs; "" = the system trust store
+  std::string ca_file;    // PEM bundle of trusted CAs; "" = the system trust store
   std::string cert_file;  // optional client certificate chain (PEM), for mutual TLS
   std::string key_file;   // its private key (PEM); required if and only if cert_file is set
   // Disables verification of the server's certificate chain and name. For development only.

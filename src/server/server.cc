@@ -1,6 +1,8 @@
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,8 +11,10 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "api/core.h"
 #include "api/handler.h"
 #include "core/clock.h"
@@ -79,10 +83,60 @@ absl::StatusOr<core::SecureBytes> ReadSecretFile(const std::string& path) {
   return out;
 }
 
-// The parts every server mode shares once storage and TLS files are known.
+// An exclusive lock on a data directory, so two servers never open the same database.
+class DirLock {
+ public:
+  static absl::StatusOr<std::unique_ptr<DirLock>> Acquire(const std::string& dir) {
+    std::string path = dir + "/ward.lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot open ", path));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return absl::FailedPreconditionError(
+          absl::StrCat("data directory ", dir, " is in use by another ward server"));
+    }
+    return std::unique_ptr<DirLock>(new DirLock(fd));
+  }
+  ~DirLock() { ::close(fd_); }
+
+ private:
+  explicit DirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Revokes expired tokens once a minute while unsealed, so they leave storage and memory.
+class TokenTidier {
+ public:
+  explicit TokenTidier(api::Core& core)
+      : thread_([this, &core] {
+          while (!stop_.WaitForNotificationWithTimeout(absl::Minutes(1))) {
+            auto state = core.State();
+            if (state == nullptr) continue;
+            auto revoked = state->tokens->RevokeExpired();
+            if (!revoked.ok()) {
+              spdlog::warn("event=token_tidy_failed error=\"{}\"", std::string(revoked.status().message()));
+            } else if (*revoked > 0) {
+              spdlog::info("event=token_tidy revoked={}", *revoked);
+            }
+          }
+        }) {}
+  ~TokenTidier() {
+    stop_.Notify();
+    thread_.join();
+  }
+
+ private:
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+// The parts every server mode shares once storage and TLS files are known. Members are
+// destroyed in reverse order: HTTP first, storage and the directory lock last.
 struct Node {
+  std::unique_ptr<DirLock> lock;
   std::unique_ptr<storage::SqliteBackend> storage;
   std::unique_ptr<api::Core> core;
+  std::unique_ptr<TokenTidier> tidier;
   std::unique_ptr<api::VaultHandler> handler;
   std::unique_ptr<net::HttpServer> http;
 };
@@ -90,11 +144,13 @@ struct Node {
 absl::StatusOr<Node> OpenNode(const std::string& data_dir) {
   Node node;
   WARD_RETURN_IF_ERROR(MakePrivateDir(data_dir));
+  WARD_ASSIGN_OR_RETURN(node.lock, DirLock::Acquire(data_dir));
   storage::SqliteOptions sqlite;
   sqlite.path = data_dir + "/ward.db";
   WARD_ASSIGN_OR_RETURN(node.storage, storage::SqliteBackend::Create(sqlite));
   WARD_ASSIGN_OR_RETURN(node.core,
                         api::Core::Create(*node.storage, core::RealClock::Get(), api::Core::Options{}));
+  node.tidier = std::make_unique<TokenTidier>(*node.core);
   return node;
 }
 
@@ -214,8 +270,10 @@ absl::Status RunDevServer(const DevOptions& options) {
   Drain(node, absl::Seconds(10), sig);
   node.http.reset();
   node.handler.reset();
+  node.tidier.reset();
   node.core.reset();
   node.storage.reset();
+  node.lock.reset();
   if (temporary) {
     std::error_code ec;
     std::filesystem::remove_all(data_dir, ec);
