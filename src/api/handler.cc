@@ -133,7 +133,22 @@ net::HttpResponse VaultHandler::Dispatch(Request& req) {
   req.state = core_.State();
   if (req.state == nullptr) return ErrorResponse(503, kSealedMessage);
 
-  // Authenticate. Vault answers a missing or unknown token with 403 "permission denied".
+  // Login routes need no token (they hand one out).
+  // (Auth methods add their login dispatch here.)
+
+  if (auto denied = Authenticate(req)) return *std::move(denied);
+  if (auto denied = Authorize(req)) return *std::move(denied);
+
+  // Routes that need a token and a policy that allows them.
+  if (absl::StartsWith(req.path, "sys/")) return HandleSys(req);
+  if (absl::StartsWith(req.path, "auth/token/")) return HandleToken(req);
+  if (auto mount = req.state->mounts->Find(req.path)) return HandleKv(req, *mount);
+  return ErrorResponse(404, absl::StrCat("no handler for route \"", req.path,
+                                         "\". route entry not found."));
+}
+
+std::optional<net::HttpResponse> VaultHandler::Authenticate(Request& req) {
+  // Vault answers a missing or unknown token with 403 "permission denied".
   req.client_token = TokenFromHeaders(req.http);
   if (req.client_token.empty()) return ErrorResponse(403, "permission denied");
   auto entry = req.state->tokens->Lookup(req.client_token);
@@ -143,29 +158,27 @@ net::HttpResponse VaultHandler::Dispatch(Request& req) {
     }
     return ErrorResponse(entry.status());
   }
-  // Authorise against the request path.
+  req.token = std::move(*entry);
+  return std::nullopt;
+}
+
+std::optional<net::HttpResponse> VaultHandler::Authorize(Request& req) {
   std::string acl_path = req.path;
   if (req.method == "LIST" && !acl_path.empty() && acl_path.back() != '/') acl_path.push_back('/');
-  if (!auth::Allowed(*entry, acl_path, CapabilityFor(req.method))) {
+  if (!auth::Allowed(*req.token, acl_path, CapabilityFor(req.method))) {
     return ErrorResponse(403, "permission denied");
   }
   // Consume a use only once the request is allowed, as Vault does.
-  if (entry->num_uses > 0) {
+  if (req.token->num_uses > 0) {
     auto used = req.state->tokens->Use(req.client_token);
     if (!used.ok()) {
       return used.status().code() == absl::StatusCode::kNotFound
                  ? ErrorResponse(403, "permission denied")
                  : ErrorResponse(used.status());
     }
-    entry = std::move(used);
+    req.token = std::move(*used);
   }
-  req.token = std::move(*entry);
-
-  if (absl::StartsWith(req.path, "sys/")) return HandleSys(req);
-  if (absl::StartsWith(req.path, "auth/token/")) return HandleToken(req);
-  if (auto mount = req.state->mounts->Find(req.path)) return HandleKv(req, *mount);
-  return ErrorResponse(404, absl::StrCat("no handler for route \"", req.path,
-                                         "\". route entry not found."));
+  return std::nullopt;
 }
 
 net::HttpResponse VaultHandler::HandleHealth(Request& req) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "api/core.h"
@@ -32,6 +33,12 @@ class VaultHandler {
 
  private:
   net::HttpResponse Dispatch(internal::Request& req);
+  // Sets req.token from the request's token. Returns the error response if there is none,
+  // it is unknown or expired (403), or the token store failed.
+  std::optional<net::HttpResponse> Authenticate(internal::Request& req);
+  // Checks req.token's policies against the request and consumes a use of a use-limited
+  // token. Returns the 403 (or store error) response when the request may not proceed.
+  std::optional<net::HttpResponse> Authorize(internal::Request& req);
   net::HttpResponse HandleSys(internal::Request& req);
   net::HttpResponse HandleHealth(internal::Request& req);
   net::HttpResponse HandleSealStatus();
