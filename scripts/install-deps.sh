@@ -19,6 +19,12 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# Node.js and npm run the compatibility test with an unmodified Vault client library
+# (tests/compat). Any install that provides both commands will do.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0
