@@ -1,4 +1,5 @@
 #include "net/http_client.h"
+#include "net/internal/http_syntax.h"
 
 #include <poll.h>
 
@@ -97,19 +98,6 @@ absl::StatusOr<Endpoint> ParseAddress(std::string_view address) {
     endpoint.port_number = static_cast<uint16_t>(*port);
   }
   return endpoint;
-}
-
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) continue;
-    if (std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) return false;
-  }
-  return true;
-}
-
-bool IsFieldValue(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
 }
 
 bool IsTarget(std::string_view target) {
@@ -365,7 +353,7 @@ absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(HttpClientOptions
 absl::StatusOr<HttpResponse> HttpClient::Send(
     std::string_view method, std::string_view target,
     const std::vector<std::pair<std::string, std::string>>& headers, std::string_view body) {
-  if (!IsToken(method)) return absl::InvalidArgumentError("http client: invalid method");
+  if (!internal::IsHttpToken(method)) return absl::InvalidArgumentError("http client: invalid method");
   if (!IsTarget(target)) {
     return absl::InvalidArgumentError(
         "http client: the target must start with '/' and hold no spaces or control characters");
@@ -377,7 +365,7 @@ absl::StatusOr<HttpResponse> HttpClient::Send(
   bool has_host = false;
   bool has_user_agent = false;
   for (const auto& [name, value] : headers) {
-    if (!IsToken(name) || !IsFieldValue(value)) {
+    if (!internal::IsHttpToken(name) || !internal::IsHttpFieldValue(value)) {
       return absl::InvalidArgumentError("http client: invalid header field");
     }
     if (absl::EqualsIgnoreCase(name, "content-length") ||

@@ -1,4 +1,5 @@
 #include "net/http_server.h"
+#include "net/internal/http_syntax.h"
 
 #include <algorithm>
 #include <atomic>
@@ -70,20 +71,6 @@ std::string AddressText(const asio::ip::address& address) {
   return address.to_string();
 }
 
-// RFC 9110 token characters, the only ones allowed in a field name.
-bool IsFieldName(std::string_view name) {
-  if (name.empty()) return false;
-  for (char c : name) {
-    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) continue;
-    if (std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) return false;
-  }
-  return true;
-}
-
-bool IsFieldValue(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
 // Headers the server itself controls; a handler's copies are dropped.
 bool IsFramingHeader(std::string_view name) {
   return absl::EqualsIgnoreCase(core::ToAbsl(name), "content-length") ||
@@ -113,7 +100,7 @@ http::response<http::string_body> ToBeast(HttpResponse response, unsigned versio
   if (res.result() == http::status::unknown) res.reason("Unknown");
   for (const auto& [name, value] : response.headers) {
     if (IsFramingHeader(name)) continue;
-    if (!IsFieldName(name) || !IsFieldValue(value)) {
+    if (!internal::IsHttpToken(name) || !internal::IsHttpFieldValue(value)) {
       spdlog::error("request_id={} handler returned an invalid header field; dropped", request_id);
       continue;
     }
