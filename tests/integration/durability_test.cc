@@ -61,9 +61,17 @@ TEST(DurabilityTest, PlaintextNeverReachesTheDataDirectory) {
 TEST(DurabilityTest, DevDataPersistsAcrossRestarts) {
   core::TempDir dir;
   std::string data = dir.Join("data");
+  std::string tls = dir.Join("tls");
   {
-    auto server = WardProcess::StartDev(data, {"--dev-root-token-id=persist-root"});
+    auto server = WardProcess::StartDev(
+        data, {"--dev-root-token-id=persist-root", "--dev-tls-cert-dir=" + tls});
     ASSERT_TRUE(server.ok()) << server.status();
+    // The dev CA lands where --dev-tls-cert-dir says, with the server pair beside it.
+    EXPECT_EQ((*server)->ca_cert(), tls + "/ca.pem");
+    EXPECT_TRUE(std::filesystem::exists(tls + "/server.pem"));
+    EXPECT_EQ(std::filesystem::status(tls + "/server-key.pem").permissions() &
+                  std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     auto client = (*server)->Client();
     ASSERT_EQ(Call(*client, "PUT", "secret/data/keep", "persist-root", R"({"data":{"v":"kept"}})").status, 200);
   }
