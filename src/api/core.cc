@@ -63,10 +63,14 @@ absl::Status Core::UnsealWithKey(const core::SecureBytes& unseal_key) {
 
 void Core::Seal() {
   absl::MutexLock lock(&lifecycle_mu_);
+  std::shared_ptr<const UnsealedState> old;
   {
     absl::MutexLock state_lock(&state_mu_);
-    state_.reset();
+    old = std::move(state_);
   }
+  // Dropping the state outside state_mu_: if no request holds it, this closes the audit
+  // devices now (final checkpoint and fsync), which must not block State().
+  old.reset();
   seal_->SealNow();
 }
 
@@ -88,6 +92,28 @@ absl::Status Core::BuildState() {
   }
   state->tokens = std::move(*tokens);
   state->mounts = std::move(*mounts);
+  auto policies = auth::PolicyStore::Create(*barrier_);
+  if (!policies.ok()) {
+    seal_->SealNow();
+    return policies.status();
+  }
+  state->policies = std::move(*policies);
+  auto auth_mounts = auth::AuthMountTable::Create(*barrier_, clock_);
+  if (!auth_mounts.ok()) {
+    seal_->SealNow();
+    return auth_mounts.status();
+  }
+  state->auth_mounts = std::move(*auth_mounts);
+  state->login_limiter =
+      std::make_unique<auth::FailedLoginLimiter>(clock_, auth::FailedLoginLimiter::Options{});
+  // Reopens every enabled audit device; a device that cannot be opened keeps the node sealed
+  // (fail closed).
+  auto audit = audit::Broker::Create(*barrier_, clock_, options_.audit);
+  if (!audit.ok()) {
+    seal_->SealNow();
+    return audit.status();
+  }
+  state->audit = std::move(*audit);
   absl::MutexLock lock(&state_mu_);
   state_ = std::move(state);
   return absl::OkStatus();

@@ -9,6 +9,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "api/mount_table.h"
+#include "audit/broker.h"
+#include "auth/approle_login_limiter.h"
+#include "auth/auth_mounts.h"
+#include "auth/policy_store.h"
 #include "auth/token_store.h"
 #include "barrier/barrier.h"
 #include "barrier/seal.h"
@@ -23,6 +27,15 @@ namespace ward::api {
 struct UnsealedState {
   std::unique_ptr<auth::TokenStore> tokens;
   std::unique_ptr<MountTable> mounts;
+  // ACL policies (docs/policies.md); requests check against its snapshot.
+  std::unique_ptr<auth::PolicyStore> policies;
+  // sys/auth and the AppRole mounts (docs/approle.md).
+  std::unique_ptr<auth::AuthMountTable> auth_mounts;
+  // Failed logins per client address, for every login route; memory only.
+  std::unique_ptr<auth::FailedLoginLimiter> login_limiter;
+  // Audit devices (docs/audit.md). Declared last so it is destroyed first: closing the
+  // devices writes their final checkpoints.
+  std::unique_ptr<audit::Broker> audit;
 };
 
 // What `Core::Initialize` hands out, exactly once.
@@ -37,6 +50,7 @@ class Core {
  public:
   struct Options {
     auth::TokenStore::Options tokens;
+    audit::Broker::Options audit;
   };
 
   static absl::StatusOr<std::unique_ptr<Core>> Create(storage::Backend& storage,

@@ -63,12 +63,30 @@ bool PathIs(const std::string& path, std::string_view route) {
                            path.back() == '/');
 }
 
-auth::Capability CapabilityFor(const std::string& method) {
+// Vault's existence check, which decides between the create and update capabilities for a
+// write: a KV v2 data/ or metadata/ path exists once the secret has metadata; every other path
+// has no existence check and counts as existing (update).
+bool WriteTargetExists(const Request& req) {
+  auto mount = req.state->mounts->Find(req.path);
+  if (!mount || mount->engine == nullptr || mount->entry.type != "kv") return true;
+  std::string_view rest = mount->rest;
+  for (std::string_view route : {std::string_view("data/"), std::string_view("metadata/")}) {
+    if (rest.substr(0, route.size()) != route) continue;
+    std::string_view secret = rest.substr(route.size());
+    while (!secret.empty() && secret.back() == '/') secret.remove_suffix(1);
+    if (secret.empty()) return true;
+    return mount->engine->ReadMetadata(secret).status().code() != absl::StatusCode::kNotFound;
+  }
+  return true;
+}
+
+auth::Capability CapabilityFor(const Request& req) {
+  const std::string& method = req.method;
   if (method == "GET" || method == "HEAD") return auth::Capability::kRead;
   if (method == "LIST") return auth::Capability::kList;
   if (method == "PATCH") return auth::Capability::kPatch;
   if (method == "DELETE") return auth::Capability::kDelete;
-  return auth::Capability::kUpdate;
+  return WriteTargetExists(req) ? auth::Capability::kUpdate : auth::Capability::kCreate;
 }
 
 json::object SealStatusJson(const barrier::SealStatus& s, const HandlerOptions& options) {
@@ -117,7 +135,7 @@ net::HttpResponse VaultHandler::Handle(const net::HttpRequest& http) {
   if (std::find(std::begin(kMethods), std::end(kMethods), req.method) == std::end(kMethods)) {
     return ErrorResponse(405, "unsupported operation");
   }
-  return Dispatch(req);
+  return DispatchAudited(req);
 }
 
 net::HttpResponse VaultHandler::Dispatch(Request& req) {
@@ -135,6 +153,7 @@ net::HttpResponse VaultHandler::Dispatch(Request& req) {
 
   // Login routes need no token (they hand one out).
   // (Auth methods add their login dispatch here.)
+  if (auto login = HandleAppRoleLogin(req)) return *std::move(login);
 
   if (auto denied = Authenticate(req)) return *std::move(denied);
   if (auto denied = Authorize(req)) return *std::move(denied);
@@ -142,6 +161,7 @@ net::HttpResponse VaultHandler::Dispatch(Request& req) {
   // Routes that need a token and a policy that allows them.
   if (absl::StartsWith(req.path, "sys/")) return HandleSys(req);
   if (absl::StartsWith(req.path, "auth/token/")) return HandleToken(req);
+  if (absl::StartsWith(req.path, "auth/")) return HandleAppRole(req);
   if (auto mount = req.state->mounts->Find(req.path)) return HandleKv(req, *mount);
   return ErrorResponse(404, absl::StrCat("no handler for route \"", req.path,
                                          "\". route entry not found."));
@@ -163,10 +183,34 @@ std::optional<net::HttpResponse> VaultHandler::Authenticate(Request& req) {
 }
 
 std::optional<net::HttpResponse> VaultHandler::Authorize(Request& req) {
-  std::string acl_path = req.path;
-  if (req.method == "LIST" && !acl_path.empty() && acl_path.back() != '/') acl_path.push_back('/');
-  if (!auth::Allowed(*req.token, acl_path, CapabilityFor(req.method))) {
-    return ErrorResponse(403, "permission denied");
+  // The check runs against the policy snapshot of this moment: no parsing, no store lock.
+  auth::Acl acl = req.state->policies->AclFor(req.token->policies);
+  constexpr std::string_view kUiMounts = "sys/internal/ui/mounts/";
+  if (!acl.IsRoot() && req.method == "GET" && absl::StartsWith(req.path, core::ToAbsl(kUiMounts)) &&
+      req.path.size() > kUiMounts.size()) {
+    // As in Vault, this route is not checked against its own path: it answers for any mount
+    // the token can reach some path in, and 403 for others and for paths with no mount (so
+    // it cannot be used to discover mounts). It consumes no use of the token.
+    std::string target = req.path.substr(kUiMounts.size());
+    auto mount = req.state->mounts->Find(target);
+    if (!mount || !acl.HasMountAccess(mount->entry.path)) {
+      if (target.back() != '/') target.push_back('/');
+      return ErrorResponse(403, absl::StrCat("preflight capability check returned 403, please "
+                                             "ensure client's policies grant access to path \"",
+                                             target, "\""));
+    }
+    return std::nullopt;
+  }
+  if (!acl.IsRoot()) {
+    bool list = req.method == "LIST";
+    std::string acl_path = req.path;
+    if (list && !acl_path.empty() && acl_path.back() != '/') acl_path.push_back('/');
+    bool allowed = acl.Allowed(acl_path, CapabilityFor(req), list);
+    // Root-protected paths need sudo on top of the operation's capability.
+    if (allowed && auth::IsRootProtected(acl_path)) {
+      allowed = acl.Allowed(acl_path, auth::Capability::kSudo, list);
+    }
+    if (!allowed) return ErrorResponse(403, "permission denied");
   }
   // Consume a use only once the request is allowed, as Vault does.
   if (req.token->num_uses > 0) {
@@ -277,18 +321,15 @@ net::HttpResponse VaultHandler::HandleUnseal(Request& req) {
 
 net::HttpResponse VaultHandler::HandleSys(Request& req) {
   const std::string& p = req.path;
-  bool is_root = std::find(req.token->policies.begin(), req.token->policies.end(), "root") !=
-                 req.token->policies.end();
+  // sys/seal and sys/rotate are root-protected: Authorize required sudo on them.
   if (PathIs(p, "sys/seal")) {
     if (req.method != "PUT") return ErrorResponse(405, "unsupported operation");
-    if (!is_root) return ErrorResponse(403, "permission denied");
     core_.Seal();
     spdlog::info("event=sealed request_id={}", req.request_id());
     return internal::NoContent();
   }
   if (PathIs(p, "sys/rotate")) {
     if (req.method != "PUT") return ErrorResponse(405, "unsupported operation");
-    if (!is_root) return ErrorResponse(403, "permission denied");
     auto status = core_.barrier().Rotate();
     if (!status.ok()) return ErrorResponse(status.status());
     spdlog::info("event=keyring_rotated term={}", status->term);
@@ -304,6 +345,12 @@ net::HttpResponse VaultHandler::HandleSys(Request& req) {
     return internal::Envelope(req.request_id(), data, nullptr, "system", true);
   }
   if (PathIs(p, "sys/mounts") || absl::StartsWith(p, "sys/mounts/")) return HandleMounts(req);
+  if (absl::StartsWith(p, "sys/polic") || absl::StartsWith(p, "sys/capabilities")) return HandlePolicy(req);
+  if (PathIs(p, "sys/audit") || absl::StartsWith(p, "sys/audit/") ||
+      absl::StartsWith(p, "sys/audit-hash/")) {
+    return HandleAudit(req);
+  }
+  if (PathIs(p, "sys/auth") || absl::StartsWith(p, "sys/auth/")) return HandleAuthMounts(req);
   if (PathIs(p, "sys/internal/ui/mounts") || absl::StartsWith(p, "sys/internal/ui/mounts/")) {
     return HandleUiMounts(req);
   }

@@ -48,6 +48,23 @@ class VaultHandler {
   net::HttpResponse HandleUiMounts(internal::Request& req);
   net::HttpResponse HandleToken(internal::Request& req);
   net::HttpResponse HandleKv(internal::Request& req, const MountMatch& mount);
+  // policy_routes.cc: sys/policies/acl[/<name>], sys/policy[/<name>], sys/capabilities,
+  // sys/capabilities-self, sys/capabilities-accessor.
+  net::HttpResponse HandlePolicy(internal::Request& req);
+  // audit_routes.cc: runs Dispatch between a request and a response audit record; refuses
+  // the request with 500 if a record cannot be written (fail closed).
+  net::HttpResponse DispatchAudited(internal::Request& req);
+  // audit_routes.cc: sys/audit[/<path>] (list, enable, disable) and sys/audit-hash/<path>.
+  net::HttpResponse HandleAudit(internal::Request& req);
+  // auth_routes.cc: sys/auth[/<path>] (list, read, enable, disable auth methods).
+  net::HttpResponse HandleAuthMounts(internal::Request& req);
+  // auth_routes.cc: auth/<AppRole mount>/... role, role-id and secret-id routes (after
+  // authorisation); 404 for a path under auth/ that no mount serves.
+  net::HttpResponse HandleAppRole(internal::Request& req);
+  // auth_routes.cc: auth/<AppRole mount>/login, served before authentication (no token
+  // needed), with the failed-login limiter. Also answers 404 for auth/<path>/login when no auth
+  // method is mounted at <path>. nullopt if the request is not a login for this handler.
+  std::optional<net::HttpResponse> HandleAppRoleLogin(internal::Request& req);
 
   Core& core_;
   core::Clock& clock_;

@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "api/handler.h"
+#include "api/internal/auth_json.h"
 #include "api/internal/json.h"
 #include "api/internal/request.h"
 #include "core/secure_bytes.h"
@@ -15,6 +16,7 @@ namespace ward::api {
 using internal::ErrorResponse;
 namespace json = boost::json;
 using internal::Request;
+using internal::AuthJson;
 
 namespace {
 
@@ -22,23 +24,6 @@ int64_t Seconds(absl::Duration d) { return absl::ToInt64Seconds(d); }
 
 json::value MetaJson(const std::map<std::string, std::string>& meta) {
   return meta.empty() ? json::value(nullptr) : internal::StringMapToJson(meta);
-}
-
-// Vault's HTTPAuth object for a freshly issued or renewed token.
-json::object AuthJson(std::string_view token, const auth::TokenEntry& e, absl::Time now) {
-  json::array policies = internal::StringsToJson(e.policies);
-  return json::object{{"client_token", json::string_view(token.data(), token.size())},
-                      {"accessor", e.accessor},
-                      {"policies", policies},
-                      {"token_policies", policies},
-                      {"metadata", MetaJson(e.meta)},
-                      {"lease_duration", Seconds(e.RemainingTtl(now))},
-                      {"renewable", e.renewable},
-                      {"entity_id", ""},
-                      {"token_type", e.type},
-                      {"orphan", e.orphan},
-                      {"mfa_requirement", nullptr},
-                      {"num_uses", e.num_uses}};
 }
 
 // The data object of lookup, lookup-self and lookup-accessor. `token` is "" for
@@ -116,7 +101,7 @@ net::HttpResponse VaultHandler::HandleToken(Request& req) {
     auto create = CreateRequestFrom(*body);
     if (!create.ok()) return ErrorResponse(create.status());
     create->orphan = op == "create-orphan" || create->no_parent;
-    create->caller_has_sudo = caller.IsRoot();
+    create->caller_has_sudo = req.state->policies->AclFor(caller.policies).Allowed(req.path, auth::Capability::kSudo);
     create->path = absl::StrCat("auth/token/", std::string(op));
     auto issued = tokens.CreateToken(&caller, *create);
     if (!issued.ok()) return ErrorResponse(issued.status());

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "audit/chain.h"
 #include "cli/client.h"
 #include "core/strings.h"
 
@@ -483,6 +484,49 @@ void AddOperator(CLI::App& app, std::shared_ptr<int> rc) {
   }
 }
 
+// `ward audit verify FILE [--key HEX] [--allow-open-tail]`: checks an audit file offline
+// (docs/audit.md). Exit 0 if intact, 1 if a problem was found, 2 if the file cannot be read.
+void AddAudit(CLI::App& app, std::shared_ptr<int> rc) {
+  CLI::App* audit_cmd = app.add_subcommand("audit", "Audit log tools");
+  audit_cmd->require_subcommand(1);
+  struct VerifyArgs {
+    std::string file;
+    audit::VerifyOptions options;
+  };
+  auto va = std::make_shared<VerifyArgs>();
+  CLI::App* verify = audit_cmd->add_subcommand(
+      "verify", "Check an audit file's hash chain and (with --key) its checkpoint signatures");
+  verify->add_option("file", va->file, "The audit file")->required();
+  verify->add_option("--key", va->options.public_key_hex,
+                     "Hex Ed25519 checkpoint public key (GET sys/audit: checkpoint_public_key)");
+  verify->add_flag("--allow-open-tail", va->options.allow_open_tail,
+                   "Accept records after the last checkpoint (a file still being written)");
+  verify->callback([va, rc]() {
+    auto report = audit::VerifyFile(va->file, va->options);
+    if (!report.ok()) {
+      std::cerr << "Error: " << report.status().message() << "\n";
+      *rc = 2;
+      return;
+    }
+    std::cout << "Lines: " << report->lines << ", records: " << report->records
+              << ", checkpoints: " << report->checkpoints;
+    if (va->options.public_key_hex.empty()) {
+      std::cout << " (signatures not checked: no --key; the hash chain alone cannot detect a "
+                   "rewritten file)\n";
+    } else {
+      std::cout << " (" << report->checkpoints_verified << " signatures verified)\n";
+    }
+    if (report->problem.has_value()) {
+      std::cout << "FAILED at line " << report->problem->line << " ("
+                << audit::ProblemKindName(report->problem->kind)
+                << "): " << report->problem->message << "\n";
+      *rc = 1;
+      return;
+    }
+    std::cout << "OK: the audit file is intact\n";
+  });
+}
+
 void AddStatus(CLI::App& app, std::shared_ptr<int> rc) {
   auto common = std::make_shared<Common>();
   CLI::App* status = app.add_subcommand("status", "Show seal status (exit 2 when sealed)");
@@ -507,6 +551,7 @@ Commands::Commands(CLI::App& app) {
   AddToken(app, exit_code_);
   AddOperator(app, exit_code_);
   AddStatus(app, exit_code_);
+  AddAudit(app, exit_code_);
 }
 
 std::vector<std::string> NormaliseFlags(int argc, char** argv) {

@@ -122,7 +122,12 @@ TEST_F(CliTest, TokenCreateLookupRenewRevoke) {
   EXPECT_GT(renewed.at("auth").at("lease_duration").as_int64(), 3600);
 
   // The default policy cannot read secrets: the CLI exits non-zero with the server's message.
-  CommandResult denied = Ward("kv get secret/cli/db", token);
+  // Without -mount the CLI asks sys/internal/ui/mounts first, which refuses the way Vault does.
+  CommandResult preflight = Ward("kv get secret/cli/db", token);
+  EXPECT_NE(preflight.exit_code, 0);
+  EXPECT_NE(preflight.output.find("Code: 403"), std::string::npos) << preflight.output;
+  EXPECT_NE(preflight.output.find("preflight capability check"), std::string::npos) << preflight.output;
+  CommandResult denied = Ward("kv get -mount=secret cli/db", token);
   EXPECT_NE(denied.exit_code, 0);
   EXPECT_NE(denied.output.find("permission denied"), std::string::npos) << denied.output;
 

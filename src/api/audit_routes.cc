@@ -1,0 +1,261 @@
+// sys/audit, sys/audit-hash and the audit records around every request (docs/audit.md).
+
+#include <boost/json.hpp>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "api/handler.h"
+#include "api/internal/json.h"
+#include "api/internal/request.h"
+#include "audit/broker.h"
+#include "core/secure_bytes.h"
+#include "core/strings.h"
+#include "core/time_format.h"
+#include "spdlog/spdlog.h"
+
+namespace ward::api {
+
+using internal::ErrorResponse;
+namespace json = boost::json;
+using internal::Request;
+
+namespace {
+
+constexpr std::string_view kRequestFailed = "audit: failed to log request";
+constexpr std::string_view kResponseFailed = "audit: failed to log response";
+
+bool IsPath(const std::string& path, std::string_view route) {
+  return path == route || (path.size() == route.size() + 1 &&
+                           absl::StartsWith(path, core::ToAbsl(route)) && path.back() == '/');
+}
+
+// Vault leaves these out of the audit log: load balancers poll them.
+bool Exempt(const std::string& path) {
+  return IsPath(path, "sys/health") || IsPath(path, "sys/seal-status");
+}
+
+std::string OperationFor(const std::string& method) {
+  if (method == "GET" || method == "HEAD") return "read";
+  if (method == "LIST") return "list";
+  if (method == "DELETE") return "delete";
+  if (method == "PATCH") return "patch";
+  return "update";
+}
+
+std::string TokenOf(const net::HttpRequest& http) {
+  std::string_view token = http.Header("x-vault-token");
+  if (!token.empty()) return std::string(token);
+  std::string_view authz = http.Header("authorization");
+  if (authz.size() > 7 && absl::EqualsIgnoreCase(core::ToAbsl(authz.substr(0, 7)), "bearer ")) {
+    return std::string(absl::StripAsciiWhitespace(core::ToAbsl(authz.substr(7))));
+  }
+  return "";
+}
+
+audit::AuthInfo AuthFor(const auth::TokenEntry& e, const std::string& token, absl::Time now) {
+  audit::AuthInfo a;
+  a.known = true;
+  a.client_token = token;
+  a.accessor = e.accessor;
+  a.display_name = e.display_name;
+  a.policies = e.policies;
+  a.metadata = e.meta;
+  a.token_type = e.type;
+  a.num_uses = e.num_uses;
+  a.token_ttl =
+      e.expire_time == absl::InfiniteFuture() ? 0 : absl::ToInt64Seconds(e.RemainingTtl(now));
+  a.token_issue_time = core::FormatRfc3339Nanos(e.creation_time);
+  return a;
+}
+
+audit::RequestInfo RequestFor(const Request& req, const UnsealedState* state,
+                              const std::string& token, const auth::TokenEntry* entry) {
+  audit::RequestInfo r;
+  r.id = std::string(req.request_id());
+  r.operation = OperationFor(req.method);
+  r.path = req.path;
+  if (absl::StartsWith(req.path, "sys/")) {
+    r.mount_type = "system";
+    r.mount_point = "sys/";
+  } else if (absl::StartsWith(req.path, "auth/token/")) {
+    r.mount_type = "token";
+    r.mount_point = "auth/token/";
+  } else if (state != nullptr && state->mounts != nullptr) {
+    if (auto m = state->mounts->Find(req.path)) {
+      r.mount_type = m->entry.type;
+      r.mount_point = m->entry.path;
+    }
+  }
+  const std::string& body = req.http.body;
+  if (!body.empty()) {
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec);
+    // A body that is not JSON is still recorded, as one (hashed) string.
+    r.data = ec ? json::value(body) : std::move(v);
+  } else if (!req.query.empty()) {
+    json::object q;
+    for (const auto& [k, v] : req.query) q[k] = v;
+    r.data = std::move(q);
+  }
+  r.remote_address = req.http.remote_address;
+  r.remote_port = req.http.remote_port;
+  r.client_token = token;
+  if (entry != nullptr) r.client_token_accessor = entry->accessor;
+  return r;
+}
+
+audit::ResponseInfo ResponseFor(const net::HttpResponse& resp) {
+  audit::ResponseInfo r;
+  r.status_code = resp.status;
+  if (resp.body.empty()) return r;
+  boost::system::error_code ec;
+  json::value v = json::parse(resp.body, ec);
+  if (ec) {
+    r.data = json::value(resp.body);  // hashed like any string
+    return r;
+  }
+  if (!v.is_object()) {
+    r.data = std::move(v);
+    return r;
+  }
+  json::object& o = v.as_object();
+  if (const json::value* errors = o.if_contains("errors");
+      errors != nullptr && errors->is_array()) {
+    std::vector<std::string> messages;
+    for (const json::value& e : errors->as_array()) {
+      if (e.is_string()) messages.emplace_back(e.as_string());
+    }
+    // Error messages never carry secret values (house rule), so they stay readable.
+    r.error = absl::StrJoin(messages, "; ");
+    if (r.error.empty()) r.error = absl::StrCat("status ", resp.status);
+    return r;
+  }
+  if (o.contains("request_id") && o.contains("data")) {  // Vault's response envelope
+    r.data = o.at("data");
+    if (const json::value* a = o.if_contains("auth")) r.auth = *a;
+    if (const json::value* w = o.if_contains("warnings"); w != nullptr && w->is_array()) {
+      for (const json::value& e : w->as_array()) {
+        if (e.is_string()) r.warnings.emplace_back(e.as_string());
+      }
+    }
+    return r;
+  }
+  r.data = std::move(v);  // a bare body (sys/seal-status style): all of it is data
+  return r;
+}
+
+}  // namespace
+
+net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
+  if (Exempt(req.path)) return Dispatch(req);
+  std::shared_ptr<const UnsealedState> state = core_.State();
+  std::shared_ptr<const audit::DeviceSet> devices;
+  if (state != nullptr && state->audit != nullptr) devices = state->audit->Snapshot();
+
+  std::string token = TokenOf(req.http);
+  audit::AuthInfo auth;
+  audit::RequestInfo info;
+  absl::Cleanup zero = [&] {
+    core::SecureZero(token);
+    core::SecureZero(auth.client_token);
+    core::SecureZero(info.client_token);
+  };
+  auto describe = [&](const UnsealedState& s) {
+    std::optional<auth::TokenEntry> entry;
+    if (!token.empty() && s.tokens != nullptr) {
+      auto looked_up = s.tokens->Lookup(token);
+      if (looked_up.ok()) entry = std::move(*looked_up);
+    }
+    if (entry.has_value()) auth = AuthFor(*entry, token, clock_.Now());
+    info = RequestFor(req, &s, token, entry ? &*entry : nullptr);
+  };
+
+  if (devices == nullptr || devices->empty()) {
+    net::HttpResponse resp = Dispatch(req);
+    // The request that unseals the node could not be logged before it ran (no device was
+    // open while sealed): log it and its response now, so the trail shows the unseal.
+    if (state == nullptr && IsPath(req.path, "sys/unseal")) {
+      std::shared_ptr<const UnsealedState> now = core_.State();
+      if (now != nullptr && now->audit != nullptr && !now->audit->Snapshot()->empty()) {
+        auto opened = now->audit->Snapshot();
+        describe(*now);
+        if (!now->audit->LogRequest(*opened, auth, info).ok() ||
+            !now->audit->LogResponse(*opened, auth, info, ResponseFor(resp)).ok()) {
+          return ErrorResponse(500, kResponseFailed);
+        }
+      }
+    }
+    return resp;
+  }
+
+  describe(*state);
+  if (!state->audit->LogRequest(*devices, auth, info).ok()) {
+    return ErrorResponse(500, kRequestFailed);
+  }
+  net::HttpResponse resp = Dispatch(req);
+  if (!state->audit->LogResponse(*devices, auth, info, ResponseFor(resp)).ok()) {
+    return ErrorResponse(500, kResponseFailed);
+  }
+  return resp;
+}
+
+net::HttpResponse VaultHandler::HandleAudit(Request& req) {
+  // Authorize has checked the policy (sys/audit is root-protected: sudo).
+  const std::string& p = req.path;
+  audit::Broker& broker = *req.state->audit;
+  if (absl::StartsWith(p, "sys/audit-hash/")) {
+    if (req.method != "PUT") return ErrorResponse(405, "unsupported operation");
+    auto body = internal::ParseBody(req.http.body);
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto input = internal::GetString(*body, "input");
+    if (!input.ok()) return ErrorResponse(input.status());
+    auto hash =
+        broker.Hash(p.substr(std::string_view("sys/audit-hash/").size()), input->value_or(""));
+    if (input->has_value()) core::SecureZero(**input);
+    if (!hash.ok()) return ErrorResponse(hash.status());
+    return internal::Envelope(req.request_id(), json::object{{"hash", *hash}}, nullptr, "system",
+                              true);
+  }
+  if (IsPath(p, "sys/audit")) {
+    if (req.method != "GET") return ErrorResponse(405, "unsupported operation");
+    json::object data;
+    for (const audit::DeviceInfo& d : broker.List()) {
+      json::object options;
+      for (const auto& [k, v] : d.options) options[k] = v;
+      data[d.path] = json::object{{"type", d.type},
+                                  {"description", d.description},
+                                  {"options", std::move(options)},
+                                  {"path", d.path},
+                                  {"local", false},
+                                  {"checkpoint_public_key", d.checkpoint_public_key}};
+    }
+    return internal::Envelope(req.request_id(), std::move(data), nullptr, "system", true);
+  }
+  std::string path = p.substr(std::string_view("sys/audit/").size());
+  if (req.method == "DELETE") {
+    absl::Status s = broker.Disable(path);
+    if (!s.ok()) return ErrorResponse(s);
+    return internal::NoContent();
+  }
+  if (req.method != "PUT") return ErrorResponse(405, "unsupported operation");
+  auto body = internal::ParseBody(req.http.body);
+  if (!body.ok()) return ErrorResponse(body.status());
+  auto type = internal::GetString(*body, "type");
+  auto description = internal::GetString(*body, "description");
+  auto options = internal::GetStringMap(*body, "options");
+  if (!type.ok()) return ErrorResponse(type.status());
+  if (!description.ok()) return ErrorResponse(description.status());
+  if (!options.ok()) return ErrorResponse(options.status());
+  absl::Status s = broker.Enable(path, type->value_or(""), description->value_or(""),
+                                 options->value_or(std::map<std::string, std::string>{}));
+  if (!s.ok()) {
+    // Vault answers a device it cannot set up with 400.
+    return ErrorResponse(400, absl::StrCat("failed to enable audit backend: ", s.message()));
+  }
+  return internal::NoContent();
+}
+
+}  // namespace ward::api

@@ -1,0 +1,148 @@
+#include "audit/broker.h"
+
+#include "absl/strings/match.h"
+#include "audit/chain.h"
+#include "audit/test_util.h"
+#include "core/testing/fake_clock.h"
+#include "core/testing/temp_dir.h"
+#include "gtest/gtest.h"
+#include "storage/memory_backend.h"
+
+namespace ward::audit {
+namespace {
+
+class BrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto b = barrier::Barrier::Create(storage_, clock_);
+    ASSERT_TRUE(b.ok());
+    barrier_ = std::move(*b);
+    core::SecureBytes key(std::string(32, 'u'));
+    ASSERT_TRUE(barrier_->Initialize(key).ok());
+    ASSERT_TRUE(barrier_->Unseal(key).ok());
+  }
+  std::unique_ptr<Broker> NewBroker() {
+    auto b = Broker::Create(*barrier_, clock_, {});
+    EXPECT_TRUE(b.ok()) << b.status();
+    return b.ok() ? std::move(*b) : nullptr;
+  }
+  std::map<std::string, std::string> FileOptions() { return {{"file_path", dir_.Join("a.log")}}; }
+
+  static ResponseInfo Resp(int status) {
+    ResponseInfo r;
+    r.status_code = status;
+    return r;
+  }
+  RequestInfo Request() {
+    RequestInfo r;
+    r.operation = "update";
+    r.path = "secret/data/x";
+    r.client_token = "plain-token";
+    r.data = boost::json::parse(R"({"data":{"v":"plain-secret"}})");
+    return r;
+  }
+
+  core::TempDir dir_;
+  core::FakeClock clock_;
+  storage::MemoryBackend storage_;
+  std::unique_ptr<barrier::Barrier> barrier_;
+};
+
+TEST_F(BrokerTest, NoDeviceMeansNothingToLog) {
+  auto broker = NewBroker();
+  EXPECT_TRUE(broker->Snapshot()->empty());
+  EXPECT_TRUE(broker->LogRequest(*broker->Snapshot(), {}, Request()).ok());
+}
+
+TEST_F(BrokerTest, EnableLogsAndPersistsAcrossReopen) {
+  std::string hash_before;
+  {
+    auto broker = NewBroker();
+    ASSERT_TRUE(broker->Enable("/file", "file", "main log", FileOptions()).ok());
+    std::vector<DeviceInfo> list = broker->List();
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0].path, "file/");
+    EXPECT_EQ(list[0].type, "file");
+    EXPECT_EQ(list[0].description, "main log");
+    EXPECT_EQ(list[0].options.at("file_path"), dir_.Join("a.log"));
+    EXPECT_EQ(list[0].checkpoint_public_key.size(), 64u);
+    auto devices = broker->Snapshot();
+    ASSERT_TRUE(broker->LogRequest(*devices, {}, Request()).ok());
+    ASSERT_TRUE(broker->LogResponse(*devices, {}, Request(), Resp(200)).ok());
+    hash_before = *broker->Hash("file", "plain-secret");
+  }
+  std::string stored = *barrier_->Get(kAuditTablePath);
+  EXPECT_TRUE(absl::StrContains(stored, "\"salt\""));
+  auto broker = NewBroker();  // reopens the device from the table
+  ASSERT_EQ(broker->List().size(), 1u);
+  EXPECT_EQ(*broker->Hash("file/", "plain-secret"), hash_before);  // same salt
+  ASSERT_TRUE(broker->LogRequest(*broker->Snapshot(), {}, Request()).ok());
+  std::string key = broker->List()[0].checkpoint_public_key;
+  broker.reset();
+
+  std::string text = testing::ReadAll(dir_.Join("a.log"));
+  EXPECT_FALSE(absl::StrContains(text, "plain-secret"));
+  EXPECT_FALSE(absl::StrContains(text, "plain-token"));
+  EXPECT_TRUE(absl::StrContains(text, hash_before));
+  VerifyOptions o;
+  o.public_key_hex = key;
+  auto r = VerifyLog(text, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->problem.has_value()) << r->problem->message;
+  EXPECT_EQ(r->records, 3u);
+  EXPECT_EQ(r->checkpoints_verified, 2u);
+}
+
+TEST_F(BrokerTest, EnableRejectsBadRequests) {
+  auto broker = NewBroker();
+  EXPECT_EQ(broker->Enable("x", "syslog", "", FileOptions()).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker->Enable("x", "file", "", {}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker->Enable("", "file", "", FileOptions()).code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(broker->Enable("x", "file", "", FileOptions()).ok());
+  EXPECT_EQ(broker->Enable("x/", "file", "", FileOptions()).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker->Enable("other", "file", "", FileOptions()).code(),  // same file
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker->Enable("y", "file", "", {{"file_path", dir_.Join("no/dir.log")}}).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(broker->List().size(), 1u);
+  EXPECT_EQ(broker->Hash("nope", "v").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(BrokerTest, DisableClosesAndSkipsTheDeviceForRequestsInFlight) {
+  auto broker = NewBroker();
+  ASSERT_TRUE(broker->Enable("x", "file", "", FileOptions()).ok());
+  auto in_flight = broker->Snapshot();
+  ASSERT_TRUE(broker->LogRequest(*in_flight, {}, Request()).ok());
+  ASSERT_TRUE(broker->Disable("x").ok());
+  EXPECT_TRUE(broker->Disable("x").ok());  // idempotent
+  EXPECT_TRUE(broker->List().empty());
+  EXPECT_TRUE(broker->LogResponse(*in_flight, {}, Request(), Resp(204)).ok());
+  auto r = VerifyFile(dir_.Join("a.log"), {});
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->problem.has_value());  // closed with a checkpoint
+  EXPECT_EQ(r->records, 1u);
+  EXPECT_TRUE(NewBroker()->List().empty());  // the disable persisted
+}
+
+TEST_F(BrokerTest, UnwritableDeviceFailsClosed) {
+  auto broker = NewBroker();
+  ASSERT_TRUE(broker->Enable("full", "file", "", {{"file_path", "/dev/full"}}).ok());
+  absl::Status s = broker->LogRequest(*broker->Snapshot(), {}, Request());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(s.message(), "audit: failed to log request");
+  EXPECT_EQ(broker->LogResponse(*broker->Snapshot(), {}, Request(), {}).code(),
+            absl::StatusCode::kInternal);
+}
+
+TEST_F(BrokerTest, OneWorkingDeviceIsEnough) {
+  auto broker = NewBroker();
+  ASSERT_TRUE(broker->Enable("full", "file", "", {{"file_path", "/dev/full"}}).ok());
+  ASSERT_TRUE(broker->Enable("file", "file", "", FileOptions()).ok());
+  EXPECT_TRUE(broker->LogRequest(*broker->Snapshot(), {}, Request()).ok());
+}
+
+}  // namespace
+}  // namespace ward::audit

@@ -1,0 +1,94 @@
+#pragma once
+
+// The tamper-evident line format of audit files and its offline verifier (docs/audit.md).
+//
+// Every line is one JSON object. Records carry "seq" (1, 2, 3, ... within the file) and
+// "prev_hash", the lower-case hex SHA-256 of the previous line's bytes (without its newline;
+// kGenesisHash for the first line). Checkpoint lines are
+//   {"type":"checkpoint","seq":N,"hash":H,"time":T,"sig":S}
+// where H plays the role of prev_hash and S is the hex Ed25519 signature of
+// CheckpointMessage(N, H, T) under the device's checkpoint key.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace ward::audit {
+
+// prev_hash of the first line of every file.
+inline constexpr std::string_view kGenesisHash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// The position of a chain: the seq and hash of its last line.
+struct ChainHead {
+  uint64_t seq = 0;
+  std::string hash = std::string(kGenesisHash);
+  bool last_is_checkpoint = false;
+};
+
+// Lower-case hex SHA-256 of one line (without its newline).
+std::string LineHash(std::string_view line);
+
+// Returns `record_json` (a serialized JSON object, "{...}") with ,"seq":seq,"prev_hash":...
+// appended inside its closing brace. REQUIRES: record_json is a non-empty JSON object.
+std::string ChainLine(std::string_view record_json, uint64_t seq, std::string_view prev_hash);
+
+// The bytes a checkpoint signature covers.
+std::string CheckpointMessage(uint64_t seq, std::string_view hash, std::string_view time);
+
+// A checkpoint line (no newline).
+std::string CheckpointLine(uint64_t seq, std::string_view hash, std::string_view time,
+                           std::string_view sig_hex);
+
+// The chain head after `line`, the last complete line of an existing file.
+// Errors: kDataLoss if the line is not a record or checkpoint with a seq.
+absl::StatusOr<ChainHead> HeadAfter(std::string_view line);
+
+// What `ward audit verify` checks.
+struct VerifyOptions {
+  // Hex Ed25519 public key of the device's checkpoint key; "" = check the hash chain only.
+  std::string public_key_hex;
+  // Accept records after the last checkpoint (a file still being written).
+  bool allow_open_tail = false;
+};
+
+enum class ProblemKind {
+  kModified,      // a line's bytes changed
+  kRemoved,       // records are missing
+  kInserted,      // a line that was not written by the device
+  kReordered,     // records out of order
+  kTruncated,     // the file ends inside a line
+  kBadSignature,  // a checkpoint whose signature does not verify under the key
+  kOpenTail,      // records after the last checkpoint: truncated, or not closed cleanly
+};
+
+std::string_view ProblemKindName(ProblemKind kind);
+
+struct VerifyProblem {
+  ProblemKind kind;
+  size_t line = 0;      // 1-based line number the problem is reported at
+  std::string message;  // for operators; names lines and seqs only
+};
+
+struct VerifyReport {
+  size_t lines = 0;
+  size_t records = 0;
+  size_t checkpoints = 0;
+  size_t checkpoints_verified = 0;       // 0 when no key was given
+  size_t last_checkpoint_line = 0;       // 0 = none
+  std::optional<VerifyProblem> problem;  // the first problem found; nullopt = the file is intact
+};
+
+// Verifies the contents of one audit file. Never fails: problems are in the report.
+// Errors: kInvalidArgument only if options.public_key_hex is not a 32-byte hex key.
+absl::StatusOr<VerifyReport> VerifyLog(std::string_view contents, const VerifyOptions& options);
+
+// Reads `path` and verifies it. Errors: as VerifyLog; kNotFound / kPermissionDenied /
+// kInternal if the file cannot be read.
+absl::StatusOr<VerifyReport> VerifyFile(const std::string& path, const VerifyOptions& options);
+
+}  // namespace ward::audit

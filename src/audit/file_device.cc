@@ -1,0 +1,328 @@
+#include "audit/file_device.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "core/strings.h"
+#include "core/time_format.h"
+#include "spdlog/spdlog.h"
+
+namespace ward::audit {
+namespace {
+
+absl::Status ErrnoStatus(int err, std::string_view what, const std::string& path) {
+  std::string msg =
+      absl::StrCat("audit: ", core::ToAbsl(what), " ", path, ": ", std::strerror(err));
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return absl::PermissionDeniedError(msg);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+absl::Status ReadAt(int fd, std::string& buf, uint64_t offset, const std::string& path) {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n =
+        ::pread(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "read", path);
+    if (n == 0) return absl::InternalError(absl::StrCat("audit: ", path, " shrank while reading"));
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+// Finds the chain head of an existing regular file of `size` bytes, cutting off an incomplete
+// last line. Returns the head and sets `size` to the (possibly reduced) file size.
+absl::StatusOr<ChainHead> ResumeChain(int fd, uint64_t& size, const std::string& path) {
+  if (size == 0) return ChainHead{};
+  constexpr uint64_t kChunk = 64 * 1024;
+  // Scan backwards for newlines: `tail` holds the bytes from `tail_start` to `size`.
+  std::string tail;
+  uint64_t tail_start = size;
+  auto extend = [&]() -> absl::Status {
+    uint64_t n = std::min(kChunk, tail_start);
+    std::string chunk(n, '\0');
+    WARD_RETURN_IF_ERROR(ReadAt(fd, chunk, tail_start - n, path));
+    tail_start -= n;
+    tail = chunk + tail;
+    return absl::OkStatus();
+  };
+  WARD_RETURN_IF_ERROR(extend());
+  if (tail.back() != '\n') {
+    // A crash cut the last write short: that record was never acknowledged. Drop the fragment.
+    size_t nl;
+    while ((nl = tail.rfind('\n')) == std::string::npos && tail_start > 0) {
+      WARD_RETURN_IF_ERROR(extend());
+    }
+    uint64_t keep = nl == std::string::npos ? 0 : tail_start + nl + 1;
+    spdlog::warn("event=audit_partial_line_dropped path={} bytes={}", path, size - keep);
+    if (::ftruncate(fd, static_cast<off_t>(keep)) != 0) return ErrnoStatus(errno, "truncate", path);
+    tail.resize(keep - tail_start);
+    size = keep;
+    if (size == 0) return ChainHead{};
+  }
+  // The last line runs from the newline before the final one (or the start) to size-1.
+  size_t prev_nl;
+  while ((prev_nl = tail.rfind('\n', tail.size() - 2)) == std::string::npos && tail_start > 0) {
+    WARD_RETURN_IF_ERROR(extend());
+  }
+  size_t begin = prev_nl == std::string::npos ? 0 : prev_nl + 1;
+  std::string_view line(tail.data() + begin, tail.size() - 1 - begin);
+  auto head = HeadAfter(line);
+  if (!head.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("audit: ", path, " does not end with a Ward audit line; move it aside"));
+  }
+  return head;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileDevice>> FileDevice::Open(std::string path, Hasher hasher,
+                                                             CheckpointSigner signer,
+                                                             core::Clock& clock,
+                                                             FileDeviceOptions options) {
+  int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 && (errno == EACCES || errno == EISDIR || errno == ENXIO)) {
+    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  }
+  if (fd < 0) return ErrnoStatus(errno, "open", path);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    absl::Status s = ErrnoStatus(errno, "stat", path);
+    ::close(fd);
+    return s;
+  }
+  bool regular = S_ISREG(st.st_mode);
+  uint64_t size = regular ? static_cast<uint64_t>(st.st_size) : 0;
+  ChainHead head;
+  if (regular) {
+    auto resumed = ResumeChain(fd, size, path);
+    if (!resumed.ok()) {
+      ::close(fd);
+      return resumed.status();
+    }
+    head = std::move(*resumed);
+  }
+  std::unique_ptr<FileDevice> device(new FileDevice(std::move(path), fd, regular, std::move(head),
+                                                    std::move(hasher), std::move(signer), clock,
+                                                    std::move(options)));
+  device->offset_ = size;
+  // After a crash the records since the last checkpoint are unsigned: sign them on close.
+  device->since_checkpoint_ = device->head_.seq > 0 && !device->head_.last_is_checkpoint ? 1 : 0;
+  device->writer_ = std::thread([d = device.get()] { d->WriterLoop(); });
+  return device;
+}
+
+FileDevice::FileDevice(std::string path, int fd, bool regular, ChainHead head, Hasher hasher,
+                       CheckpointSigner signer, core::Clock& clock, FileDeviceOptions options)
+    : path_(std::move(path)),
+      fd_(fd),
+      regular_(regular),
+      hasher_(std::move(hasher)),
+      signer_(std::move(signer)),
+      clock_(clock),
+      options_(std::move(options)),
+      head_(std::move(head)) {}
+
+FileDevice::~FileDevice() {
+  absl::Status s = Close();
+  if (!s.ok())
+    spdlog::error("event=audit_close_failed path={} error={}", path_, std::string(s.message()));
+}
+
+absl::Status FileDevice::Append(std::string record_json) {
+  auto slot = std::make_shared<Slot>();
+  absl::MutexLock lock(&mu_);
+  auto has_room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return closing_ || queue_.size() < options_.queue_capacity;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&has_room), options_.timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat("audit: device ", path_,
+                                                    " queue stayed full for ",
+                                                    absl::FormatDuration(options_.timeout)));
+  }
+  if (closing_)
+    return absl::FailedPreconditionError(absl::StrCat("audit: device ", path_, " is closed"));
+  if (!broken_.ok()) return broken_;
+  queue_.push_back(Pending{std::move(record_json), slot});
+  stats_.queued = queue_.size();
+  if (!mu_.AwaitWithTimeout(absl::Condition(&slot->done), options_.timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat("audit: device ", path_,
+                                                    " did not write a record within ",
+                                                    absl::FormatDuration(options_.timeout)));
+  }
+  return slot->status;
+}
+
+absl::Status FileDevice::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return close_status_;
+    if (closing_) {
+      // Another thread is closing: wait for it.
+      mu_.Await(absl::Condition(&closed_));
+      return close_status_;
+    }
+    closing_ = true;
+  }
+  writer_.join();
+  ::close(fd_);
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  return close_status_;
+}
+
+FileDevice::Stats FileDevice::GetStats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+absl::Status FileDevice::AddCheckpoint(std::string& buf) {
+  std::string time = core::FormatRfc3339Nanos(clock_.Now());
+  uint64_t seq = head_.seq + 1;
+  WARD_ASSIGN_OR_RETURN(std::string sig, signer_.Sign(CheckpointMessage(seq, head_.hash, time)));
+  std::string line = CheckpointLine(seq, head_.hash, time, sig);
+  head_.seq = seq;
+  head_.hash = LineHash(line);
+  head_.last_is_checkpoint = true;
+  since_checkpoint_ = 0;
+  absl::StrAppend(&buf, line, "\n");
+  return absl::OkStatus();
+}
+
+absl::Status FileDevice::WriteBatch(const std::string& buf) {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      // Cut off a partly written batch so the file still ends on a whole line of the chain.
+      if (regular_ && done > 0 && ::ftruncate(fd_, static_cast<off_t>(offset_)) != 0) {
+        spdlog::error("event=audit_truncate_failed path={}", path_);
+      }
+      return ErrnoStatus(err, "write", path_);
+    }
+    done += static_cast<size_t>(n);
+  }
+  offset_ += buf.size();
+  return absl::OkStatus();
+}
+
+absl::Status FileDevice::Sync() {
+  if (!regular_) return absl::OkStatus();  // devices, pipes: nothing to sync
+  if (options_.before_sync) options_.before_sync();
+  if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, "fdatasync", path_);
+  return absl::OkStatus();
+}
+
+void FileDevice::WriterLoop() {
+  for (;;) {
+    std::vector<Pending> batch;
+    bool closing;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return closing_ || !queue_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      closing = closing_;
+      batch.reserve(queue_.size());
+      for (Pending& p : queue_) batch.push_back(std::move(p));
+      queue_.clear();
+      stats_.queued = 0;
+    }
+    absl::Status result = absl::OkStatus();
+    size_t checkpoints = 0;
+    if (!batch.empty()) {
+      ChainHead saved = head_;
+      size_t saved_since = since_checkpoint_;
+      std::string buf;
+      for (const Pending& p : batch) {
+        std::string line = ChainLine(p.record, head_.seq + 1, head_.hash);
+        head_.seq += 1;
+        head_.hash = LineHash(line);
+        head_.last_is_checkpoint = false;
+        absl::StrAppend(&buf, line, "\n");
+        if (++since_checkpoint_ >= options_.checkpoint_every) {
+          result = AddCheckpoint(buf);
+          if (!result.ok()) break;
+          ++checkpoints;
+        }
+      }
+      if (result.ok()) result = WriteBatch(buf);
+      if (!result.ok()) {
+        head_ = std::move(saved);
+        since_checkpoint_ = saved_since;
+        checkpoints = 0;
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        if (result.ok()) {
+          stats_.records += batch.size();
+          stats_.checkpoints += checkpoints;
+          ++stats_.batches;
+        } else {
+          ++stats_.failures;
+        }
+        for (Pending& p : batch) {
+          p.slot->status = result;
+          p.slot->done = true;
+        }
+      }
+      if (!result.ok()) {
+        spdlog::error("event=audit_write_failed path={} records={} error={}", path_, batch.size(),
+                      std::string(result.message()));
+      } else {
+        absl::Status synced = Sync();
+        absl::MutexLock lock(&mu_);
+        if (regular_) ++stats_.syncs;
+        if (!synced.ok()) {
+          // After a failed fdatasync the kernel may have dropped the dirty pages: nothing
+          // written since the last good sync can be trusted, so stop accepting records.
+          spdlog::error("event=audit_sync_failed path={} error={}", path_,
+                        std::string(synced.message()));
+          broken_ = synced;
+        }
+      }
+    }
+    if (closing) {
+      absl::MutexLock lock(&mu_);
+      if (queue_.empty()) break;
+    }
+  }
+  // Clean close: sign the records since the last checkpoint.
+  absl::Status status = absl::OkStatus();
+  if (since_checkpoint_ > 0) {
+    std::string buf;
+    status = AddCheckpoint(buf);
+    if (status.ok()) status = WriteBatch(buf);
+    if (status.ok()) status = Sync();
+    absl::MutexLock lock(&mu_);
+    if (status.ok()) {
+      ++stats_.checkpoints;
+      ++stats_.batches;
+      if (regular_) ++stats_.syncs;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  close_status_ = status;
+}
+
+}  // namespace ward::audit

@@ -1,0 +1,130 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "audit/chain.h"
+#include "audit/keys.h"
+#include "core/clock.h"
+
+namespace ward::audit {
+
+struct FileDeviceOptions {
+  // A signed checkpoint line follows every `checkpoint_every` records (and one is written on
+  // Close).
+  size_t checkpoint_every = 1000;
+  // Records waiting for the writer; Append waits for room up to `timeout`.
+  size_t queue_capacity = 4096;
+  // How long Append waits for room in the queue and then for its record to be written before
+  // it gives up (fail closed).
+  absl::Duration timeout = absl::Seconds(5);
+  // Test hook: runs on the writer thread after a batch is written, before its fdatasync.
+  std::function<void()> before_sync;
+};
+
+// An append-only audit file: one JSON line per record, hash-chained, with signed checkpoints
+// (audit/chain.h, docs/audit.md).
+//
+// Append queues a record and blocks until a single writer thread has written it to the file
+// with write(2) (not necessarily fsynced). The writer takes everything queued as one batch:
+// one write() then one fdatasync() per batch, so concurrent requests share a sync. An existing
+// file is continued: its last line gives the chain head (an incomplete last line, left by a
+// crash mid-write, is cut off first).
+//
+// Thread-safe. `clock` is borrowed and must outlive the device.
+class FileDevice {
+ public:
+  // Opens (creating with mode 0600 if needed) `path` for appending and starts the writer.
+  // Errors: kNotFound / kPermissionDenied / kInternal if the file cannot be opened or read;
+  //         kDataLoss if an existing file does not end with a Ward audit line.
+  static absl::StatusOr<std::unique_ptr<FileDevice>> Open(std::string path, Hasher hasher,
+                                                          CheckpointSigner signer,
+                                                          core::Clock& clock,
+                                                          FileDeviceOptions options);
+  FileDevice(const FileDevice&) = delete;
+  FileDevice& operator=(const FileDevice&) = delete;
+  // Closes the device (see Close) if still open.
+  ~FileDevice();
+
+  // Appends `record_json` (a serialized JSON object without seq/prev_hash) and returns once
+  // it has been written to the file.
+  // Errors: kFailedPrecondition if the device is closed; kDeadlineExceeded if the queue stayed
+  //         full, or the write did not complete, within options.timeout (the record may still
+  //         be written later); kResourceExhausted if the disk is full (ENOSPC, EDQUOT);
+  //         kInternal for any other write error, or if an earlier fdatasync failed (the device
+  //         then refuses every record until it is reopened).
+  absl::Status Append(std::string record_json);
+
+  // Stops accepting records, writes what is queued, a final checkpoint if any record followed
+  // the last one, syncs and closes the file. Idempotent. Returns the first error of that final
+  // write or sync.
+  absl::Status Close();
+
+  const Hasher& hasher() const { return hasher_; }
+  const std::string& path() const { return path_; }
+
+  struct Stats {
+    uint64_t records = 0;      // records written
+    uint64_t checkpoints = 0;  // checkpoint lines written
+    uint64_t batches = 0;      // write() calls that succeeded
+    uint64_t syncs = 0;        // fdatasync() calls
+    uint64_t failures = 0;     // batches that failed to write
+    size_t queued = 0;         // records waiting for the writer now
+  };
+  Stats GetStats() const;
+
+ private:
+  // What a waiting Append learns about its record.
+  struct Slot {
+    bool done = false;
+    absl::Status status;
+  };
+  struct Pending {
+    std::string record;
+    std::shared_ptr<Slot> slot;
+  };
+
+  FileDevice(std::string path, int fd, bool regular, ChainHead head, Hasher hasher,
+             CheckpointSigner signer, core::Clock& clock, FileDeviceOptions options);
+
+  void WriterLoop();
+  // Appends a signed checkpoint line to `buf`, advancing head_. Writer thread only.
+  absl::Status AddCheckpoint(std::string& buf);
+  // Writes `buf` at the end of the file; on failure cuts the file back to offset_.
+  absl::Status WriteBatch(const std::string& buf);
+  absl::Status Sync();
+
+  const std::string path_;
+  const int fd_;
+  const bool regular_;  // a regular file: fsync and truncate apply
+  const Hasher hasher_;
+  const CheckpointSigner signer_;
+  core::Clock& clock_;
+  const FileDeviceOptions options_;
+
+  // Writer-thread state (no lock: only the writer thread touches these once it runs).
+  ChainHead head_;
+  size_t since_checkpoint_ = 0;
+  uint64_t offset_ = 0;  // file size after the last successful write
+
+  mutable absl::Mutex mu_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);  // set when fdatasync failed
+  absl::Status close_status_ ABSL_GUARDED_BY(mu_);
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  std::thread writer_;
+};
+
+}  // namespace ward::audit

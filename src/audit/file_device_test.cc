@@ -1,0 +1,201 @@
+#include "audit/file_device.h"
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "audit/chain.h"
+#include "audit/test_util.h"
+#include "core/testing/fake_clock.h"
+#include "core/testing/temp_dir.h"
+#include "gtest/gtest.h"
+
+namespace ward::audit {
+namespace {
+
+class FileDeviceTest : public ::testing::Test {
+ protected:
+  absl::StatusOr<std::unique_ptr<FileDevice>> Open(FileDeviceOptions options = {},
+                                                   std::string path = "") {
+    return FileDevice::Open(path.empty() ? file() : path, testing::TestHasher(),
+                            testing::TestSigner(), clock_, std::move(options));
+  }
+  std::string file() const { return dir_.Join("audit.log"); }
+  VerifyReport VerifyClosed() {
+    VerifyOptions o;
+    o.public_key_hex = testing::TestSigner().public_key_hex();
+    auto r = VerifyFile(file(), o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : VerifyReport{};
+  }
+
+  core::TempDir dir_;
+  core::FakeClock clock_;
+};
+
+TEST_F(FileDeviceTest, WritesChainWithPeriodicAndClosingCheckpoints) {
+  FileDeviceOptions options;
+  options.checkpoint_every = 2;
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE((*dev)->Append(R"({"type":"request"})").ok());
+  // Written (not only queued) before Append returned: the file already holds the records.
+  EXPECT_EQ(testing::Lines(testing::ReadAll(file())).size(), 7u);  // 5 records + 2 checkpoints
+  ASSERT_TRUE((*dev)->Close().ok());
+  VerifyReport r = VerifyClosed();
+  EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
+  EXPECT_EQ(r.records, 5u);
+  EXPECT_EQ(r.checkpoints, 3u);
+  EXPECT_EQ(r.checkpoints_verified, 3u);
+  FileDevice::Stats s = (*dev)->GetStats();
+  EXPECT_EQ(s.records, 5u);
+  EXPECT_EQ(s.checkpoints, 3u);
+  EXPECT_EQ(s.failures, 0u);
+}
+
+TEST_F(FileDeviceTest, AppendAfterCloseIsRefused) {
+  auto dev = Open();
+  ASSERT_TRUE(dev.ok());
+  ASSERT_TRUE((*dev)->Close().ok());
+  EXPECT_TRUE((*dev)->Close().ok());  // idempotent
+  EXPECT_EQ((*dev)->Append("{}").code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FileDeviceTest, ReopenContinuesTheChain) {
+  for (int round = 0; round < 3; ++round) {
+    auto dev = Open();
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE((*dev)->Append(R"({"type":"request"})").ok());
+  }  // each destructor closes with a checkpoint
+  VerifyReport r = VerifyClosed();
+  EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
+  EXPECT_EQ(r.records, 9u);
+  EXPECT_EQ(r.checkpoints, 3u);
+}
+
+TEST_F(FileDeviceTest, ReopenAfterCrashDropsPartialLineAndSignsTheTail) {
+  {
+    auto dev = Open();
+    ASSERT_TRUE(dev.ok());
+    ASSERT_TRUE((*dev)->Append(R"({"type":"request"})").ok());
+    ASSERT_TRUE((*dev)->Close().ok());
+  }
+  // Simulate a crash: a complete record without checkpoint, then half a line.
+  std::string text = testing::ReadAll(file());
+  std::vector<std::string> lines = testing::Lines(text);
+  auto head = HeadAfter(lines.back());
+  ASSERT_TRUE(head.ok());
+  std::string unsigned_record = ChainLine(R"({"type":"request"})", head->seq + 1, head->hash);
+  testing::WriteAll(file(), text + unsigned_record + "\n{\"type\":\"req");
+  {
+    auto dev = Open();
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    ASSERT_TRUE((*dev)->Append(R"({"type":"response"})").ok());
+  }
+  VerifyReport r = VerifyClosed();
+  EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
+  EXPECT_EQ(r.records, 3u);
+}
+
+TEST_F(FileDeviceTest, ForeignFileIsNotAppendedTo) {
+  testing::WriteAll(file(), "some other log line\n");
+  EXPECT_EQ(Open().status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(FileDeviceTest, MissingDirectoryIsNotFound) {
+  EXPECT_EQ(Open({}, dir_.Join("no/such/dir.log")).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(FileDeviceTest, FullDeviceFailsClosed) {
+  auto dev = Open({}, "/dev/full");
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  EXPECT_EQ((*dev)->Append(R"({"type":"request"})").code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ((*dev)->GetStats().failures, 1u);
+  EXPECT_EQ((*dev)->GetStats().records, 0u);
+}
+
+TEST_F(FileDeviceTest, ConcurrentRecordsShareOneWriteAndSync) {
+  // The writer is held in its first sync until every other record is queued, so those records
+  // must go out as a single batch: 2 syncs for kThreads + 1 records (and 1 for closing).
+  constexpr int kThreads = 32;
+  absl::Notification release;
+  std::atomic<int> syncs{0};
+  FileDeviceOptions options;
+  options.before_sync = [&] {
+    if (syncs.fetch_add(1) == 0) release.WaitForNotification();
+  };
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok());
+  FileDevice& d = **dev;
+  ASSERT_TRUE(d.Append(R"({"type":"request","first":true})").ok());  // writer now in sync
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      if (d.Append(absl::StrCat("{\"type\":\"request\",\"i\":", i, "}")).ok()) ok.fetch_add(1);
+    });
+  }
+  while (d.GetStats().queued < static_cast<size_t>(kThreads)) std::this_thread::yield();
+  release.Notify();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads);
+  ASSERT_TRUE(d.Close().ok());
+  FileDevice::Stats s = d.GetStats();
+  EXPECT_EQ(s.records, kThreads + 1u);
+  EXPECT_EQ(s.batches, 3u);  // the first record, the other 32 together, the closing checkpoint
+  EXPECT_EQ(s.syncs, 3u);
+  VerifyReport r = VerifyClosed();
+  EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
+  EXPECT_EQ(r.records, kThreads + 1u);
+}
+
+TEST_F(FileDeviceTest, ManyConcurrentRecordsNeedFewerSyncsThanRecords) {
+  constexpr int kThreads = 8, kPerThread = 200;
+  auto dev = Open();
+  ASSERT_TRUE(dev.ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        if (!(*dev)->Append(R"({"type":"request"})").ok()) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_TRUE((*dev)->Close().ok());
+  FileDevice::Stats s = (*dev)->GetStats();
+  EXPECT_EQ(s.records, uint64_t{kThreads * kPerThread});
+  EXPECT_EQ(s.syncs, s.batches);  // one sync per batch (the closing checkpoint included)
+  EXPECT_LE(s.batches, s.records + 1);
+  EXPECT_FALSE(VerifyClosed().problem.has_value());
+}
+
+TEST_F(FileDeviceTest, FullQueueOnASlowDeviceFailsClosedAfterTheDeadline) {
+  absl::Notification release;
+  std::atomic<int> syncs{0};
+  FileDeviceOptions options;
+  options.queue_capacity = 1;
+  options.timeout = absl::Milliseconds(200);
+  options.before_sync = [&] {
+    if (syncs.fetch_add(1) == 0) release.WaitForNotification();
+  };
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok());
+  FileDevice& d = **dev;
+  ASSERT_TRUE(d.Append(R"({"type":"request"})").ok());  // writer stuck in its sync
+  // This one fills the queue; its write cannot happen before the deadline either.
+  std::thread filler(
+      [&] { EXPECT_EQ(d.Append("{}").code(), absl::StatusCode::kDeadlineExceeded); });
+  while (d.GetStats().queued < 1) std::this_thread::yield();
+  EXPECT_EQ(d.Append("{}").code(), absl::StatusCode::kDeadlineExceeded);  // no room
+  filler.join();
+  release.Notify();
+  ASSERT_TRUE(d.Close().ok());
+}
+
+}  // namespace
+}  // namespace ward::audit

@@ -1,0 +1,86 @@
+#include "audit/keys.h"
+
+#include <openssl/evp.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "core/strings.h"
+#include "crypto/hmac.h"
+
+namespace ward::audit {
+
+absl::StatusOr<std::string> Hasher::Hash(std::string_view value) const {
+  WARD_ASSIGN_OR_RETURN(std::string mac, crypto::HmacSha256(salt_, value));
+  return absl::StrCat(core::ToAbsl(kHashPrefix), crypto::HexEncode(mac));
+}
+
+absl::StatusOr<CheckpointSigner> CheckpointSigner::Create(const core::SecureBytes& seed) {
+  if (seed.size() != 32) return absl::InvalidArgumentError("checkpoint key must be 32 bytes");
+  crypto::EvpPkeyPtr key(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()));
+  if (key == nullptr) {
+    return absl::InternalError(absl::StrCat("ed25519 key: ", crypto::LastOpenSslError()));
+  }
+  std::string pub(32, '\0');
+  size_t pub_len = pub.size();
+  if (EVP_PKEY_get_raw_public_key(key.get(), reinterpret_cast<unsigned char*>(pub.data()),
+                                  &pub_len) != 1 ||
+      pub_len != 32) {
+    return absl::InternalError(absl::StrCat("ed25519 public key: ", crypto::LastOpenSslError()));
+  }
+  return CheckpointSigner(std::move(key), crypto::HexEncode(pub));
+}
+
+absl::StatusOr<std::string> CheckpointSigner::Sign(std::string_view message) const {
+  crypto::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1) {
+    return absl::InternalError(absl::StrCat("ed25519 sign: ", crypto::LastOpenSslError()));
+  }
+  std::string sig(64, '\0');
+  size_t sig_len = sig.size();
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len,
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1 ||
+      sig_len != 64) {
+    return absl::InternalError(absl::StrCat("ed25519 sign: ", crypto::LastOpenSslError()));
+  }
+  return crypto::HexEncode(sig);
+}
+
+absl::StatusOr<std::string> HexDecode(std::string_view hex) {
+  if (hex.size() % 2 != 0) return absl::InvalidArgumentError("hex string has odd length");
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out(hex.size() / 2, '\0');
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return absl::InvalidArgumentError("not a hex string");
+    out[i] = static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+absl::StatusOr<bool> VerifyCheckpointSignature(std::string_view public_key_hex,
+                                               std::string_view message,
+                                               std::string_view signature_hex) {
+  WARD_ASSIGN_OR_RETURN(std::string pub, HexDecode(public_key_hex));
+  if (pub.size() != 32) return absl::InvalidArgumentError("public key must be 32 bytes of hex");
+  absl::StatusOr<std::string> sig = HexDecode(signature_hex);
+  if (!sig.ok() || sig->size() != 64) return false;  // a mangled signature simply fails
+  crypto::EvpPkeyPtr key(EVP_PKEY_new_raw_public_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(pub.data()), pub.size()));
+  if (key == nullptr) return absl::InvalidArgumentError("not an Ed25519 public key");
+  crypto::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr ||
+      EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1) {
+    return absl::InternalError(absl::StrCat("ed25519 verify: ", crypto::LastOpenSslError()));
+  }
+  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig->data()),
+                          sig->size(), reinterpret_cast<const unsigned char*>(message.data()),
+                          message.size()) == 1;
+}
+
+}  // namespace ward::audit

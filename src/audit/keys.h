@@ -1,0 +1,64 @@
+#pragma once
+
+// The two keys of one audit device: the salt that hashes sensitive values in records, and the
+// Ed25519 key that signs checkpoint lines (docs/audit.md).
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "core/secure_bytes.h"
+#include "crypto/openssl_handles.h"
+
+namespace ward::audit {
+
+// The prefix of every hashed value in an audit record (Vault's spelling).
+inline constexpr std::string_view kHashPrefix = "hmac-sha256:";
+
+// Hashes sensitive strings for audit records: "hmac-sha256:" + lower-case hex of
+// HMAC-SHA256(salt, value). Immutable and thread-safe.
+class Hasher {
+ public:
+  // REQUIRES: `salt` is not empty.
+  explicit Hasher(core::SecureBytes salt) : salt_(std::move(salt)) {}
+
+  // Returns the hashed form of `value`. Errors: kInternal if OpenSSL fails.
+  absl::StatusOr<std::string> Hash(std::string_view value) const;
+
+ private:
+  core::SecureBytes salt_;  // never changed after construction
+};
+
+// Signs checkpoint messages with an Ed25519 private key. Immutable and thread-safe.
+class CheckpointSigner {
+ public:
+  // Builds a signer from a 32-byte Ed25519 seed.
+  // Errors: kInvalidArgument if the seed is not 32 bytes; kInternal if OpenSSL fails.
+  static absl::StatusOr<CheckpointSigner> Create(const core::SecureBytes& seed);
+
+  // Returns the 64-byte signature of `message`, hex-encoded. Errors: kInternal if OpenSSL fails.
+  absl::StatusOr<std::string> Sign(std::string_view message) const;
+
+  // The 32-byte public key, hex-encoded: what `ward audit verify --key` takes.
+  const std::string& public_key_hex() const { return public_key_hex_; }
+
+ private:
+  CheckpointSigner(crypto::EvpPkeyPtr key, std::string public_key_hex)
+      : key_(std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free)),
+        public_key_hex_(std::move(public_key_hex)) {}
+
+  std::shared_ptr<EVP_PKEY> key_;  // immutable once built; shared so the signer is copyable
+  std::string public_key_hex_;
+};
+
+// Checks a hex Ed25519 `signature_hex` of `message` under the hex public key.
+// Returns true if valid, false if the signature does not verify.
+// Errors: kInvalidArgument if the key or signature is not well-formed hex of the right size.
+absl::StatusOr<bool> VerifyCheckpointSignature(std::string_view public_key_hex,
+                                               std::string_view message,
+                                               std::string_view signature_hex);
+
+// Decodes lower- or upper-case hex. Errors: kInvalidArgument for odd length or a non-hex digit.
+absl::StatusOr<std::string> HexDecode(std::string_view hex);
+
+}  // namespace ward::audit

@@ -1,0 +1,73 @@
+#pragma once
+
+// Builds audit records in Vault's shape (docs/audit.md), with every sensitive string replaced
+// by its hashed form.
+
+#include <boost/json.hpp>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "audit/keys.h"
+
+namespace ward::audit {
+
+// The token behind a request, as far as the server knows it. Plain values; the builder
+// hashes what is sensitive.
+struct AuthInfo {
+  bool known = false;        // false: no valid token; only the request's client_token appears
+  std::string client_token;  // the raw token (hashed in the record)
+  std::string accessor;      // hashed in the record
+  std::string display_name;
+  std::vector<std::string> policies;
+  std::map<std::string, std::string> metadata;
+  std::string token_type;  // "service"
+  int64_t num_uses = 0;
+  int64_t token_ttl = 0;         // seconds left; 0 = no expiry
+  std::string token_issue_time;  // RFC 3339
+};
+
+// What the request asked for.
+struct RequestInfo {
+  std::string id;
+  std::string operation;    // read, update, delete, list, patch
+  std::string path;         // after /v1/
+  std::string mount_type;   // "kv", "system", "token", "" when no mount matched
+  std::string mount_point;  // "secret/", "sys/", "auth/token/"
+  boost::json::value data;  // the request body (or query parameters); every string is hashed
+  std::string remote_address;
+  int64_t remote_port = 0;
+  std::string client_token;           // the raw token given, "" for none (hashed in the record)
+  std::string client_token_accessor;  // hashed in the record
+};
+
+// What the server answered.
+struct ResponseInfo {
+  int status_code = 0;
+  boost::json::value data;  // null = none; every string is hashed
+  boost::json::value auth;  // null = none; client_token and accessor are hashed
+  std::vector<std::string> warnings;
+  std::string error;  // "" unless the request failed
+};
+
+// Replaces every string inside `v` (object values at any depth, array elements, or `v` itself)
+// by its hashed form. Object keys, numbers, booleans and nulls stay. Errors: from Hasher.
+absl::Status HashStrings(const Hasher& hasher, boost::json::value& v);
+
+// Returns a request record: {"time","type":"request","auth",...,"request",...,"error":""}.
+// Errors: kInternal if hashing fails.
+absl::StatusOr<boost::json::object> BuildRequestRecord(const Hasher& hasher, absl::Time time,
+                                                       const AuthInfo& auth,
+                                                       const RequestInfo& request);
+
+// Returns a response record: as the request record with "type":"response", a "response"
+// object and "error" set from `response`. Errors: kInternal if hashing fails.
+absl::StatusOr<boost::json::object> BuildResponseRecord(const Hasher& hasher, absl::Time time,
+                                                        const AuthInfo& auth,
+                                                        const RequestInfo& request,
+                                                        const ResponseInfo& response);
+
+}  // namespace ward::audit

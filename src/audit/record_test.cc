@@ -1,0 +1,140 @@
+#include "audit/record.h"
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+
+namespace ward::audit {
+namespace {
+
+namespace json = boost::json;
+
+Hasher TestHasher() { return Hasher(core::SecureBytes(std::string(32, 'k'))); }
+
+std::string H(std::string_view v) { return *TestHasher().Hash(v); }
+
+TEST(HasherTest, HashIsPrefixedHexHmacAndDependsOnSalt) {
+  std::string h = H("s3cret");
+  ASSERT_TRUE(absl::StartsWith(h, "hmac-sha256:"));
+  EXPECT_EQ(h.size(), 12u + 64u);
+  EXPECT_EQ(h, H("s3cret"));
+  EXPECT_NE(h, H("s3cret2"));
+  Hasher other(core::SecureBytes(std::string(32, 'x')));
+  EXPECT_NE(*other.Hash("s3cret"), h);
+}
+
+TEST(RecordTest, HashStringsReplacesEveryStringAndKeepsOtherValues) {
+  json::value v = json::parse(
+      R"({"a":"x","n":5,"b":true,"z":null,"list":["y",2,{"deep":"w"}],"obj":{"k":"v"}})");
+  ASSERT_TRUE(HashStrings(TestHasher(), v).ok());
+  const json::object& o = v.as_object();
+  EXPECT_EQ(o.at("a"), json::value(H("x")));
+  EXPECT_EQ(o.at("n"), 5);
+  EXPECT_EQ(o.at("b"), true);
+  EXPECT_TRUE(o.at("z").is_null());
+  EXPECT_EQ(o.at("list").as_array()[0], json::value(H("y")));
+  EXPECT_EQ(o.at("list").as_array()[1], 2);
+  EXPECT_EQ(o.at("list").as_array()[2].at("deep"), json::value(H("w")));
+  EXPECT_EQ(o.at("obj").at("k"), json::value(H("v")));  // keys stay, values are hashed
+}
+
+AuthInfo TestAuth() {
+  AuthInfo a;
+  a.known = true;
+  a.client_token = "hvs.tokenvalue";
+  a.accessor = "accessorvalue";
+  a.display_name = "token-app";
+  a.policies = {"default", "app"};
+  a.token_type = "service";
+  return a;
+}
+
+RequestInfo TestRequest() {
+  RequestInfo r;
+  r.id = "req-1";
+  r.operation = "update";
+  r.path = "secret/data/app";
+  r.mount_type = "kv";
+  r.mount_point = "secret/";
+  r.data = json::parse(R"({"data":{"password":"hunter2","pin":1234}})");
+  r.remote_address = "127.0.0.1";
+  r.remote_port = 5555;
+  r.client_token = "hvs.tokenvalue";
+  r.client_token_accessor = "accessorvalue";
+  return r;
+}
+
+TEST(RecordTest, RequestRecordHashesTokensAndDataAndHasVaultShape) {
+  absl::Time t = absl::FromUnixSeconds(1700000000);
+  auto rec = BuildRequestRecord(TestHasher(), t, TestAuth(), TestRequest());
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  std::string text = json::serialize(*rec);
+  for (const char* plain : {"hvs.tokenvalue", "accessorvalue", "hunter2"}) {
+    EXPECT_FALSE(absl::StrContains(text, plain)) << plain << " in " << text;
+  }
+  EXPECT_EQ(rec->at("type"), "request");
+  EXPECT_TRUE(absl::StartsWith(std::string(rec->at("time").as_string()), "2023-11-14T22:13:20"));
+  EXPECT_EQ(rec->at("error"), "");
+  const json::object& auth = rec->at("auth").as_object();
+  EXPECT_EQ(auth.at("client_token"), json::value(H("hvs.tokenvalue")));
+  EXPECT_EQ(auth.at("accessor"), json::value(H("accessorvalue")));
+  EXPECT_EQ(auth.at("display_name"), "token-app");
+  EXPECT_EQ(auth.at("policies"), json::parse(R"(["default","app"])"));
+  const json::object& req = rec->at("request").as_object();
+  EXPECT_EQ(req.at("id"), "req-1");
+  EXPECT_EQ(req.at("operation"), "update");
+  EXPECT_EQ(req.at("path"), "secret/data/app");
+  EXPECT_EQ(req.at("mount_type"), "kv");
+  EXPECT_EQ(req.at("remote_address"), "127.0.0.1");
+  EXPECT_EQ(req.at("client_token"), json::value(H("hvs.tokenvalue")));
+  EXPECT_EQ(req.at("client_token_accessor"), json::value(H("accessorvalue")));
+  EXPECT_EQ(req.at("data").at("data").at("password"), json::value(H("hunter2")));
+  EXPECT_EQ(req.at("data").at("data").at("pin"), 1234);
+}
+
+TEST(RecordTest, UnknownTokenGivesEmptyAuthButHashedRequestToken) {
+  AuthInfo none;
+  RequestInfo r = TestRequest();
+  r.client_token_accessor.clear();
+  auto rec = BuildRequestRecord(TestHasher(), absl::UnixEpoch(), none, r);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_TRUE(rec->at("auth").as_object().empty());
+  EXPECT_EQ(rec->at("request").at("client_token"), json::value(H("hvs.tokenvalue")));
+  EXPECT_EQ(rec->at("request").at("client_token_accessor"), "");
+}
+
+TEST(RecordTest, ResponseRecordHashesDataAndIssuedToken) {
+  ResponseInfo resp;
+  resp.status_code = 200;
+  resp.data = json::parse(R"({"secret_id":"sid-plain","ttl":60,"nested":["unseal-key"]})");
+  resp.auth = json::parse(
+      R"({"client_token":"hvs.newtoken","accessor":"newaccessor","policies":["default"]})");
+  resp.warnings = {"capped"};
+  auto rec = BuildResponseRecord(TestHasher(), absl::UnixEpoch(), TestAuth(), TestRequest(), resp);
+  ASSERT_TRUE(rec.ok());
+  std::string text = json::serialize(*rec);
+  for (const char* plain : {"sid-plain", "hvs.newtoken", "newaccessor", "unseal-key", "hunter2"}) {
+    EXPECT_FALSE(absl::StrContains(text, plain)) << plain;
+  }
+  EXPECT_EQ(rec->at("type"), "response");
+  const json::object& r = rec->at("response").as_object();
+  EXPECT_EQ(r.at("status_code"), 200);
+  EXPECT_EQ(r.at("data").at("secret_id"), json::value(H("sid-plain")));
+  EXPECT_EQ(r.at("data").at("ttl"), 60);
+  EXPECT_EQ(r.at("auth").at("client_token"), json::value(H("hvs.newtoken")));
+  EXPECT_EQ(r.at("auth").at("accessor"), json::value(H("newaccessor")));
+  EXPECT_EQ(r.at("auth").at("policies"), json::parse(R"(["default"])"));
+  EXPECT_EQ(rec->at("request").at("path"), "secret/data/app");
+}
+
+TEST(RecordTest, ResponseErrorIsRecorded) {
+  ResponseInfo resp;
+  resp.status_code = 403;
+  resp.error = "permission denied";
+  auto rec = BuildResponseRecord(TestHasher(), absl::UnixEpoch(), AuthInfo{}, TestRequest(), resp);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->at("error"), "permission denied");
+  EXPECT_FALSE(rec->at("response").as_object().contains("data"));
+}
+
+}  // namespace
+}  // namespace ward::audit
