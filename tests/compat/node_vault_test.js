@@ -60,8 +60,44 @@ async function dev() {
   await vault.tokenRevoke({ token: created.auth.client_token });
   await expectStatus(other.tokenLookupSelf(), 403);
 
+  await accessControl(vault);
+
   await vault.delete('secret/metadata/compat/app');
   await expectStatus(vault.read('secret/data/compat/app'), 404);
+}
+
+// Policies, AppRole login and a file audit device, through the library's own helpers.
+async function accessControl(vault) {
+  const rules = 'path "secret/data/compat/*" { capabilities = ["read"] }';
+  await vault.addPolicy({ name: 'compat-reader', rules });
+  const policy = await vault.getPolicy({ name: 'compat-reader' });
+  assert.equal(policy.rules, rules);
+  const policies = await vault.policies();
+  assert.ok(policies.policies.includes('compat-reader'), JSON.stringify(policies));
+
+  await vault.enableAuth({ mount_point: 'approle', type: 'approle', description: 'compat' });
+  const auths = await vault.auths();
+  assert.equal(auths.data['approle/'].type, 'approle');
+  await vault.addApproleRole({ role_name: 'compat-app', policies: 'compat-reader', token_ttl: 1200 });
+  const roleId = (await vault.getApproleRoleId({ role_name: 'compat-app' })).data.role_id;
+  const secretId = (await vault.getApproleRoleSecret({ role_name: 'compat-app' })).data.secret_id;
+  const app = client('');
+  const login = await app.approleLogin({ role_id: roleId, secret_id: secretId });
+  assert.deepEqual(login.auth.token_policies, ['compat-reader', 'default']);
+  assert.equal(app.token, login.auth.client_token);  // the library adopts the login token
+  assert.equal((await app.read('secret/data/compat/app')).data.data.user, 'app');
+  await expectStatus(app.write('secret/data/compat/app', { data: { user: 'x' } }), 403);
+  await expectStatus(client('').approleLogin({ role_id: roleId, secret_id: 'wrong' }), 400);
+
+  const auditFile = `${process.env.COMPAT_WORK_DIR}/audit.log`;
+  await vault.enableAudit({ name: 'compat-file', type: 'file', options: { file_path: auditFile } });
+  const audits = await vault.audits();
+  assert.equal(audits.data['compat-file/'].type, 'file');
+  await vault.read('secret/data/compat/app');
+  await vault.disableAudit({ name: 'compat-file' });
+  const log = fs.readFileSync(auditFile, 'utf8');
+  assert.ok(log.includes('secret/data/compat/app'));
+  assert.ok(!log.includes('p4ss'), 'plaintext secret in the audit log');
 }
 
 async function fresh() {

@@ -28,7 +28,7 @@ wait_for() {
 pids+=($!)
 wait_for "$work/dev.out" "^export WARD_TOKEN="
 eval "$(grep '^export WARD_' "$work/dev.out")"
-(cd "$work" && node node_vault_test.js dev)
+(cd "$work" && COMPAT_WORK_DIR="$work" node node_vault_test.js dev)
 
 # 2. A fresh server from a config file: init, unseal, seal through the library.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
