@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# TLS handshake rate, Ward against nginx, side by side: a new TCP + TLS 1.3 connection for every
+# request, first with full handshakes (no session reuse), then resuming the previous session
+# (TLS 1.3 session tickets). Server authentication only: Ward's listener does not ask for client
+# certificates yet, so mTLS handshakes (ward-bench --cert/--key against nginx with
+# ssl_verify_client on) are not compared here.
+#
+# Each request is a small GET answered with the same bytes by both: Ward's /v1/sys/health, and
+# nginx serving a copy of that answer as a file. Runs REPEAT times alternating the servers and
+# prints the medians and the ratios Ward/nginx.
+#
+# Settings (environment): CONNECTIONS=16 THREADS=1 DURATION=8 WARMUP=1 REPEAT=3
+#   NGINX_WORKERS (default: nproc), BUILD_DIR=build/release
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+CONNECTIONS=${CONNECTIONS:-16}
+THREADS=${THREADS:-1}
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-1}
+REPEAT=${REPEAT:-3}
+NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
+
+bench_init
+print_context
+start_ward ward
+start_nginx "$NGINX_WORKERS" "$WARD_TLS_DIR/server.pem" "$WARD_TLS_DIR/server-key.pem"
+curl -sf --cacert "$WARD_CA" "$WARD_URL/v1/sys/health" -o "$BENCH_TMP/nginx/www/health"
+chmod 0644 "$BENCH_TMP/nginx/www/health"
+echo "ward:     $WARD_URL, GET /v1/sys/health ($(wc -c <"$BENCH_TMP/nginx/www/health") bytes)"
+echo "nginx:    $NGINX_URL, $NGINX_WORKERS workers, GET /health (the same bytes)"
+echo "settings: -c $CONNECTIONS -t $THREADS -d $DURATION --warmup $WARMUP, $REPEAT repeats"
+echo
+
+common=(--ca-file "$WARD_CA" -c "$CONNECTIONS" -t "$THREADS" -d "$DURATION" --warmup "$WARMUP"
+        --json)
+summary=()
+for scenario in handshake-full handshake-resumed; do
+  ward_tp=() nginx_tp=() ward_p99=() nginx_p99=()
+  for i in $(seq "$REPEAT"); do
+    echo "--- $scenario, run $i (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    "$WARD_BENCH" --url "$WARD_URL" --scenario "$scenario" --path /v1/sys/health "${common[@]}" |
+      tee "$BENCH_TMP/ward-$scenario-$i.out"
+    "$WARD_BENCH" --url "$NGINX_URL" --scenario "$scenario" --path /health "${common[@]}" |
+      tee "$BENCH_TMP/nginx-$scenario-$i.out"
+    ward_tp+=("$(json_field "$BENCH_TMP/ward-$scenario-$i.out" throughput)")
+    nginx_tp+=("$(json_field "$BENCH_TMP/nginx-$scenario-$i.out" throughput)")
+    ward_p99+=("$(json_field "$BENCH_TMP/ward-$scenario-$i.out" latency_ms.p99)")
+    nginx_p99+=("$(json_field "$BENCH_TMP/nginx-$scenario-$i.out" latency_ms.p99)")
+  done
+  w=$(median "${ward_tp[@]}")
+  n=$(median "${nginx_tp[@]}")
+  summary+=("$(printf '%-18s %12.0f %12.0f %8.3f %14.3f %14.3f' "$scenario" "$w" "$n" \
+    "$(python3 -c "print($w / $n)")" "$(median "${ward_p99[@]}")" "$(median "${nginx_p99[@]}")")")
+  summary+=("    per run: ward ${ward_tp[*]}; nginx ${nginx_tp[*]}")
+done
+
+echo
+echo "=== summary (medians of $REPEAT runs; connections per second)"
+printf '%-18s %12s %12s %8s %14s %14s\n' scenario ward/s nginx/s ratio "ward p99 ms" "nginx p99 ms"
+printf '%s\n' "${summary[@]}"

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# KV read throughput and latency, Ward against nginx serving a file, side by side.
+#
+# Starts `ward server --dev` (data on disk under a temp dir) and writes a secret whose JSON
+# write body is 1 KB; starts nginx with the same dev CA-signed certificate serving a 1024-byte
+# file over TLS 1.3 keep-alive. Then, REPEAT times, alternating the two servers:
+#   1. max throughput: closed loop, CONNECTIONS connections on THREADS ward-bench threads;
+#   2. latency at half of Ward's median max throughput: open loop at that fixed rate, against
+#      both servers (nginx at the same rate, for reference).
+# Prints every run, then the medians and the ratio Ward/nginx.
+#
+# Settings (environment): CONNECTIONS=32 THREADS=1 DURATION=8 WARMUP=1 REPEAT=3
+#   NGINX_WORKERS (default: nproc, the number of event-loop threads Ward starts by default)
+#   BUILD_DIR=build/release (ward and ward-bench)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-1}
+REPEAT=${REPEAT:-3}
+NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
+
+bench_init
+print_context
+start_ward ward
+put_secret secret/data/bench 1024
+start_nginx "$NGINX_WORKERS" "$WARD_TLS_DIR/server.pem" "$WARD_TLS_DIR/server-key.pem"
+ward_bytes=$(curl -sf --cacert "$WARD_CA" -H "X-Vault-Token: $WARD_ROOT_TOKEN" \
+  "$WARD_URL/v1/secret/data/bench" | wc -c)
+echo "ward:     $WARD_URL, GET /v1/secret/data/bench answers $ward_bytes bytes of JSON"
+echo "nginx:    $NGINX_URL, $NGINX_WORKERS workers, GET /1k.bin answers 1024 bytes"
+echo "settings: -c $CONNECTIONS -t $THREADS -d $DURATION --warmup $WARMUP, $REPEAT repeats"
+echo
+
+common=(--ca-file "$WARD_CA" -c "$CONNECTIONS" -t "$THREADS" -d "$DURATION" --warmup "$WARMUP"
+        --json)
+ward_args=(--url "$WARD_URL" --scenario kv-read --path secret/data/bench --token "$WARD_ROOT_TOKEN")
+nginx_args=(--url "$NGINX_URL" --scenario static --path /1k.bin)
+
+ward_tp=() nginx_tp=() ward_p99=() nginx_p99=()
+for i in $(seq "$REPEAT"); do
+  echo "--- max throughput, run $i (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$WARD_BENCH" "${ward_args[@]}" "${common[@]}" | tee "$BENCH_TMP/ward-$i.out"
+  "$WARD_BENCH" "${nginx_args[@]}" "${common[@]}" | tee "$BENCH_TMP/nginx-$i.out"
+  ward_tp+=("$(json_field "$BENCH_TMP/ward-$i.out" throughput)")
+  nginx_tp+=("$(json_field "$BENCH_TMP/nginx-$i.out" throughput)")
+  ward_p99+=("$(json_field "$BENCH_TMP/ward-$i.out" latency_ms.p99)")
+  nginx_p99+=("$(json_field "$BENCH_TMP/nginx-$i.out" latency_ms.p99)")
+done
+ward_med=$(median "${ward_tp[@]}")
+nginx_med=$(median "${nginx_tp[@]}")
+half=$(python3 -c "print(round($ward_med / 2))")
+
+ward_half_p99=() nginx_half_p99=() ward_half_p50=() nginx_half_p50=()
+for i in $(seq "$REPEAT"); do
+  echo "--- open loop at $half req/s (half of Ward's max), run $i (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$WARD_BENCH" "${ward_args[@]}" "${common[@]}" --rate "$half" | tee "$BENCH_TMP/ward-half-$i.out"
+  "$WARD_BENCH" "${nginx_args[@]}" "${common[@]}" --rate "$half" | tee "$BENCH_TMP/nginx-half-$i.out"
+  ward_half_p99+=("$(json_field "$BENCH_TMP/ward-half-$i.out" latency_ms.p99)")
+  nginx_half_p99+=("$(json_field "$BENCH_TMP/nginx-half-$i.out" latency_ms.p99)")
+  ward_half_p50+=("$(json_field "$BENCH_TMP/ward-half-$i.out" latency_ms.p50)")
+  nginx_half_p50+=("$(json_field "$BENCH_TMP/nginx-half-$i.out" latency_ms.p50)")
+done
+
+echo
+echo "=== summary (medians of $REPEAT runs)"
+printf '%-8s %14s %16s %22s %22s\n' server "max req/s" "p99 ms at max" "p50 ms at $half/s" "p99 ms at $half/s"
+printf '%-8s %14.0f %16.3f %22.3f %22.3f\n' ward "$ward_med" "$(median "${ward_p99[@]}")" \
+  "$(median "${ward_half_p50[@]}")" "$(median "${ward_half_p99[@]}")"
+printf '%-8s %14.0f %16.3f %22.3f %22.3f\n' nginx "$nginx_med" "$(median "${nginx_p99[@]}")" \
+  "$(median "${nginx_half_p50[@]}")" "$(median "${nginx_half_p99[@]}")"
+echo "ratio ward/nginx (max throughput): $(python3 -c "print(f'{$ward_med / $nginx_med:.3f}')")"
+echo "per-run throughput: ward ${ward_tp[*]}; nginx ${nginx_tp[*]}"

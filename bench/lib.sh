@@ -1,0 +1,173 @@
+# Shared helpers for the benchmark scripts in bench/ (sourced, not run).
+#
+# Set before sourcing (all optional):
+#   BUILD_DIR  where `ward` and `ward-bench` are (default: <repo>/build/release)
+#   WARD, WARD_BENCH  the binaries themselves (default: $BUILD_DIR/ward, $BUILD_DIR/ward-bench)
+# After bench_init: BENCH_TMP is a private temp dir, removed on exit with every process the
+# script started (each killed by its own pid).
+
+BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$BENCH_REPO/build/release}
+WARD=${WARD:-$BUILD_DIR/ward}
+WARD_BENCH=${WARD_BENCH:-$BUILD_DIR/ward-bench}
+BENCH_PIDS=()
+
+bench_cleanup() {
+  local pid
+  for pid in "${BENCH_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${BENCH_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ -n "${BENCH_TMP:-}" ] && [ -z "${BENCH_KEEP_TMP:-}" ]; then rm -rf "$BENCH_TMP"; fi
+}
+
+bench_init() {
+  local b
+  for b in "$WARD" "$WARD_BENCH"; do
+    if [ ! -x "$b" ]; then
+      echo "missing $b: build it with scripts/build.sh release ward ward-bench" >&2
+      exit 2
+    fi
+  done
+  BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ward-bench-XXXXXX")
+  trap bench_cleanup EXIT
+}
+
+# Stops the most recently started server (SIGTERM) and waits for it.
+stop_last() {
+  local pid=${BENCH_PIDS[-1]}
+  unset 'BENCH_PIDS[-1]'
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# Prints a free TCP port on 127.0.0.1 (free when asked; the caller binds it right away).
+bench_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_ward NAME [extra ward server args...]
+# Starts `ward server --dev` on a free port with its data and TLS files under $BENCH_TMP/NAME
+# and waits (up to 60 s) for its banner. Sets WARD_URL, WARD_CA, WARD_TLS_DIR, WARD_ROOT_TOKEN.
+start_ward() {
+  local name=$1
+  shift
+  local dir=$BENCH_TMP/$name
+  mkdir -p "$dir"
+  WARD_TLS_DIR=$dir/tls
+  WARD_ROOT_TOKEN=bench-root-token
+  "$WARD" server --dev --dev-listen-address=127.0.0.1:0 --dev-data-dir="$dir/data" \
+    --dev-tls-cert-dir="$WARD_TLS_DIR" --dev-root-token-id="$WARD_ROOT_TOKEN" --log-level=warn \
+    "$@" >"$dir/stdout" 2>"$dir/stderr" &
+  BENCH_PIDS+=($!)
+  local pid=$! i
+  for i in $(seq 600); do
+    WARD_URL=$(sed -n 's/^Ward dev server listening on \(https:[^ ]*\)$/\1/p' "$dir/stdout")
+    if [ -n "$WARD_URL" ]; then break; fi
+    if ! kill -0 "$pid" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  if [ -z "$WARD_URL" ]; then
+    echo "ward did not start; its log:" >&2
+    cat "$dir/stdout" "$dir/stderr" >&2
+    exit 1
+  fi
+  WARD_CA=$WARD_TLS_DIR/ca.pem
+}
+
+# start_nginx WORKERS CERT KEY
+# Starts nginx (Debian package) in the foreground as a child with a generated config under
+# $BENCH_TMP/nginx: HTTPS only, TLS 1.3, keep-alive without a request limit, no access log,
+# serving $BENCH_TMP/nginx/www (which holds 1k.bin, 1024 bytes). Sets NGINX_URL.
+start_nginx() {
+  local workers=$1 cert=$2 key=$3
+  local dir=$BENCH_TMP/nginx port i
+  if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    echo "nginx is not installed: run scripts/bench-deps.sh" >&2
+    exit 2
+  fi
+  mkdir -p "$dir/www" "$dir/tmp"
+  head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$dir/www/1k.bin"
+  # nginx workers drop to `nobody` when started as root: they must be able to read the files.
+  chmod 0755 "$BENCH_TMP" "$dir" "$dir/www"
+  chmod 0644 "$dir/www/1k.bin"
+  port=$(bench_free_port)
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes $workers;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  default_type application/octet-stream;
+  keepalive_requests 100000000;
+  keepalive_timeout 65s;
+  server {
+    listen 127.0.0.1:$port ssl;
+    ssl_certificate $cert;
+    ssl_certificate_key $key;
+    ssl_protocols TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;
+    root $dir/www;
+  }
+}
+EOF
+  local nginx_bin
+  nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+  "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+  BENCH_PIDS+=($!)
+  NGINX_URL=https://127.0.0.1:$port
+  for i in $(seq 100); do
+    if curl -sf --cacert "$WARD_CA" "$NGINX_URL/1k.bin" -o /dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nginx did not start; its log:" >&2
+  cat "$dir/error.log" >&2
+  exit 1
+}
+
+# put_secret PATH SIZE: writes a KV v2 secret whose JSON body is SIZE bytes to Ward.
+put_secret() {
+  local path=$1 size=$2
+  python3 -c 'import json,sys; n=int(sys.argv[1]); h="{\"data\":{\"value\":\""; t="\"}}"; print(h+"x"*(n-len(h)-len(t))+t, end="")' \
+    "$size" >"$BENCH_TMP/secret.json"
+  curl -sf --cacert "$WARD_CA" -H "X-Vault-Token: $WARD_ROOT_TOKEN" -X PUT \
+    --data-binary @"$BENCH_TMP/secret.json" "$WARD_URL/v1/$path" -o /dev/null
+}
+
+# json_field FILE FIELD: the value of FIELD (dotted for nesting: latency_ms.p99) in the last
+# JSON line of FILE (ward-bench --json output).
+json_field() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+line = [l for l in open(sys.argv[1]) if l.startswith("{")][-1]
+v = json.loads(line)
+for k in sys.argv[2].split("."):
+    v = v[k]
+print(v)
+EOF
+}
+
+# median V1 V2 ...: the median of the numbers given.
+median() {
+  python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"
+}
+
+# Prints the date, machine and load so every result carries its context.
+print_context() {
+  echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "machine:  $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+  echo "kernel:   $(uname -r); $(openssl version)"
+  echo "nginx:    $( (nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1) | head -1)"
+  echo "load:     $(uptime | sed 's/.*load average/load average/')"
+  echo "binaries: $WARD $WARD_BENCH"
+}

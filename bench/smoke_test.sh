@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Smoke test for ward-bench (registered with ctest): starts a dev Ward and runs every scenario
+# for about a second with 2 connections against it, failing if any run has zero throughput,
+# any error, or (handshake scenarios) the wrong kind of handshake. No nginx needed.
+# Usage: bench/smoke_test.sh WARD_BINARY WARD_BENCH_BINARY
+set -euo pipefail
+if [ $# -ne 2 ]; then
+  echo "usage: $0 WARD_BINARY WARD_BENCH_BINARY" >&2
+  exit 2
+fi
+WARD=$1
+WARD_BENCH=$2
+source "$(dirname "$0")/lib.sh"
+bench_init
+start_ward smoke
+
+failed=0
+# run NAME [ward-bench args...]: one 1 s run with 2 connections; checks and prints the result.
+run() {
+  local name=$1
+  shift
+  local out=$BENCH_TMP/$name.out
+  if ! "$WARD_BENCH" --url "$WARD_URL" --ca-file "$WARD_CA" --token "$WARD_ROOT_TOKEN" \
+      -c 2 -t 1 -d 1 --warmup 0.1 --json "$@" >"$out" 2>&1; then
+    echo "FAIL $name: ward-bench exited non-zero"
+    cat "$out"
+    failed=1
+    return
+  fi
+  local why
+  why=$(python3 - "$out" "$name" <<'PY'
+import json, sys
+r = json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1])
+name = sys.argv[2]
+if r["throughput"] <= 0:
+    print("zero throughput")
+elif r["non_2xx"] or r["io_errors"] or r["unexpected"]:
+    print(f"errors: non-2xx {r['non_2xx']}, io {r['io_errors']}, unexpected {r['unexpected']}")
+elif name == "handshake-full" and (r["handshakes"] == 0 or r["resumed"] != 0):
+    print(f"expected only full handshakes (handshakes {r['handshakes']}, resumed {r['resumed']})")
+elif name == "handshake-resumed" and r["resumed"] == 0:
+    print(f"no handshake was resumed (handshakes {r['handshakes']})")
+PY
+)
+  if [ -n "$why" ]; then
+    echo "FAIL $name: $why"
+    cat "$out"
+    failed=1
+  else
+    echo "ok   $name: $(json_field "$out" throughput) req/s"
+  fi
+}
+
+# kv-write first: it creates the secret kv-read then reads.
+run kv-write --scenario kv-write --path secret/data/bench
+run kv-write-request --scenario kv-write --path secret/data/bench --paths request
+run kv-read --scenario kv-read --path secret/data/bench
+run kv-read-open-loop --scenario kv-read --path secret/data/bench --rate 200
+run static --scenario static --path /v1/sys/health
+run handshake-full --scenario handshake-full --path /v1/sys/health
+run handshake-resumed --scenario handshake-resumed --path /v1/sys/health
+
+# An error must be reported as one: a path with no secret answers 404.
+out=$BENCH_TMP/missing.out
+"$WARD_BENCH" --url "$WARD_URL" --ca-file "$WARD_CA" --token "$WARD_ROOT_TOKEN" -c 1 -d 0.3 \
+  --warmup 0 --json --scenario kv-read --path secret/data/does-not-exist >"$out" 2>&1
+if [ "$(json_field "$out" non_2xx)" = 0 ]; then
+  echo "FAIL missing: 404 answers were not counted as non-2xx"
+  cat "$out"
+  failed=1
+else
+  echo "ok   missing: non-2xx counted"
+fi
+
+exit $failed
