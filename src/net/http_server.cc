@@ -366,6 +366,9 @@ asio::awaitable<void> HttpServer::Runtime::AcceptLoop() {
       co_await retry.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
+    // Responses are written whole; without TCP_NODELAY, Nagle's algorithm and the peer's
+    // delayed ACK hold back the last segment of a handshake or response by ~40 ms.
+    socket.set_option(tcp::no_delay(true), ec);
     uint64_t id = 0;
     std::shared_ptr<Connection> conn = Register(strand, id);
     if (conn == nullptr) break;  // shutting down; the socket closes as it goes out of scope
