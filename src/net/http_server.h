@@ -26,7 +26,10 @@ struct HttpServerOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   absl::Duration handshake_timeout = absl::Seconds(10);
   int io_threads = 0;      // event loop threads; 0 = hardware concurrency
-  int worker_threads = 0;  // threads that run the handler (it may block); 0 = 2 * cores
+  // Threads that run the handler. Handlers block (a durable write waits for its group
+  // commit's fsync), and only writes waiting at the same time can share an fsync, so the pool
+  // is sized for concurrency, not for CPU. 0 = max(32, 8 * cores).
+  int worker_threads = 0;
 };
 
 // Counters since the server was created. Each is read atomically, not all together.

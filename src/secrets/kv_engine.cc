@@ -385,9 +385,13 @@ absl::Status KvEngine::RefreshLocked(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Mutex& KvEngine::WriteLockFor(std::string_view path) {
+  return write_stripes_[std::hash<std::string_view>{}(path) % kWriteStripes];
+}
+
 absl::Status KvEngine::Refresh(std::string_view path) {
   WARD_RETURN_IF_ERROR(ValidatePath(path));
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   return RefreshLocked(std::string(path));
 }
 
@@ -482,7 +486,7 @@ absl::Status KvEngine::WriteConfig(const KvConfig& config) {
   if (stored.delete_version_after < absl::ZeroDuration()) {
     stored.delete_version_after = absl::Seconds(-1);
   }
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&config_mu_);
   WARD_RETURN_IF_ERROR(
       barrier_.Put(absl::StrCat(prefix_, "config"), internal::EncodeConfig(stored)).status());
   absl::MutexLock index_lock(&mu_);
@@ -515,7 +519,7 @@ absl::StatusOr<WriteResult> KvEngine::Write(std::string_view path, std::string_v
   ZeroOnExit zero(canonical);
   const std::string key(path);
   WriteResult result;
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   WARD_RETURN_IF_ERROR(
       Mutate(key,
              [&](const Entry* old, const KvConfig& config, absl::Time now,
@@ -538,7 +542,7 @@ absl::StatusOr<WriteResult> KvEngine::Patch(std::string_view path,
                         ParseObject(merge_patch_json, "patch", "patch must be a JSON object"));
   const std::string key(path);
   WriteResult result;
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   WARD_RETURN_IF_ERROR(Mutate(
       key,
       [&](const Entry* old, const KvConfig& config, absl::Time now,
@@ -569,7 +573,7 @@ absl::StatusOr<WriteResult> KvEngine::Patch(std::string_view path,
 absl::Status KvEngine::DeleteLatest(std::string_view path) {
   WARD_RETURN_IF_ERROR(ValidatePath(path));
   const std::string key(path);
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   return Mutate(
       key,
       [&](const Entry* old, const KvConfig&, absl::Time now, Mutation& mutation) -> absl::Status {
@@ -588,7 +592,7 @@ absl::Status KvEngine::DeleteVersions(std::string_view path,
   WARD_RETURN_IF_ERROR(ValidatePath(path));
   if (versions.empty()) return absl::InvalidArgumentError("No version number provided");
   const std::string key(path);
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   return Mutate(
       key,
       [&](const Entry* old, const KvConfig&, absl::Time now, Mutation& mutation) -> absl::Status {
@@ -609,7 +613,7 @@ absl::Status KvEngine::UndeleteVersions(std::string_view path,
   WARD_RETURN_IF_ERROR(ValidatePath(path));
   if (versions.empty()) return absl::InvalidArgumentError("No version number provided");
   const std::string key(path);
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   return Mutate(key,
                 [&](const Entry* old, const KvConfig& config, absl::Time now,
                     Mutation& mutation) -> absl::Status {
@@ -636,7 +640,7 @@ absl::Status KvEngine::DestroyVersions(std::string_view path,
   WARD_RETURN_IF_ERROR(ValidatePath(path));
   if (versions.empty()) return absl::InvalidArgumentError("no version number provided");
   const std::string key(path);
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   return Mutate(
       key, [&](const Entry* old, const KvConfig&, absl::Time, Mutation& mutation) -> absl::Status {
         if (old == nullptr) return absl::OkStatus();
@@ -669,7 +673,7 @@ absl::Status KvEngine::WriteMetadata(std::string_view path, const MetadataUpdate
   WARD_RETURN_IF_ERROR(ValidateUpdate(update));
   if (!HasAnyField(update)) return absl::OkStatus();  // Vault writes nothing either
   const std::string key(path);
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   return Mutate(
       key,
       [&](const Entry* old, const KvConfig&, absl::Time now, Mutation& mutation) -> absl::Status {
@@ -684,7 +688,7 @@ absl::Status KvEngine::PatchMetadata(std::string_view path, const MetadataUpdate
   WARD_RETURN_IF_ERROR(ValidatePath(path));
   WARD_RETURN_IF_ERROR(ValidateUpdate(update));
   const std::string key(path);
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   return Mutate(
       key, [&](const Entry* old, const KvConfig&, absl::Time, Mutation& mutation) -> absl::Status {
         if (old == nullptr) return absl::NotFoundError("no secret at this path");
@@ -702,7 +706,7 @@ absl::Status KvEngine::PatchMetadata(std::string_view path, const MetadataUpdate
 absl::Status KvEngine::DeleteMetadata(std::string_view path) {
   WARD_RETURN_IF_ERROR(ValidatePath(path));
   const std::string key(path);
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   return Mutate(
       key, [&](const Entry* old, const KvConfig&, absl::Time, Mutation& mutation) -> absl::Status {
         if (old == nullptr) return absl::OkStatus();
@@ -781,7 +785,7 @@ absl::Status KvEngine::SetStage(std::string_view path, std::string_view stage, u
   if (stage.empty()) return absl::InvalidArgumentError("stage label must not be empty");
   const std::string key(path);
   const std::string label(stage);
-  absl::MutexLock lock(&write_mu_);
+  absl::MutexLock lock(&WriteLockFor(path));
   return Mutate(
       key,
       [&](const Entry* old, const KvConfig&, absl::Time now, Mutation& mutation) -> absl::Status {

@@ -250,7 +250,8 @@ class KvEngine {
   absl::Status LoadAll();
   // Reads one secret from storage; null if it has no metadata.
   absl::StatusOr<std::shared_ptr<const Entry>> LoadEntry(const std::string& path);
-  absl::Status RefreshLocked(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // REQUIRES: WriteLockFor(path) held.
+  absl::Status RefreshLocked(const std::string& path);
   std::shared_ptr<const Entry> Find(std::string_view path) const ABSL_LOCKS_EXCLUDED(mu_);
   // Replaces (or, for null, removes) the in-memory entry of `path`.
   void Install(const std::string& path, std::shared_ptr<const Entry> entry)
@@ -260,7 +261,12 @@ class KvEngine {
   // Runs `edit` against the secret's current entry and commits the result in one barrier
   // Commit, guarded by a Check on the metadata record's revision; on a lost race re-reads the
   // secret and runs `edit` again, up to a few times (then kAborted).
-  absl::Status Mutate(const std::string& path, Edit edit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // REQUIRES: WriteLockFor(path) held.
+  absl::Status Mutate(const std::string& path, Edit edit);
+  // The writer lock of `path`: one of kWriteStripes mutexes, chosen by hash. Writers of the
+  // same secret are serialised; writers of different secrets commit concurrently, so the
+  // storage's group commit can share one fsync among them.
+  absl::Mutex& WriteLockFor(std::string_view path);
   // Adds `canonical_data` to `entry` as its next version (see Write) and records the storage
   // ops in `mutation`. Returns the new version's info.
   absl::StatusOr<VersionInfo> AppendVersion(Entry& entry, const std::string& canonical_data,
@@ -277,8 +283,11 @@ class KvEngine {
   core::Clock& clock_;
   const std::string prefix_;
 
-  // Serialises writers (held across the storage commit). Never held by readers.
-  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // Writer locks (held across the storage commit), striped by path; never held by readers.
+  // config_mu_ serialises WriteConfig. Both are taken before mu_.
+  static constexpr size_t kWriteStripes = 64;
+  absl::Mutex write_stripes_[kWriteStripes];
+  absl::Mutex config_mu_;
   // Guards the index; held only for lookups and pointer swaps, never across I/O.
   mutable absl::Mutex mu_;
   KvConfig config_ ABSL_GUARDED_BY(mu_);
