@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "api/http_status.h"
+#include "api/internal/http_metrics.h"
 #include "api/internal/json.h"
 #include "api/internal/request.h"
 #include "auth/acl.h"
@@ -120,7 +121,11 @@ std::string EncodeBase64(const core::SecureBytes& bytes) {
 }  // namespace
 
 VaultHandler::VaultHandler(Core& core, core::Clock& clock, HandlerOptions options)
-    : core_(core), clock_(clock), options_(std::move(options)) {}
+    : core_(core),
+      clock_(clock),
+      options_(std::move(options)),
+      metrics_(std::make_shared<internal::HttpMetrics>(options_.version)),
+      quotas_(internal::MakeQuotaState()) {}
 
 net::HttpResponse VaultHandler::Handle(const net::HttpRequest& http) {
   Request req{http, "", "", {}, nullptr, std::nullopt, ""};
@@ -135,7 +140,14 @@ net::HttpResponse VaultHandler::Handle(const net::HttpRequest& http) {
   if (std::find(std::begin(kMethods), std::end(kMethods), req.method) == std::end(kMethods)) {
     return ErrorResponse(405, "unsupported operation");
   }
-  return DispatchAudited(req);
+  absl::Time start = clock_.Now();
+  std::vector<std::pair<std::string, std::string>> quota_headers;
+  auto limited = CheckQuota(req, quota_headers);
+  net::HttpResponse response = limited ? *std::move(limited) : DispatchAudited(req);
+  for (auto& h : quota_headers) response.headers.push_back(std::move(h));
+  internal::RecordRequest(*metrics_, req.path, req.state.get(), response.status,
+                          clock_.Now() - start);
+  return response;
 }
 
 net::HttpResponse VaultHandler::Dispatch(Request& req) {
@@ -147,6 +159,9 @@ net::HttpResponse VaultHandler::Dispatch(Request& req) {
   }
   if (PathIs(req.path, "sys/init")) return HandleInit(req);
   if (PathIs(req.path, "sys/unseal")) return HandleUnseal(req);
+  if (PathIs(req.path, "sys/metrics") && options_.unauthenticated_metrics_access) {
+    return HandleMetrics(req);
+  }
 
   req.state = core_.State();
   if (req.state == nullptr) return ErrorResponse(503, kSealedMessage);
@@ -351,6 +366,8 @@ net::HttpResponse VaultHandler::HandleSys(Request& req) {
     return HandleAudit(req);
   }
   if (PathIs(p, "sys/auth") || absl::StartsWith(p, "sys/auth/")) return HandleAuthMounts(req);
+  if (PathIs(p, "sys/metrics")) return HandleMetrics(req);
+  if (absl::StartsWith(p, "sys/quotas/")) return HandleQuotas(req);
   if (PathIs(p, "sys/internal/ui/mounts") || absl::StartsWith(p, "sys/internal/ui/mounts/")) {
     return HandleUiMounts(req);
   }

@@ -58,7 +58,7 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
   if (!listener) return FieldError("listener", "required");
   if (auto s = CheckKeys(listener, "listener",
                          {"address", "tls_cert_file", "tls_key_file", "max_request_size",
-                          "read_timeout", "idle_timeout"});
+                          "read_timeout", "idle_timeout", "unauthenticated_metrics_access"});
       !s.ok()) {
     return s;
   }
@@ -93,6 +93,15 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
     auto d = Duration(listener["idle_timeout"], "listener.idle_timeout");
     if (!d.ok()) return d.status();
     c.listener.idle_timeout = *d;
+  }
+  if (listener["unauthenticated_metrics_access"]) {
+    auto v = Scalar(listener["unauthenticated_metrics_access"],
+                    "listener.unauthenticated_metrics_access");
+    if (!v.ok()) return v.status();
+    if (*v != "true" && *v != "false") {
+      return FieldError("listener.unauthenticated_metrics_access", "must be true or false");
+    }
+    c.listener.unauthenticated_metrics_access = *v == "true";
   }
 
   const YAML::Node storage = root["storage"];

@@ -17,6 +17,7 @@ struct ListenerConfig {
   size_t max_request_size = 32 * 1024 * 1024;  // bodies above this get 413
   absl::Duration read_timeout = absl::Seconds(30);  // headers + body of one request
   absl::Duration idle_timeout = absl::Seconds(60);  // keep-alive connections
+  bool unauthenticated_metrics_access = false;  // GET sys/metrics without a token
 };
 
 // `storage:` in ward.yaml.

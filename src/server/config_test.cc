@@ -67,7 +67,21 @@ INSTANTIATE_TEST_SUITE_P(
                 "log_level"},
         BadCase{"listener: {tls_cert_file: c, tls_key_file: k, tls_cert: c}\nstorage: {path: /x}\n",
                 "listener.tls_cert"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k, unauthenticated_metrics_access: yes}\n"
+                "storage: {path: /x}\n",
+                "listener.unauthenticated_metrics_access"},
         BadCase{"listener: [\n", "line"}));
+
+TEST(ConfigTest, UnauthenticatedMetricsAccessDefaultsOffAndParses) {
+  auto off = ParseConfig(kValid);
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->listener.unauthenticated_metrics_access);
+  auto on = ParseConfig(
+      "listener: {tls_cert_file: c, tls_key_file: k, unauthenticated_metrics_access: true}\n"
+      "storage: {path: /x}\n");
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->listener.unauthenticated_metrics_access);
+}
 
 TEST(ConfigTest, SplitsIpv6HostPort) {
   auto hp = SplitHostPort("[::1]:8200", "a");

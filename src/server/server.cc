@@ -157,6 +157,7 @@ absl::StatusOr<Node> OpenNode(const std::string& data_dir) {
 absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
   api::HandlerOptions handler_options;
   WARD_ASSIGN_OR_RETURN(handler_options.cluster_id, crypto::RandomUuid());
+  handler_options.unauthenticated_metrics_access = listener.unauthenticated_metrics_access;
   node.handler = std::make_unique<api::VaultHandler>(*node.core, core::RealClock::Get(),
                                                      handler_options);
   WARD_ASSIGN_OR_RETURN(auto host_port, SplitHostPort(listener.address, "listener.address"));

@@ -1,0 +1,161 @@
+// sys/metrics on a real server: Prometheus and JSON forms, ACL, unauthenticated scrapes.
+
+#include <boost/json.hpp>
+#include <fstream>
+
+#include "core/testing/temp_dir.h"
+#include "gtest/gtest.h"
+#include "metrics/testing/prometheus_parser.h"
+#include "tests/integration/ward_process.h"
+
+namespace ward::testing {
+namespace {
+
+namespace json = boost::json;
+using metrics::testing::Exposition;
+using metrics::testing::ParsePrometheusText;
+
+json::value Parse(const std::string& body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  EXPECT_FALSE(ec) << "not JSON: " << body;
+  return v;
+}
+
+Exposition Scrape(net::HttpClient& client, const std::string& token) {
+  Reply r = Call(client, "GET", "sys/metrics?format=prometheus", token);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  auto parsed = ParsePrometheusText(r.body);
+  EXPECT_TRUE(parsed.ok()) << parsed.status() << "\n" << r.body;
+  return parsed.ok() ? *parsed : Exposition{};
+}
+
+double ValueOr0(const Exposition& e, const std::string& name,
+                const std::map<std::string, std::string>& labels = {}) {
+  return e.Value(name, labels).value_or(0);
+}
+
+TEST(MetricsDevTest, CountersMoveAndAccessFollowsPolicy) {
+  core::TempDir dir;
+  auto server = WardProcess::StartDev(dir.Join("data"));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = (*server)->Client();
+  ASSERT_NE(client, nullptr);
+  const std::string root = (*server)->root_token();
+
+  Exposition before = Scrape(*client, root);
+  ASSERT_TRUE(before.help.count("ward_http_requests_total"));
+  EXPECT_EQ(before.type.at("ward_http_request_duration_seconds"), "histogram");
+  EXPECT_EQ(before.Value("ward_barrier_sealed"), 0);
+  EXPECT_GE(ValueOr0(before, "ward_token_count"), 1);
+  EXPECT_EQ(before.Value("ward_quota_rejections_total"), 0);
+  EXPECT_EQ(before.Value("ward_build_info"), 1);
+
+  ASSERT_EQ(Call(*client, "PUT", "secret/data/m", root, R"({"data":{"a":"b"}})").status, 200);
+  ASSERT_EQ(Call(*client, "GET", "secret/data/m", root).status, 200);
+  ASSERT_EQ(Call(*client, "GET", "secret/data/nope", root).status, 404);
+  ASSERT_EQ(Call(*client, "GET", "secret/data/m", "").status, 403);
+  ASSERT_EQ(Call(*client, "GET", "sys/health", "").status, 200);
+
+  Exposition after = Scrape(*client, root);
+  auto delta = [&](const std::map<std::string, std::string>& labels) {
+    return ValueOr0(after, "ward_http_requests_total", labels) -
+           ValueOr0(before, "ward_http_requests_total", labels);
+  };
+  EXPECT_EQ(delta({{"route_class", "kv"}, {"code", "200"}}), 2);
+  EXPECT_EQ(delta({{"route_class", "kv"}, {"code", "404"}}), 1);
+  EXPECT_EQ(delta({{"route_class", "kv"}, {"code", "403"}}), 1);
+  EXPECT_EQ(delta({{"route_class", "health"}, {"code", "200"}}), 1);
+  // The first scrape itself was counted (sys, 200) once it finished.
+  EXPECT_GE(ValueOr0(after, "ward_http_requests_total", {{"route_class", "sys"}, {"code", "200"}}),
+            1);
+  EXPECT_EQ(
+      ValueOr0(after, "ward_http_request_duration_seconds_count", {{"route_class", "kv"}}) -
+          ValueOr0(before, "ward_http_request_duration_seconds_count", {{"route_class", "kv"}}),
+      4);
+  // No raw path ever appears as a label value.
+  for (const auto& s : after.samples) {
+    for (const auto& [k, v] : s.labels) EXPECT_EQ(v.find("data/m"), std::string::npos) << s.name;
+  }
+
+  // JSON by default.
+  Reply j = Call(*client, "GET", "sys/metrics", root);
+  ASSERT_EQ(j.status, 200) << j.body;
+  json::value jv = Parse(j.body);
+  ASSERT_TRUE(jv.at("Counters").is_array());
+  ASSERT_TRUE(jv.at("Gauges").is_array());
+  ASSERT_TRUE(jv.at("Samples").is_array());
+  bool saw_sealed = false;
+  for (const auto& g : jv.at("Gauges").as_array()) {
+    if (g.at("Name") == "ward_barrier_sealed") {
+      saw_sealed = true;
+      EXPECT_EQ(g.at("Value").to_number<double>(), 0);
+    }
+  }
+  EXPECT_TRUE(saw_sealed) << j.body;
+  EXPECT_EQ(Call(*client, "GET", "sys/metrics?format=xml", root).status, 400);
+
+  // Without a token: 403. With a token whose policy lacks read on sys/metrics: 403; with it: 200.
+  EXPECT_EQ(Call(*client, "GET", "sys/metrics?format=prometheus", "").status, 403);
+  ASSERT_EQ(Call(*client, "PUT", "sys/policies/acl/scraper", root,
+                 R"({"policy":"path \"sys/metrics\" { capabilities = [\"read\"] }"})")
+                .status,
+            204);
+  ASSERT_EQ(Call(*client, "PUT", "sys/policies/acl/other", root,
+                 R"({"policy":"path \"secret/*\" { capabilities = [\"read\"] }"})")
+                .status,
+            204);
+  auto token_with = [&](const std::string& policy) {
+    Reply t =
+        Call(*client, "PUT", "auth/token/create", root, R"({"policies":[")" + policy + R"("]})");
+    EXPECT_EQ(t.status, 200) << t.body;
+    return std::string(Parse(t.body).at("auth").at("client_token").as_string());
+  };
+  EXPECT_EQ(Call(*client, "GET", "sys/metrics?format=prometheus", token_with("other")).status, 403);
+  Scrape(*client, token_with("scraper"));
+}
+
+void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+TEST(MetricsConfigTest, UnauthenticatedAccessOptionAllowsScrapesWithoutToken) {
+  core::TempDir dir;
+  std::string cert = dir.Join("cert.pem"), key = dir.Join("key.pem");
+  CommandResult gen = RunCommand(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "
+      "/CN=localhost "
+      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+      ShellQuote(key) + " -out " + ShellQuote(cert));
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  WriteFile(
+      dir.Join("ward.yaml"),
+      "listener:\n  address: 127.0.0.1:0\n  tls_cert_file: " + cert + "\n  tls_key_file: " + key +
+          "\n  unauthenticated_metrics_access: true\nstorage:\n  path: " + dir.Join("data") + "\n");
+  auto server = WardProcess::StartWithConfig(dir.Join("ward.yaml"), dir.Join("server.log"));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = (*server)->Client(cert);
+  ASSERT_NE(client, nullptr);
+
+  // Uninitialised, hence sealed: the scrape still answers and says so.
+  Exposition sealed = Scrape(*client, "");
+  EXPECT_EQ(sealed.Value("ward_barrier_sealed"), 1);
+  EXPECT_EQ(sealed.Value("ward_token_count"), 0);
+
+  Reply init = Call(*client, "PUT", "sys/init", "", R"({"secret_shares":1,"secret_threshold":1})");
+  ASSERT_EQ(init.status, 200) << init.body;
+  json::value iv = Parse(init.body);
+  Reply u = Call(*client, "PUT", "sys/unseal", "",
+                 R"({"key":")" + std::string(iv.at("keys").at(0).as_string()) + R"("})");
+  ASSERT_EQ(u.status, 200) << u.body;
+
+  Exposition open = Scrape(*client, "");
+  EXPECT_EQ(open.Value("ward_barrier_sealed"), 0);
+  EXPECT_GE(ValueOr0(open, "ward_token_count"), 1);
+  EXPECT_EQ(ValueOr0(open, "ward_http_requests_total", {{"route_class", "sys"}, {"code", "200"}}),
+            3);
+  // The option opens sys/metrics only.
+  EXPECT_EQ(Call(*client, "GET", "sys/mounts", "").status, 403);
+}
+
+}  // namespace
+}  // namespace ward::testing
