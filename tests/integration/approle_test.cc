@@ -12,22 +12,7 @@ namespace {
 
 namespace json = boost::json;
 
-json::value Parse(const std::string& body) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  EXPECT_FALSE(ec) << "not JSON: " << body;
-  return ec ? json::value(json::object{}) : v;
-}
-
 std::string Str(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : ""; }
-
-std::vector<std::string> Errors(const Reply& r) {
-  std::vector<std::string> out;
-  json::value v = Parse(r.body);
-  if (!v.is_object() || !v.as_object().contains("errors")) return {"<no errors field>"};
-  for (const auto& e : v.as_object().at("errors").as_array()) out.emplace_back(e.as_string());
-  return out;
-}
 
 class AppRoleTest : public ::testing::Test {
  protected:

@@ -13,13 +13,6 @@ namespace {
 
 namespace json = boost::json;
 
-json::value Parse(const std::string& body) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  EXPECT_FALSE(ec) << "not JSON: " << body;
-  return v;
-}
-
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
 }

@@ -14,13 +14,6 @@ namespace {
 namespace json = boost::json;
 using ::testing::HasSubstr;
 
-json::value Parse(const std::string& body) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  EXPECT_FALSE(ec) << "not JSON: " << body;
-  return v;
-}
-
 std::string Quote(const std::string& s) { return json::serialize(json::value(s)); }
 
 class PolicyTest : public ::testing::Test {

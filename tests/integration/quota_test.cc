@@ -14,13 +14,6 @@ namespace {
 
 namespace json = boost::json;
 
-json::value Parse(const std::string& body) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  EXPECT_FALSE(ec) << "not JSON: " << body;
-  return v;
-}
-
 double Rejections(net::HttpClient& client, const std::string& token) {
   Reply r = Call(client, "GET", "sys/metrics?format=prometheus", token);
   EXPECT_EQ(r.status, 200) << r.body;

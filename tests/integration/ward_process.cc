@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 
 namespace ward::testing {
 namespace {
@@ -170,6 +171,26 @@ Reply Call(net::HttpClient& client, const std::string& method, const std::string
   auto r = client.Send(method, "/v1/" + path, headers, body);
   if (!r.ok()) return Reply{-1, std::string(r.status().message()), ""};
   return Reply{r->status, r->body, std::string(r->Header("content-type"))};
+}
+
+boost::json::value Parse(const std::string& body) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(body, ec);
+  EXPECT_FALSE(ec) << "not JSON: " << body;
+  return ec ? boost::json::value(boost::json::object{}) : v;
+}
+
+std::vector<std::string> Errors(const Reply& r) {
+  boost::json::value v = Parse(r.body);
+  if (!v.is_object() || !v.as_object().contains("errors") ||
+      !v.as_object().at("errors").is_array()) {
+    return {"<no errors field>"};
+  }
+  std::vector<std::string> out;
+  for (const auto& e : v.as_object().at("errors").as_array()) {
+    out.emplace_back(e.is_string() ? std::string(e.as_string()) : boost::json::serialize(e));
+  }
+  return out;
 }
 
 CommandResult RunCommand(const std::string& command) {

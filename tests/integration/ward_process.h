@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/json.hpp>
+
 #include "absl/status/statusor.h"
 #include "net/http_client.h"
 
@@ -66,6 +68,12 @@ struct Reply {
 Reply Call(net::HttpClient& client, const std::string& method, const std::string& path,
            const std::string& token, const std::string& body = "",
            const std::string& content_type = "application/json");
+
+// Parses a JSON body; records a test failure (and returns an empty object) if it is not JSON.
+boost::json::value Parse(const std::string& body);
+
+// The "errors" array of a Vault error body, as strings ({"<no errors field>"} if absent).
+std::vector<std::string> Errors(const Reply& r);
 
 // Runs a shell command; returns its exit code and stdout (stderr goes to stdout too).
 struct CommandResult {
