@@ -603,7 +603,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const int io_threads = options.io_threads > 0 ? options.io_threads : cores;
   const int worker_threads =
-      options.worker_threads > 0 ? options.worker_threads : std::max(32, 8 * cores);
+      options.worker_threads > 0 ? options.worker_threads : 2 * cores;
   const uint16_t port = options.port;
   auto runtime = std::make_unique<Runtime>(std::move(options), std::move(handler), std::move(tls),
                                            io_threads, worker_threads);

@@ -26,9 +26,9 @@ struct HttpServerOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   absl::Duration handshake_timeout = absl::Seconds(10);
   int io_threads = 0;      // event loop threads; 0 = hardware concurrency
-  // Threads that run the handler. Handlers block (a durable write waits for its group
-  // commit's fsync), and only writes waiting at the same time can share an fsync, so the pool
-  // is sized for concurrency, not for CPU. 0 = max(32, 8 * cores).
+  // Threads that run the handler (it may block: a durable write waits for its group commit).
+  // 0 = 2 * cores. Measured trade-off (docs/benchmarks.md): more threads let more writes share
+  // an fsync but slow keep-alive reads through extra hand-offs; 2 * cores favours reads.
   int worker_threads = 0;
 };
 
