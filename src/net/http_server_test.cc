@@ -600,7 +600,8 @@ TEST_F(HttpServerTest, RequestLogLeavesOutTheQueryString) {
 }
 
 TEST_F(HttpServerTest, CurlCanTalkToTheServer) {
-  if (std::system("command -v curl >/dev/null 2>&1") != 0) GTEST_SKIP() << "curl not installed";
+  ASSERT_EQ(std::system("command -v curl >/dev/null 2>&1"), 0)
+      << "curl is missing: scripts/install-deps.sh installs it";
   StartServer(Options());
   const std::string command =
       absl::StrCat("curl -sS --cacert ", dir_.Join("ca.pem"), " -X PUT --data-binary hello ",
