@@ -169,6 +169,11 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
       auto looked_up = s.tokens->Lookup(token);
       if (looked_up.ok()) entry = std::move(*looked_up);
     }
+    if (!entry.has_value() && token.empty()) {
+      // Direct certificate identity (docs/cert-auth.md): the record shows the cert role's
+      // in-memory identity, as Authenticate will use it.
+      entry = CertIdentity(s, req.http, clock_.Now());
+    }
     if (entry.has_value()) auth = AuthFor(*entry, token, clock_.Now());
     info = RequestFor(req, &s, token, entry ? &*entry : nullptr);
   };

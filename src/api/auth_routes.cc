@@ -8,6 +8,7 @@
 #include "api/handler.h"
 #include "api/internal/auth_json.h"
 #include "api/internal/json.h"
+#include "api/internal/login_guard.h"
 #include "api/internal/request.h"
 #include "auth/approle.h"
 #include "auth/auth_mounts.h"
@@ -192,6 +193,26 @@ net::HttpResponse ListResponse(std::string_view request_id, const std::vector<st
 
 }  // namespace
 
+namespace internal {
+
+std::optional<net::HttpResponse> RevokeIfUnmounted(const UnsealedState& state,
+                                                   const auth::AuthMountEntry& mount,
+                                                   auth::IssuedToken& issued,
+                                                   const std::string& request_path) {
+  std::optional<auth::AuthMountEntry> now = state.auth_mounts->Get(mount.path);
+  if (now.has_value() && now->accessor == mount.accessor) return std::nullopt;
+  absl::Status revoked = state.tokens->Revoke(issued.token);
+  core::SecureZero(issued.token);
+  if (!revoked.ok()) {
+    // Nobody holds the token (it was never sent), so it is unusable; tidy removes it on expiry.
+    spdlog::warn("event=login_token_revoke_failed mount=auth/{} code={}", mount.path,
+                 absl::StatusCodeToString(revoked.code()));
+  }
+  return NotFoundRoute(request_path);
+}
+
+}  // namespace internal
+
 net::HttpResponse VaultHandler::HandleAuthMounts(Request& req) {
   std::string_view rest = req.path;
   rest.remove_prefix(std::string_view("sys/auth").size());
@@ -213,9 +234,29 @@ net::HttpResponse VaultHandler::HandleAuthMounts(Request& req) {
     return internal::Envelope(req.request_id(), AuthMountJson(*entry), nullptr, "system", true);
   }
   if (req.method == "DELETE") {
+    // As in Vault, disabling a method revokes every token it issued (their TokenEntry::path is
+    // "auth/<mount path>login"), with their children. First while the mount still exists, so
+    // that a failure leaves it in place for a retry; then again once Disable has taken it out
+    // of the table and closed its store, for logins that were finishing meanwhile (a login
+    // finishing after that finds the mount gone and revokes its own token: RevokeIfUnmounted).
+    std::optional<auth::AuthMountEntry> entry = table.Get(path);
+    const bool issues_tokens = entry.has_value() && entry->type != "token";
+    const std::string prefix = entry.has_value() ? absl::StrCat("auth/", entry->path) : "";
+    size_t revoked = 0;
+    if (issues_tokens) {
+      absl::StatusOr<size_t> n = req.state->tokens->RevokeByPathPrefix(prefix);
+      if (!n.ok()) return ErrorResponse(n.status());
+      revoked += *n;
+    }
     absl::Status s = table.Disable(path);
     if (!s.ok()) return ErrorResponse(s);
-    spdlog::info("event=auth_method_disabled path={} request_id={}", path, req.request_id());
+    if (issues_tokens) {
+      absl::StatusOr<size_t> n = req.state->tokens->RevokeByPathPrefix(prefix);
+      if (!n.ok()) return ErrorResponse(n.status());
+      revoked += *n;
+    }
+    spdlog::info("event=auth_method_disabled path={} tokens_revoked={} request_id={}", path,
+                 revoked, req.request_id());
     return internal::NoContent();
   }
   if (req.method != "PUT") return ErrorResponse(405, "unsupported operation");
@@ -290,8 +331,12 @@ std::optional<net::HttpResponse> VaultHandler::HandleAppRoleLogin(Request& req) 
   create.orphan = true;
   create.no_default_policy = grant->token_no_default_policy;
   create.path = absl::StrCat("auth/", match->entry.path, "login");
+  create.bound_cidrs = grant->token_bound_cidrs;
   auto issued = req.state->tokens->CreateToken(nullptr, create);
   if (!issued.ok()) return ErrorResponse(issued.status());
+  if (auto gone = internal::RevokeIfUnmounted(*req.state, match->entry, *issued, req.path)) {
+    return *std::move(gone);
+  }
   spdlog::info("event=approle_login mount=auth/{} remote_address={} request_id={}",
                match->entry.path, client, req.request_id());
   // Measured from the token's creation, so lease_duration is exactly the ttl granted.

@@ -8,8 +8,9 @@ namespace ward::api {
 absl::StatusOr<std::unique_ptr<Core>> Core::Create(storage::Backend& storage, core::Clock& clock,
                                                    Options options) {
   std::unique_ptr<Core> c(new Core(clock, options));
-  WARD_ASSIGN_OR_RETURN(c->barrier_, barrier::Barrier::Create(storage, clock));
-  WARD_ASSIGN_OR_RETURN(c->seal_, barrier::Seal::Create(*c->barrier_, storage));
+  c->storage_ = std::make_unique<storage::MeteredBackend>(storage, c->metrics_, clock);
+  WARD_ASSIGN_OR_RETURN(c->barrier_, barrier::Barrier::Create(*c->storage_, clock));
+  WARD_ASSIGN_OR_RETURN(c->seal_, barrier::Seal::Create(*c->barrier_, *c->storage_));
   return c;
 }
 

@@ -18,7 +18,9 @@
 #include "barrier/seal.h"
 #include "core/clock.h"
 #include "core/secure_bytes.h"
+#include "metrics/registry.h"
 #include "storage/backend.h"
+#include "storage/metered_backend.h"
 
 namespace ward::api {
 
@@ -46,6 +48,8 @@ struct InitResult {
 
 // The lifecycle of one Ward node: initialise, unseal, seal, and the state that unsealing
 // builds (token store, mount table). Thread-safe. `storage` and `clock` are borrowed.
+// Everything the node stores goes through a storage::MeteredBackend over `storage`, whose
+// metrics live in metrics() (docs/metrics.md).
 class Core {
  public:
   struct Options {
@@ -82,6 +86,10 @@ class Core {
 
   barrier::Barrier& barrier() { return *barrier_; }
 
+  // Node-level metrics that outlive seal cycles (storage operations); the API layer renders
+  // them with its own (docs/metrics.md). Thread-safe.
+  metrics::Registry& metrics() { return metrics_; }
+
  private:
   Core(core::Clock& clock, Options options) : clock_(clock), options_(options) {}
   // Builds the unsealed state after the barrier opened; seals again if that fails.
@@ -89,6 +97,10 @@ class Core {
 
   core::Clock& clock_;
   const Options options_;
+  metrics::Registry metrics_;
+  // Wraps the borrowed storage; the barrier and the seal use only this. Declared before them
+  // so that it outlives them.
+  std::unique_ptr<storage::MeteredBackend> storage_;
   std::unique_ptr<barrier::Barrier> barrier_;
   std::unique_ptr<barrier::Seal> seal_;
   // Serialises lifecycle transitions (init, unseal, seal).

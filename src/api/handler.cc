@@ -2,6 +2,9 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include <boost/url.hpp>
 
 #include "absl/strings/ascii.h"
@@ -27,16 +30,60 @@ using internal::Request;
 
 internal::Request::~Request() { core::SecureZero(client_token); }
 
+std::string internal::TokenFromHeaders(const net::HttpRequest& http) {
+  std::string_view token = http.Header("x-vault-token");
+  if (!token.empty()) return std::string(token);
+  std::string_view authz = http.Header("authorization");
+  if (authz.size() > 7 && absl::EqualsIgnoreCase(core::ToAbsl(authz.substr(0, 7)), "bearer ")) {
+    return std::string(absl::StripAsciiWhitespace(core::ToAbsl(authz.substr(7))));
+  }
+  return "";
+}
+
 namespace {
 
 constexpr std::string_view kSealedMessage = "Vault is sealed";
 
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 // Splits the request target into a decoded path and query parameters.
-// Errors: kInvalidArgument for a target that is not origin-form or has "." / ".." segments.
+// Errors: kInvalidArgument for a target that is not origin-form, has "." / ".." segments, or
+// whose decoded path or query is not UTF-8 (a path becomes a storage key and a JSON string).
 absl::Status ParseTarget(std::string_view target, Request& req) {
   auto url = boost::urls::parse_origin_form(boost::core::string_view(target.data(), target.size()));
   if (!url) return absl::InvalidArgumentError("invalid request target");
   std::string path = url->path();
+  if (!IsUtf8(path)) return absl::InvalidArgumentError("invalid path: not UTF-8");
   if (!absl::StartsWith(path, "/v1/")) return absl::NotFoundError("");
   path = path.substr(4);
   for (absl::string_view segment : absl::StrSplit(path, '/')) {
@@ -45,18 +92,13 @@ absl::Status ParseTarget(std::string_view target, Request& req) {
     }
   }
   req.path = std::move(path);
-  for (auto param : url->params()) req.query[param.key] = param.value;
-  return absl::OkStatus();
-}
-
-std::string TokenFromHeaders(const net::HttpRequest& http) {
-  std::string_view token = http.Header("x-vault-token");
-  if (!token.empty()) return std::string(token);
-  std::string_view authz = http.Header("authorization");
-  if (authz.size() > 7 && absl::EqualsIgnoreCase(core::ToAbsl(authz.substr(0, 7)), "bearer ")) {
-    return std::string(absl::StripAsciiWhitespace(core::ToAbsl(authz.substr(7))));
+  for (auto param : url->params()) {
+    if (!IsUtf8(param.key) || !IsUtf8(param.value)) {
+      return absl::InvalidArgumentError("invalid query: not UTF-8");
+    }
+    req.query[param.key] = param.value;
   }
-  return "";
+  return absl::OkStatus();
 }
 
 bool PathIs(const std::string& path, std::string_view route) {
@@ -169,6 +211,9 @@ net::HttpResponse VaultHandler::Dispatch(Request& req) {
   // Login routes need no token (they hand one out).
   // (Auth methods add their login dispatch here.)
   if (auto login = HandleAppRoleLogin(req)) return *std::move(login);
+  if (auto login = HandleCertLogin(req)) return *std::move(login);
+  // PKI CA, CRL and bundle reads are public, as in Vault.
+  if (auto pki = HandlePkiUnauthenticated(req)) return *std::move(pki);
 
   if (auto denied = Authenticate(req)) return *std::move(denied);
   if (auto denied = Authorize(req)) return *std::move(denied);
@@ -176,22 +221,68 @@ net::HttpResponse VaultHandler::Dispatch(Request& req) {
   // Routes that need a token and a policy that allows them.
   if (absl::StartsWith(req.path, "sys/")) return HandleSys(req);
   if (absl::StartsWith(req.path, "auth/token/")) return HandleToken(req);
-  if (absl::StartsWith(req.path, "auth/")) return HandleAppRole(req);
-  if (auto mount = req.state->mounts->Find(req.path)) return HandleKv(req, *mount);
+  if (absl::StartsWith(req.path, "auth/")) {
+    if (auto cert = req.state->auth_mounts->FindCert(std::string_view(req.path).substr(5))) {
+      return HandleCert(req, *cert);
+    }
+    return HandleAppRole(req);
+  }
+  if (auto mount = req.state->mounts->Find(req.path)) {
+    if (mount->pki != nullptr) return HandlePki(req, *mount);
+    return HandleKv(req, *mount);
+  }
   return ErrorResponse(404, absl::StrCat("no handler for route \"", req.path,
                                          "\". route entry not found."));
 }
 
 std::optional<net::HttpResponse> VaultHandler::Authenticate(Request& req) {
   // Vault answers a missing or unknown token with 403 "permission denied".
-  req.client_token = TokenFromHeaders(req.http);
-  if (req.client_token.empty()) return ErrorResponse(403, "permission denied");
+  req.client_token = internal::TokenFromHeaders(req.http);
+  if (req.client_token.empty()) {
+    // Direct identity (docs/cert-auth.md): with no token, a client certificate that a cert role
+    // accepts authorises the request with that role's policies. Token routes other than
+    // lookup-self need a stored token, so they stay closed to it.
+    if (req.http.peer_certificates_der.empty()) return ErrorResponse(403, "permission denied");
+    if (absl::StartsWith(req.path, "auth/token/") && !PathIs(req.path, "auth/token/lookup-self")) {
+      return ErrorResponse(403, "permission denied");
+    }
+    std::optional<auth::TokenEntry> identity = CertIdentity(*req.state, req.http, clock_.Now());
+    if (!identity) return ErrorResponse(403, "permission denied");
+    req.token = std::move(*identity);
+    return std::nullopt;
+  }
+  // Token guessing is slowed like credential guessing on the login routes, by the same
+  // limiter with a bucket per address of its own ("token:<address>", so failed logins do not
+  // lock out valid tokens and vice versa): unknown tokens drain it, and once it is empty every
+  // token-bearing request from that address gets 429 until it refills (a valid token too, or
+  // a guess that hit would be told apart from the misses).
+  auth::FailedLoginLimiter& limiter = *req.state->login_limiter;
+  const std::string& address = req.http.remote_address;
+  const std::string client = absl::StrCat("token:", address);
+  if (std::optional<absl::Duration> wait = limiter.RetryAfter(client)) {
+    const int64_t seconds =
+        std::max<int64_t>(1, static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(*wait))));
+    spdlog::info("event=token_rate_limited remote_address={} retry_after_s={}", address, seconds);
+    net::HttpResponse r = ErrorResponse(429, "too many requests with an invalid token");
+    r.headers.emplace_back("Retry-After", std::to_string(seconds));
+    return r;
+  }
+  // The lookup hashes the token with a keyed HMAC and finds the hash in a map, so its timing
+  // depends on the HMAC, which the client cannot steer, never on how much of a stored token a
+  // guess matches.
   auto entry = req.state->tokens->Lookup(req.client_token);
   if (!entry.ok()) {
     if (entry.status().code() == absl::StatusCode::kNotFound) {
+      limiter.RecordFailure(client);
       return ErrorResponse(403, "permission denied");
     }
     return ErrorResponse(entry.status());
+  }
+  // token_bound_cidrs hold on every use, not only at login (Vault). Not a guess, so the
+  // limiter is left alone.
+  if (!entry->AllowsSource(req.http.remote_address)) {
+    spdlog::info("event=token_source_refused remote_address={}", req.http.remote_address);
+    return ErrorResponse(403, "permission denied");
   }
   req.token = std::move(*entry);
   return std::nullopt;
@@ -246,7 +337,8 @@ net::HttpResponse VaultHandler::HandleHealth(Request& req) {
   if (!status.ok()) return ErrorResponse(status.status());
   auto code_param = [&req](const std::string& name, int fallback) {
     auto v = core::ParseInt64(req.Query(name));
-    return (v && *v >= 100 && *v <= 599) ? static_cast<int>(*v) : fallback;
+    // 1xx would be an interim response the client keeps waiting after: only final codes.
+    return (v && *v >= 200 && *v <= 599) ? static_cast<int>(*v) : fallback;
   };
   int code;
   if (!status->initialized) {

@@ -56,6 +56,12 @@ class VaultHandler {
   net::HttpResponse HandleUiMounts(internal::Request& req);
   net::HttpResponse HandleToken(internal::Request& req);
   net::HttpResponse HandleKv(internal::Request& req, const MountMatch& mount);
+  // pki_routes.cc: the routes of a PKI mount (docs/api.md "PKI"), after authorisation.
+  net::HttpResponse HandlePki(internal::Request& req, const MountMatch& mount);
+  // pki_routes.cc: the PKI reads Vault serves without a token (CA and chain, CRLs, issuer and
+  // certificate reads, LIST issuers, the trust bundle), served before authentication while
+  // unsealed. nullopt if the request is not one of them on a PKI mount.
+  std::optional<net::HttpResponse> HandlePkiUnauthenticated(internal::Request& req);
   // policy_routes.cc: sys/policies/acl[/<name>], sys/policy[/<name>], sys/capabilities,
   // sys/capabilities-self, sys/capabilities-accessor.
   net::HttpResponse HandlePolicy(internal::Request& req);
@@ -73,6 +79,20 @@ class VaultHandler {
   // needed), with the failed-login limiter. Also answers 404 for auth/<path>/login when no auth
   // method is mounted at <path>. nullopt if the request is not a login for this handler.
   std::optional<net::HttpResponse> HandleAppRoleLogin(internal::Request& req);
+  // cert_routes.cc: auth/<cert mount>/login (docs/cert-auth.md), served before authentication
+  // with the failed-login limiter: the TLS client certificate is the credential. nullopt if the
+  // request is not a login to a cert mount.
+  std::optional<net::HttpResponse> HandleCertLogin(internal::Request& req);
+  // cert_routes.cc: auth/<cert mount>/certs[/<name>] (after authorisation).
+  net::HttpResponse HandleCert(internal::Request& req, const auth::CertMount& mount);
+  // cert_routes.cc: direct identity. For a request with a client certificate chain, the
+  // in-memory token entry of the first cert role (cert mounts by path, roles by name) that
+  // accepts it: no id, display name "<mount>-<role display name>", the role's policies plus
+  // "default", metadata as a login's, no expiry. nullopt if there is no chain or no role accepts
+  // it (or the role grants "root", which a login could not mint either). Thread-safe.
+  static std::optional<auth::TokenEntry> CertIdentity(const UnsealedState& state,
+                                                      const net::HttpRequest& http,
+                                                      absl::Time now);
 
   // metrics_routes.cc: sys/metrics (docs/metrics.md): JSON, or ?format=prometheus.
   net::HttpResponse HandleMetrics(internal::Request& req);

@@ -1,5 +1,9 @@
 // sys/metrics and the API layer's request metrics (docs/metrics.md).
 
+#include <map>
+#include <optional>
+#include <string>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "api/handler.h"
@@ -7,6 +11,7 @@
 #include "api/internal/json.h"
 #include "api/internal/request.h"
 #include "core/time_format.h"
+#include "pki/engine.h"
 
 namespace ward::api {
 namespace internal {
@@ -35,9 +40,44 @@ HttpMetrics::HttpMetrics(std::string_view version)
       quota_rejections(registry.AddCounter("ward_quota_rejections_total",
                                            "Requests rejected by a rate-limit quota.")),
       build_info(registry.AddGauge("ward_build_info", "Always 1; labelled with the version.",
-                                   {"version"}, 1)) {
+                                   {"version"}, 1)),
+      barrier_operations(registry.AddCounter(
+          "ward_barrier_operations_total",
+          "Values the encryption barrier encrypted or decrypted since the process started, by "
+          "operation.",
+          {"op"}, 2)),
+      barrier_failures(registry.AddCounter(
+          "ward_barrier_operation_failures_total",
+          "Barrier encryptions or decryptions that failed (a decryption failure is a value that "
+          "did not authenticate), by operation.",
+          {"op"}, 2)),
+      tokens_by_auth(registry.AddGauge("ward_token_count_by_auth",
+                                       "Tokens held by the token store, by the type of auth "
+                                       "method that issued them (0 while sealed).",
+                                       {"auth"}, 8)),
+      pki_issued(registry.AddCounter("ward_pki_certificates_issued_total",
+                                     "Certificates each PKI mount issued or signed since it was "
+                                     "loaded (unseal or mount).",
+                                     {"mount"}, 64)),
+      pki_revoked(registry.AddCounter("ward_pki_certificates_revoked_total",
+                                      "Certificates each PKI mount revoked since it was loaded "
+                                      "(unseal or mount).",
+                                      {"mount"}, 64)),
+      pki_issue_duration(registry.AddHistogram(
+          "ward_pki_issue_duration_seconds",
+          "Time to issue (key generation included) or sign one certificate, by operation.", {"op"},
+          metrics::DefaultLatencyBuckets(), 2)),
+      pki_issuer_expiry(registry.AddGauge("ward_pki_issuer_expiry_seconds",
+                                          "Seconds until each active or published PKI issuer's "
+                                          "certificate expires (negative once expired).",
+                                          {"mount", "issuer"}, 256)) {
   build_info.WithLabels({std::string(version)}).Set(1);
   quota_rejections.WithLabels({});  // exported as 0 from the start
+  for (const char* op : {"encrypt", "decrypt"}) {
+    barrier_operations.WithLabels({op});
+    barrier_failures.WithLabels({op});
+  }
+  for (const char* op : {"issue", "sign"}) pki_issue_duration.WithLabels({op});
 }
 
 std::string_view RouteClass(std::string_view path, const UnsealedState* state) {
@@ -48,7 +88,21 @@ std::string_view RouteClass(std::string_view path, const UnsealedState* state) {
   if (starts("sys/")) return "sys";
   if (starts("auth/token/")) return "token";
   if (starts("auth/")) return "auth";
-  if (state != nullptr && state->mounts->Find(std::string(path))) return "kv";
+  if (state != nullptr) {
+    if (std::optional<MountMatch> mount = state->mounts->Find(path)) {
+      return mount->pki != nullptr ? "pki" : "kv";
+    }
+  }
+  return "other";
+}
+
+std::string_view TokenAuthType(std::string_view token_path, const auth::AuthMountTable& mounts) {
+  constexpr std::string_view kAuth = "auth/";
+  if (token_path.substr(0, kAuth.size()) != kAuth) return "other";
+  std::string_view under = token_path.substr(kAuth.size());
+  if (under.substr(0, 6) == "token/") return "token";
+  if (mounts.FindAppRole(under)) return "approle";
+  if (mounts.FindCert(under)) return "cert";
   return "other";
 }
 
@@ -59,13 +113,50 @@ void RecordRequest(HttpMetrics& m, std::string_view path, const UnsealedState* s
   m.duration.WithLabels({route_class}).Observe(absl::ToDoubleSeconds(elapsed));
 }
 
-void RefreshNodeMetrics(HttpMetrics& m, const UnsealedState* state) {
+void RefreshNodeMetrics(HttpMetrics& m, Core& core, const UnsealedState* state, absl::Time now) {
   m.sealed.WithLabels({}).Set(state == nullptr ? 1 : 0);
   m.tokens.WithLabels({}).Set(state == nullptr ? 0 : static_cast<double>(state->tokens->Count()));
+  const barrier::OperationCounts ops = core.barrier().Counts();
+  m.barrier_operations.WithLabels({"encrypt"}).Set(ops.encryptions);
+  m.barrier_operations.WithLabels({"decrypt"}).Set(ops.decryptions);
+  m.barrier_failures.WithLabels({"encrypt"}).Set(ops.encryption_failures);
+  m.barrier_failures.WithLabels({"decrypt"}).Set(ops.decryption_failures);
+  m.tokens_by_auth.Reset();
   m.audit_records.Reset();
   m.audit_failures.Reset();
   m.audit_queued.Reset();
-  if (state == nullptr || state->audit == nullptr) return;
+  m.pki_issued.Reset();
+  m.pki_revoked.Reset();
+  m.pki_issuer_expiry.Reset();
+  for (const char* type : {"token", "approle", "cert"}) m.tokens_by_auth.WithLabels({type}).Set(0);
+  if (state == nullptr) return;
+
+  std::map<std::string_view, double> by_auth;
+  for (const auto& [path, count] : state->tokens->CountByPath()) {
+    by_auth[TokenAuthType(path, *state->auth_mounts)] += static_cast<double>(count);
+  }
+  for (const auto& [type, count] : by_auth) {
+    m.tokens_by_auth.WithLabels({std::string(type)}).Set(count);
+  }
+
+  for (const MountEntry& entry : state->mounts->List()) {
+    if (entry.type != "pki") continue;
+    std::optional<MountMatch> mount = state->mounts->Find(entry.path);
+    if (!mount || mount->pki == nullptr) continue;  // unmounted meanwhile
+    const pki::PkiEngine::Stats stats = mount->pki->GetStats();
+    m.pki_issued.WithLabels({entry.path}).Set(stats.certificates_issued);
+    m.pki_revoked.WithLabels({entry.path}).Set(stats.certificates_revoked);
+    for (const pki::IssuerInfo& issuer : mount->pki->ListIssuers()) {
+      if (issuer.state != pki::IssuerState::kActive &&
+          issuer.state != pki::IssuerState::kPublished) {
+        continue;  // pending: no certificate yet; retired: no longer trusted
+      }
+      m.pki_issuer_expiry.WithLabels({entry.path, issuer.issuer_id})
+          .Set(absl::ToDoubleSeconds(issuer.not_after - now));
+    }
+  }
+
+  if (state->audit == nullptr) return;
   for (const auto& device : *state->audit->Snapshot()) {
     if (device == nullptr || device->file == nullptr) continue;
     audit::FileDevice::Stats stats = device->file->GetStats();
@@ -134,15 +225,17 @@ net::HttpResponse VaultHandler::HandleMetrics(internal::Request& req) {
   std::vector<metrics::FamilySnapshot> families;
   {
     absl::MutexLock lock(&metrics_->scrape_mu);
-    internal::RefreshNodeMetrics(*metrics_, state.get());
+    internal::RefreshNodeMetrics(*metrics_, core_, state.get(), clock_.Now());
+    // The API layer's families, then the node's (storage), which Core keeps across handlers.
     if (format == "prometheus") {
       net::HttpResponse r;
       r.status = 200;
       r.headers.emplace_back("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-      r.body = metrics_->registry.RenderPrometheus();
+      r.body = metrics_->registry.RenderPrometheus() + core_.metrics().RenderPrometheus();
       return r;
     }
     families = metrics_->registry.Snapshot();
+    for (metrics::FamilySnapshot& f : core_.metrics().Snapshot()) families.push_back(std::move(f));
   }
   return internal::JsonResponse(200, internal::MetricsJson(families, clock_.Now()));
 }

@@ -54,16 +54,40 @@ bool Reserved(std::string_view path) {
   return false;
 }
 
-absl::StatusOr<MountEntry> NewKvEntry(std::string path, std::string description) {
+constexpr char kPkiType[] = "pki";
+
+// A new table entry of `type` ("kv" or "pki") with a fresh uuid and accessor.
+absl::StatusOr<MountEntry> NewEntry(std::string path, std::string type, std::string description) {
   MountEntry e;
   e.path = std::move(path);
-  e.type = "kv";
+  e.type = std::move(type);
   e.description = std::move(description);
   WARD_ASSIGN_OR_RETURN(e.uuid, crypto::RandomUuid());
   WARD_ASSIGN_OR_RETURN(std::string acc, crypto::RandomUuid());
-  e.accessor = "kv_" + acc.substr(0, 8);
-  e.options["version"] = "2";
+  e.accessor = e.type + "_" + acc.substr(0, 8);
+  if (e.type == "kv") e.options["version"] = "2";
   return e;
+}
+
+absl::StatusOr<MountEntry> NewKvEntry(std::string path, std::string description) {
+  return NewEntry(std::move(path), "kv", std::move(description));
+}
+
+// The engine a table entry names: exactly one of the pair is set.
+struct Engines {
+  std::shared_ptr<secrets::KvEngine> kv;
+  std::shared_ptr<pki::PkiEngine> pki;
+};
+
+absl::StatusOr<Engines> CreateEngine(barrier::Barrier& barrier, core::Clock& clock,
+                                     const MountEntry& e) {
+  Engines out;
+  if (e.type == kPkiType) {
+    WARD_ASSIGN_OR_RETURN(out.pki, pki::PkiEngine::Create(barrier, clock, StoragePrefix(e)));
+  } else {
+    WARD_ASSIGN_OR_RETURN(out.kv, secrets::KvEngine::Create(barrier, clock, StoragePrefix(e)));
+  }
+  return out;
 }
 
 }  // namespace
@@ -101,9 +125,9 @@ absl::StatusOr<std::unique_ptr<MountTable>> MountTable::Create(barrier::Barrier&
   }
   absl::MutexLock lock(&table->mu_);
   for (MountEntry& e : entries) {
-    WARD_ASSIGN_OR_RETURN(std::unique_ptr<secrets::KvEngine> engine,
-                          secrets::KvEngine::Create(barrier, clock, StoragePrefix(e)));
-    table->engines_[e.path] = std::move(engine);
+    WARD_ASSIGN_OR_RETURN(Engines engines, CreateEngine(barrier, clock, e));
+    if (engines.pki != nullptr) table->pki_engines_[e.path] = std::move(engines.pki);
+    if (engines.kv != nullptr) table->engines_[e.path] = std::move(engines.kv);
     table->entries_[e.path] = std::move(e);
   }
   return table;
@@ -127,7 +151,8 @@ std::optional<MountMatch> MountTable::Find(std::string_view path) const {
   if (best == nullptr) return std::nullopt;
   MountMatch match;
   match.entry = *best;
-  match.engine = engines_.at(best->path);
+  if (auto kv = engines_.find(best->path); kv != engines_.end()) match.engine = kv->second;
+  if (auto pki = pki_engines_.find(best->path); pki != pki_engines_.end()) match.pki = pki->second;
   match.rest = path.size() > best->path.size() ? std::string(path.substr(best->path.size())) : "";
   return match;
 }
@@ -149,7 +174,8 @@ absl::Status MountTable::Mount(std::string_view path_in, std::string_view type,
   }
   auto version = options.find("version");
   bool kv2 = type == "kv-v2" || (type == "kv" && version != options.end() && version->second == "2");
-  if (!kv2) {
+  bool is_pki = type == kPkiType;
+  if (!kv2 && !is_pki) {
     if (type == "kv") {
       return absl::InvalidArgumentError(
           "only KV version 2 is supported: use type \"kv-v2\" or options version \"2\"");
@@ -166,15 +192,17 @@ absl::Status MountTable::Mount(std::string_view path_in, std::string_view type,
       }
     }
   }
-  WARD_ASSIGN_OR_RETURN(MountEntry entry, NewKvEntry(path, std::string(description)));
-  WARD_ASSIGN_OR_RETURN(std::unique_ptr<secrets::KvEngine> engine,
-                        secrets::KvEngine::Create(barrier_, clock_, StoragePrefix(entry)));
+  WARD_ASSIGN_OR_RETURN(MountEntry entry,
+                        NewEntry(path, is_pki ? kPkiType : "kv", std::string(description)));
+  // The uuid is new, so the engine starts empty (and loads nothing from storage).
+  WARD_ASSIGN_OR_RETURN(Engines engines, CreateEngine(barrier_, clock_, entry));
   absl::MutexLock lock(&mu_);
   std::vector<MountEntry> next;
   for (const auto& [p, e] : entries_) next.push_back(e);
   next.push_back(entry);
   WARD_RETURN_IF_ERROR(Persist(next));
-  engines_[path] = std::move(engine);
+  if (engines.pki != nullptr) pki_engines_[path] = std::move(engines.pki);
+  if (engines.kv != nullptr) engines_[path] = std::move(engines.kv);
   entries_[path] = std::move(entry);
   return absl::OkStatus();
 }
@@ -197,6 +225,7 @@ absl::Status MountTable::Unmount(std::string_view path_in) {
     WARD_RETURN_IF_ERROR(Persist(next));
     entries_.erase(path);
     engines_.erase(path);
+    pki_engines_.erase(path);
   }
   std::string prefix = StoragePrefix(entry);
   while (true) {

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "barrier/barrier.h"
 #include "core/clock.h"
+#include "pki/engine.h"
 #include "secrets/kv_engine.h"
 
 namespace ward::api {
@@ -19,17 +20,19 @@ namespace ward::api {
 // One entry of the mount table, as sys/mounts shows it.
 struct MountEntry {
   std::string path;         // "secret/": always ends with '/'
-  std::string type;         // "kv" (KV version 2 is the only secrets engine so far)
+  std::string type;         // "kv" (KV version 2) or "pki"
   std::string description;
   std::string uuid;         // names the engine's storage prefix: "logical/<uuid>/"
-  std::string accessor;     // "kv_1a2b3c4d"
-  std::map<std::string, std::string> options;  // {"version": "2"}
+  std::string accessor;     // "kv_1a2b3c4d", "pki_1a2b3c4d"
+  std::map<std::string, std::string> options;  // KV: {"version": "2"}; PKI: {}
 };
 
-// A resolved mount for a request path.
+// A resolved mount for a request path. Exactly one of `engine` (type "kv") and `pki` (type
+// "pki") is set.
 struct MountMatch {
   MountEntry entry;
   std::shared_ptr<secrets::KvEngine> engine;
+  std::shared_ptr<pki::PkiEngine> pki;
   std::string rest;  // the request path after the mount path
 };
 
@@ -40,7 +43,8 @@ struct MountMatch {
 // finishes safely even if the mount is removed meanwhile. `barrier` and `clock` are borrowed.
 class MountTable {
  public:
-  // Loads the table and creates an engine per mount. Errors from the barrier and engines.
+  // Loads the table and creates an engine per mount (KV v2 or PKI, by type). Errors from the
+  // barrier and engines.
   static absl::StatusOr<std::unique_ptr<MountTable>> Create(barrier::Barrier& barrier,
                                                             core::Clock& clock);
 
@@ -49,7 +53,9 @@ class MountTable {
 
   std::vector<MountEntry> List() const;
 
-  // Mounts a KV v2 engine at `path`. `type` is "kv-v2", or "kv" with options version "2".
+  // Mounts an engine at `path`: KV v2 for `type` "kv-v2", or "kv" with options version "2"
+  // (listed as type "kv"); a PKI engine (pki/engine.h) for `type` "pki". Either stores its data
+  // under "logical/<uuid>/".
   // Errors: kInvalidArgument for an unsupported type or version, a reserved path (sys/, auth/,
   // cubbyhole/, identity/) or an empty path; kAlreadyExists->kInvalidArgument "path is already
   // in use at <path>" when it overlaps an existing mount.
@@ -70,6 +76,7 @@ class MountTable {
   mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(write_mu_);
   std::map<std::string, MountEntry> entries_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<secrets::KvEngine>> engines_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<pki::PkiEngine>> pki_engines_ ABSL_GUARDED_BY(mu_);
 };
 
 // Normalises a mount path: strips leading '/', ensures a trailing '/'.

@@ -10,6 +10,7 @@
 #include "api/internal/http_metrics.h"
 #include "api/internal/json.h"
 #include "api/internal/request.h"
+#include "core/secure_bytes.h"
 #include "quota/rate_limiter.h"
 
 namespace ward::api {
@@ -49,6 +50,19 @@ absl::StatusOr<std::shared_ptr<quota::RateLimiter>> LimiterFor(
   return qs.limiter;
 }
 
+// The AppRole role an auth/<approle mount>/login request names through its role_id, or "".
+std::string LoginRole(const Request& req, const UnsealedState& state) {
+  constexpr std::string_view kAuth = "auth/";
+  if (req.path.compare(0, kAuth.size(), kAuth) != 0) return "";
+  auto mount = state.auth_mounts->FindAppRole(std::string_view(req.path).substr(kAuth.size()));
+  if (!mount || mount->rest != "login") return "";
+  auto body = ParseBody(req.http.body);
+  if (!body.ok()) return "";
+  auto role_id = GetString(*body, "role_id");
+  if (!role_id.ok() || !role_id->has_value()) return "";
+  return mount->store->RoleNameForRoleId(**role_id);
+}
+
 std::string WholeSeconds(absl::Duration d) {
   return std::to_string(static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(d))));
 }
@@ -65,7 +79,8 @@ json::object QuotaJson(const quota::RateLimitQuota& q) {
                       {"rate", q.rate},
                       {"interval", Number(absl::ToDoubleSeconds(q.interval))},
                       {"block_interval", Number(absl::ToDoubleSeconds(q.block_interval))},
-                      {"role", ""},
+                      {"role", q.role},
+                      {"group_by", q.group_by},
                       {"inheritable", false}};
 }
 
@@ -93,7 +108,12 @@ std::optional<net::HttpResponse> VaultHandler::CheckQuota(
   if (state == nullptr) return std::nullopt;  // sealed: Dispatch answers 503
   auto limiter = internal::LimiterFor(*quotas_, state, core_.barrier(), clock_);
   if (!limiter.ok()) return internal::ErrorResponse(limiter.status());
-  quota::Decision d = (*limiter)->Check(req.path, req.http.remote_address);
+  std::string token = internal::TokenFromHeaders(req.http);
+  quota::Caller caller{req.http.remote_address, token, [&req, &state]() -> std::string {
+                         return internal::LoginRole(req, *state);
+                       }};
+  quota::Decision d = (*limiter)->Check(req.path, caller);
+  core::SecureZero(token);
   if (d.quota.empty()) return std::nullopt;
   if (d.response_headers) {
     headers.emplace_back("X-Ratelimit-Limit", metrics::FormatValue(d.limit));
@@ -180,6 +200,12 @@ net::HttpResponse VaultHandler::HandleQuotas(internal::Request& req) {
   auto path = internal::GetString(*body, "path");
   auto interval = internal::GetDuration(*body, "interval");
   auto block = internal::GetDuration(*body, "block_interval");
+  auto group_by = internal::GetString(*body, "group_by");
+  auto role = internal::GetString(*body, "role");
+  if (!group_by.ok()) return ErrorResponse(group_by.status());
+  if (!role.ok()) return ErrorResponse(role.status());
+  if (group_by->has_value()) q.group_by = **group_by;
+  if (role->has_value()) q.role = **role;
   if (!rate.ok()) return ErrorResponse(rate.status());
   if (!path.ok()) return ErrorResponse(path.status());
   if (!interval.ok()) return ErrorResponse(interval.status());

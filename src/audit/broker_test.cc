@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "audit/chain.h"
 #include "audit/test_util.h"
+#include "barrier/testing/unsealed_barrier.h"
 #include "core/testing/fake_clock.h"
 #include "core/testing/temp_dir.h"
 #include "gtest/gtest.h"
@@ -14,12 +15,10 @@ namespace {
 class BrokerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto b = barrier::Barrier::Create(storage_, clock_);
-    ASSERT_TRUE(b.ok());
-    barrier_ = std::move(*b);
-    core::SecureBytes key(std::string(32, 'u'));
-    ASSERT_TRUE(barrier_->Initialize(key).ok());
-    ASSERT_TRUE(barrier_->Unseal(key).ok());
+    auto b = barrier::testing::NewUnsealedBarrier(storage_, clock_,
+                                                  core::SecureBytes(std::string(32, 'u')));
+    ASSERT_TRUE(b.ok()) << b.status();
+    barrier_ = *std::move(b);
   }
   std::unique_ptr<Broker> NewBroker() {
     auto b = Broker::Create(*barrier_, clock_, {});

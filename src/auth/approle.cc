@@ -257,7 +257,8 @@ absl::Status AppRoleStore::Load() {
     WARD_ASSIGN_OR_RETURN(std::string text, barrier_.Get(key));
     if (is_role) {
       WARD_ASSIGN_OR_RETURN(AppRole role, ParseRole(text));
-      by_role_id_[role.role_id] = role.name;
+      WARD_ASSIGN_OR_RETURN(std::string role_id_hash, Hash(role.role_id));
+      by_role_id_[role_id_hash] = role.name;
       roles_[role.name] = std::move(role);
       continue;
     }
@@ -393,17 +394,19 @@ absl::StatusOr<AppRole> AppRoleStore::WriteRole(std::string_view name,
     WARD_ASSIGN_OR_RETURN(role.role_id, crypto::RandomUuid());
   }
   if (role.role_id.empty()) return absl::InvalidArgumentError("missing role_id");
+  WARD_ASSIGN_OR_RETURN(std::string role_id_hash, Hash(role.role_id));
+  WARD_ASSIGN_OR_RETURN(std::string old_role_id_hash, Hash(old_role_id));
   {
     absl::ReaderMutexLock lock(&mu_);
-    auto it = by_role_id_.find(role.role_id);
+    auto it = by_role_id_.find(role_id_hash);
     if (it != by_role_id_.end() && it->second != role.name) {
       return absl::InvalidArgumentError("role_id already in use");
     }
   }
   WARD_RETURN_IF_ERROR(barrier_.Put(RoleKey(role.name), SerializeRole(role)).status());
   absl::MutexLock lock(&mu_);
-  if (exists && old_role_id != role.role_id) by_role_id_.erase(old_role_id);
-  by_role_id_[role.role_id] = role.name;
+  if (exists && old_role_id_hash != role_id_hash) by_role_id_.erase(old_role_id_hash);
+  by_role_id_[role_id_hash] = role.name;
   roles_[role.name] = role;
   return role;
 }
@@ -422,24 +425,36 @@ std::vector<std::string> AppRoleStore::ListRoles() const {
   return out;
 }
 
+std::string AppRoleStore::RoleNameForRoleId(std::string_view role_id) const {
+  absl::StatusOr<std::string> role_id_hash = Hash(role_id);
+  if (!role_id_hash.ok()) return "";
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = by_role_id_.find(*role_id_hash);
+  return it == by_role_id_.end() ? "" : it->second;
+}
+
 absl::Status AppRoleStore::DeleteRole(std::string_view name_in) {
   std::string name(name_in);
   absl::MutexLock write_lock(&write_mu_);
   WARD_RETURN_IF_ERROR(CheckOpen());
   std::vector<std::string> hashes;
+  std::string role_id;
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (roles_.find(name) == roles_.end()) return absl::OkStatus();
+    auto role = roles_.find(name);
+    if (role == roles_.end()) return absl::OkStatus();
+    role_id = role->second.role_id;
     auto it = by_role_.find(name);
     if (it != by_role_.end()) hashes.assign(it->second.begin(), it->second.end());
   }
+  WARD_ASSIGN_OR_RETURN(std::string role_id_hash, Hash(role_id));
   std::vector<storage::Op> ops;
   ops.push_back(storage::Op::Delete(RoleKey(name)));
   for (const std::string& h : hashes) ops.push_back(storage::Op::Delete(SecretIdKey(h)));
   WARD_RETURN_IF_ERROR(barrier_.Commit(std::move(ops)).status());
   absl::MutexLock lock(&mu_);
   for (const std::string& h : hashes) EraseSecretIdLocked(h);
-  by_role_id_.erase(roles_.at(name).role_id);
+  by_role_id_.erase(role_id_hash);
   roles_.erase(name);
   return absl::OkStatus();
 }
@@ -620,10 +635,13 @@ absl::StatusOr<AppRoleGrant> AppRoleStore::Login(std::string_view role_id,
   absl::MutexLock write_lock(&write_mu_);
   WARD_RETURN_IF_ERROR(CheckOpen());
   absl::Time now = clock_.Now();
+  // Looked up by HMAC, like secret-ids: the map compares keyed hashes, never the caller's bytes
+  // with a stored credential.
+  WARD_ASSIGN_OR_RETURN(std::string role_id_hash, Hash(role_id));
   AppRole role;
   {
     absl::ReaderMutexLock lock(&mu_);
-    auto it = by_role_id_.find(std::string(role_id));
+    auto it = by_role_id_.find(role_id_hash);
     if (it == by_role_id_.end()) {
       LogFailure("", "unknown_role_id", remote_address);
       return InvalidCredentials();
@@ -678,6 +696,7 @@ absl::StatusOr<AppRoleGrant> AppRoleStore::Login(std::string_view role_id,
       secret_ids_[hash] = entry;
     }
     grant.metadata = entry.metadata;
+    grant.token_bound_cidrs = entry.token_bound_cidrs;
   }
   grant.role_name = role.name;
   grant.metadata["role_name"] = role.name;
@@ -691,6 +710,7 @@ absl::StatusOr<AppRoleGrant> AppRoleStore::Login(std::string_view role_id,
   grant.token_max_ttl = cap;
   grant.token_num_uses = role.token_num_uses;
   grant.token_no_default_policy = role.token_no_default_policy;
+  if (grant.token_bound_cidrs.empty()) grant.token_bound_cidrs = role.token_bound_cidrs;
   return grant;
 }
 

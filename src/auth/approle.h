@@ -29,8 +29,8 @@ struct AppRole {
   std::string role_id;
   bool bind_secret_id = true;                      // whether login needs a secret-id
   std::vector<std::string> secret_id_bound_cidrs;  // login source must be inside one
-  // Login source must be inside one. Vault also checks these on every use of the token; Ward's
-  // token store cannot yet, so Ward checks them at login only (docs/approle.md).
+  // Login source must be inside one, and so must every later use of the issued token (the
+  // token carries them as TokenEntry::bound_cidrs), as in Vault (docs/approle.md).
   std::vector<std::string> token_bound_cidrs;
   int64_t secret_id_num_uses = 0;                       // default for new secret-ids; 0 = unlimited
   absl::Duration secret_id_ttl = absl::ZeroDuration();  // default for new secret-ids; 0 = none
@@ -102,6 +102,9 @@ struct AppRoleGrant {
                                                         // token_explicit_max_ttl (0 = none)
   int64_t token_num_uses = 0;
   bool token_no_default_policy = false;
+  // Where the token may be used from: the secret-id's token_bound_cidrs if it has any (they lie
+  // inside the role's), else the role's (Vault).
+  std::vector<std::string> token_bound_cidrs;
 };
 
 // The roles and secret-ids of one AppRole auth mount (Vault's approle method).
@@ -144,6 +147,10 @@ class AppRoleStore {
 
   // Role names, sorted.
   std::vector<std::string> ListRoles() const;
+
+  // The name of the role whose role_id is `role_id`, or "" if none (for rate-limit quotas
+  // bound to a role; answers from memory).
+  std::string RoleNameForRoleId(std::string_view role_id) const;
 
   // Deletes the role and every secret-id of it in one commit. OK if absent.
   // Errors: kFailedPrecondition after Close; barrier errors.
@@ -238,7 +245,9 @@ class AppRoleStore {
 
   mutable absl::Mutex mu_;
   std::map<std::string, AppRole> roles_ ABSL_GUARDED_BY(mu_);                        // by name
-  absl::flat_hash_map<std::string, std::string> by_role_id_ ABSL_GUARDED_BY(mu_);    // -> name
+  // HMAC of role_id -> name (keyed like secret_ids_, so a login never compares the caller's
+  // role_id with a stored one byte by byte).
+  absl::flat_hash_map<std::string, std::string> by_role_id_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, SecretIdEntry> secret_ids_ ABSL_GUARDED_BY(mu_);  // by hmac
   absl::flat_hash_map<std::string, std::string> by_accessor_ ABSL_GUARDED_BY(mu_);   // -> hmac
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> by_role_

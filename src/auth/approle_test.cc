@@ -8,6 +8,7 @@
 #include "auth/approle_login_limiter.h"
 #include "auth/auth_mounts.h"
 #include "barrier/barrier.h"
+#include "barrier/testing/unsealed_barrier.h"
 #include "core/secure_bytes.h"
 #include "core/testing/fake_clock.h"
 #include "gmock/gmock.h"
@@ -34,11 +35,9 @@ constexpr char kLocal[] = "127.0.0.1";
 class AppRoleStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto b = barrier::Barrier::Create(backend_, clock_);
+    auto b = barrier::testing::NewUnsealedBarrier(backend_, clock_, UnsealKey());
     ASSERT_TRUE(b.ok()) << b.status();
     barrier_ = *std::move(b);
-    ASSERT_TRUE(barrier_->Initialize(UnsealKey()).ok());
-    ASSERT_TRUE(barrier_->Unseal(UnsealKey()).ok());
     store_ = Open();
     ASSERT_NE(store_, nullptr);
   }
@@ -299,6 +298,29 @@ TEST_F(AppRoleStoreTest, RoleWithoutSecretIdLogsInFromBoundCidrOnly) {
   AppRole role = MustWriteRole("agent", u);
   EXPECT_TRUE(store_->Login(role.role_id, "", "127.0.0.5").ok());
   ExpectInvalidCredentials(store_->Login(role.role_id, "", "10.0.0.1"));
+}
+
+TEST_F(AppRoleStoreTest, GrantCarriesTheTokenBoundCidrsOfSecretIdOrElseRole) {
+  AppRoleUpdate u;
+  u.token_bound_cidrs = std::vector<std::string>{"127.0.0.0/8", "10.0.0.0/8"};
+  AppRole role = MustWriteRole("web", u);
+  IssuedSecretId plain = MustSecretId("web");
+  absl::StatusOr<AppRoleGrant> grant = store_->Login(role.role_id, plain.secret_id, "127.0.0.1");
+  ASSERT_TRUE(grant.ok()) << grant.status();
+  EXPECT_THAT(grant->token_bound_cidrs, ElementsAre("127.0.0.0/8", "10.0.0.0/8"));
+
+  SecretIdRequest narrow;
+  narrow.token_bound_cidrs = {"127.0.0.1/32"};
+  IssuedSecretId narrowed = MustSecretId("web", narrow);
+  grant = store_->Login(role.role_id, narrowed.secret_id, "127.0.0.1");
+  ASSERT_TRUE(grant.ok()) << grant.status();
+  EXPECT_THAT(grant->token_bound_cidrs, ElementsAre("127.0.0.1/32"));
+
+  AppRole open = MustWriteRole("open");
+  IssuedSecretId any = MustSecretId("open");
+  grant = store_->Login(open.role_id, any.secret_id, "192.0.2.1");
+  ASSERT_TRUE(grant.ok()) << grant.status();
+  EXPECT_TRUE(grant->token_bound_cidrs.empty());
 }
 
 TEST_F(AppRoleStoreTest, DestroyByValueAndByAccessor) {

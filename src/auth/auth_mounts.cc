@@ -83,7 +83,14 @@ absl::StatusOr<std::unique_ptr<AuthMountTable>> AuthMountTable::Create(barrier::
     return stored.status();
   }
   std::map<std::string, std::shared_ptr<AppRoleStore>> stores;
+  std::map<std::string, std::shared_ptr<CertAuthStore>> cert_stores;
   for (const auto& [path, e] : entries) {
+    if (e.type == "cert") {
+      WARD_ASSIGN_OR_RETURN(std::unique_ptr<CertAuthStore> store,
+                            CertAuthStore::Create(barrier, clock, StoragePrefix(e)));
+      cert_stores[path] = std::move(store);
+      continue;
+    }
     if (e.type != "approle") continue;
     WARD_ASSIGN_OR_RETURN(std::unique_ptr<AppRoleStore> store,
                           AppRoleStore::Create(barrier, clock, StoragePrefix(e)));
@@ -92,6 +99,7 @@ absl::StatusOr<std::unique_ptr<AuthMountTable>> AuthMountTable::Create(barrier::
   absl::MutexLock lock(&table->mu_);
   table->entries_ = std::move(entries);
   table->approles_ = std::move(stores);
+  table->certs_ = std::move(cert_stores);
   return table;
 }
 
@@ -136,16 +144,35 @@ std::optional<AppRoleMatch> AuthMountTable::FindAppRole(std::string_view path) c
   return std::nullopt;
 }
 
+std::optional<CertMount> AuthMountTable::FindCert(std::string_view path) const {
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [mount_path, store] : certs_) {
+    if (path.substr(0, mount_path.size()) != mount_path) continue;
+    return CertMount{entries_.at(mount_path), store, std::string(path.substr(mount_path.size()))};
+  }
+  return std::nullopt;
+}
+
+std::vector<CertMount> AuthMountTable::CertMounts() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<CertMount> out;
+  for (const auto& [mount_path, store] : certs_) {
+    out.push_back(CertMount{entries_.at(mount_path), store, ""});
+  }
+  return out;
+}
+
 absl::Status AuthMountTable::Enable(std::string_view path_in, std::string_view type,
                                     std::string_view description) {
   std::string path = Normalise(path_in);
   if (path.empty()) return absl::InvalidArgumentError("auth path must not be empty");
-  if (type != "approle") {
+  if (type != "approle" && type != "cert") {
     if (type == "token") {
       return absl::InvalidArgumentError("token credential backend cannot be instantiated");
     }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown auth method type \"", core::ToAbsl(type), "\": only \"approle\" can be enabled"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown auth method type \"", core::ToAbsl(type),
+                     "\": only \"approle\" and \"cert\" can be enabled"));
   }
   absl::MutexLock write_lock(&write_mu_);
   std::map<std::string, AuthMountEntry> next;
@@ -162,13 +189,22 @@ absl::Status AuthMountTable::Enable(std::string_view path_in, std::string_view t
   WARD_ASSIGN_OR_RETURN(AuthMountEntry entry,
                         NewEntry(path, std::string(type), std::string(description)));
   // A fresh uuid names an empty prefix, so the store starts empty.
-  WARD_ASSIGN_OR_RETURN(std::unique_ptr<AppRoleStore> store,
-                        AppRoleStore::Create(barrier_, clock_, StoragePrefix(entry)));
+  std::unique_ptr<AppRoleStore> store;
+  std::unique_ptr<CertAuthStore> cert_store;
+  if (type == "cert") {
+    WARD_ASSIGN_OR_RETURN(cert_store, CertAuthStore::Create(barrier_, clock_, StoragePrefix(entry)));
+  } else {
+    WARD_ASSIGN_OR_RETURN(store, AppRoleStore::Create(barrier_, clock_, StoragePrefix(entry)));
+  }
   next[path] = entry;
   WARD_RETURN_IF_ERROR(Persist(next));
   absl::MutexLock lock(&mu_);
   entries_ = std::move(next);
-  approles_[path] = std::move(store);
+  if (cert_store != nullptr) {
+    certs_[path] = std::move(cert_store);
+  } else {
+    approles_[path] = std::move(store);
+  }
   return absl::OkStatus();
 }
 
@@ -181,6 +217,7 @@ absl::Status AuthMountTable::Disable(std::string_view path_in) {
   std::map<std::string, AuthMountEntry> next;
   AuthMountEntry entry;
   std::shared_ptr<AppRoleStore> store;
+  std::shared_ptr<CertAuthStore> cert_store;
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = entries_.find(path);
@@ -190,6 +227,8 @@ absl::Status AuthMountTable::Disable(std::string_view path_in) {
     next.erase(path);
     auto s = approles_.find(path);
     if (s != approles_.end()) store = s->second;
+    auto c = certs_.find(path);
+    if (c != certs_.end()) cert_store = c->second;
   }
   // Remove from the table first: a crash half-way leaves orphaned ciphertext, never a mount whose
   // data is half deleted.
@@ -198,8 +237,10 @@ absl::Status AuthMountTable::Disable(std::string_view path_in) {
     absl::MutexLock lock(&mu_);
     entries_ = std::move(next);
     approles_.erase(path);
+    certs_.erase(path);
   }
   if (store != nullptr) store->Close();
+  if (cert_store != nullptr) cert_store->Close();
   std::string prefix = StoragePrefix(entry);
   while (true) {
     WARD_ASSIGN_OR_RETURN(storage::ListPage page, barrier_.List(prefix, "", kListPageSize));

@@ -346,6 +346,7 @@ class Parser {
         node.text = tok_.text;
         return Shift();
       case Tok::kLBracket: {
+        WARD_RETURN_IF_ERROR(Enter());
         node.kind = Node::Kind::kList;
         WARD_RETURN_IF_ERROR(Shift());
         while (tok_.kind != Tok::kRBracket) {
@@ -358,12 +359,15 @@ class Parser {
             return Expected("',' or ']'");
           }
         }
+        --depth_;
         return Shift();
       }
       case Tok::kLBrace: {
+        WARD_RETURN_IF_ERROR(Enter());
         node.kind = Node::Kind::kObject;
         WARD_RETURN_IF_ERROR(Shift());
         WARD_RETURN_IF_ERROR(Body(Tok::kRBrace, node.items));
+        --depth_;
         return Shift();
       }
       default:
@@ -371,8 +375,22 @@ class Parser {
     }
   }
 
+  // Counts one more level of '[' or '{' nesting. The parser recurses per level, so without a
+  // bound a policy of a few hundred thousand '[' overflows the stack. Real policies nest three
+  // levels; the JSON form has Boost.JSON's limit of 32.
+  // Errors: kInvalidArgument (SyntaxError) past kMaxDepth levels.
+  absl::Status Enter() {
+    if (++depth_ > kMaxDepth) {
+      return SyntaxError(tok_.line, tok_.column,
+                         absl::StrCat("nested deeper than ", kMaxDepth, " levels"));
+    }
+    return absl::OkStatus();
+  }
+
+  static constexpr int kMaxDepth = 32;
   Lexer lexer_;
   Token tok_;
+  int depth_ = 0;  // '[' and '{' levels open at tok_
 };
 
 // ---------------------------------------------------------------------------------------------

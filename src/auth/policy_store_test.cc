@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "barrier/barrier.h"
+#include "barrier/testing/unsealed_barrier.h"
 #include "core/secure_bytes.h"
 #include "core/testing/fake_clock.h"
 #include "gmock/gmock.h"
@@ -28,11 +29,9 @@ core::SecureBytes UnsealKey() {
 class PolicyStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto b = barrier::Barrier::Create(backend_, clock_);
+    auto b = barrier::testing::NewUnsealedBarrier(backend_, clock_, UnsealKey());
     ASSERT_TRUE(b.ok()) << b.status();
     barrier_ = *std::move(b);
-    ASSERT_TRUE(barrier_->Initialize(UnsealKey()).ok());
-    ASSERT_TRUE(barrier_->Unseal(UnsealKey()).ok());
     store_ = Open();
     ASSERT_NE(store_, nullptr);
   }

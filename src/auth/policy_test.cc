@@ -9,6 +9,7 @@ namespace ward::auth {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr CapabilitySet kRead = CapabilityBit(Capability::kRead);
 constexpr CapabilitySet kList = CapabilityBit(Capability::kList);
@@ -111,6 +112,30 @@ TEST(PolicyParseTest, SyntaxErrorsNameLineAndColumn) {
     EXPECT_EQ(rules.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
     EXPECT_THAT(std::string(rules.status().message()), HasSubstr(c.message)) << c.text;
   }
+}
+
+// Found by fuzz/policy_fuzzer: the HCL parser recursed once per '[' or '{' with no bound, so a
+// policy body of nested brackets overflowed the stack and killed the server.
+TEST(PolicyParseTest, DeepNestingIsASyntaxErrorNotAStackOverflow) {
+  for (const std::string& text :
+       {"path \"a\" { x = " + std::string(500000, '[') + " }",
+        "path \"a\" {" + [] {
+          std::string s;
+          for (int i = 0; i < 200000; ++i) s += " x {";
+          return s;
+        }(),
+        "path \"a\" { capabilities = " + std::string(32, '[') + std::string(32, ']') + " }"}) {
+    auto rules = ParsePolicy(text);
+    ASSERT_FALSE(rules.ok());
+    EXPECT_EQ(rules.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(rules.status().message()), HasSubstr("nested deeper than 32 levels"));
+  }
+  // 32 levels (the path block plus 31 lists) still parse; the policy is then rejected for what
+  // it says, not for its shape.
+  auto at_limit =
+      ParsePolicy("path \"a\" { capabilities = " + std::string(31, '[') + std::string(31, ']') + " }");
+  ASSERT_FALSE(at_limit.ok());
+  EXPECT_THAT(std::string(at_limit.status().message()), Not(HasSubstr("nested deeper")));
 }
 
 TEST(PolicyParseTest, SemanticErrors) {

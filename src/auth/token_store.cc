@@ -4,7 +4,9 @@
 #include <boost/json.hpp>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "auth/approle_cidr.h"
 #include "core/log.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
@@ -29,6 +31,8 @@ constexpr size_t kTokenRandomChars = 24;
 constexpr size_t kAccessorChars = 24;
 constexpr size_t kMaxCustomIdSize = 256;
 constexpr size_t kListPageSize = 1000;
+// Tokens revoked per commit by RevokeByPathPrefix (three deletes each).
+constexpr size_t kRevokeBatch = 256;
 constexpr int64_t kEntryFormatVersion = 1;
 constexpr std::string_view kServiceTokenPrefix = "hvs.";
 
@@ -134,6 +138,9 @@ std::string SerializeEntry(const TokenEntry& e) {
   o["orphan"] = e.orphan;
   o["type"] = e.type;
   o["last_renewal_time_ns"] = TimeToJson(e.last_renewal_time);
+  json::array cidrs;
+  for (const std::string& c : e.bound_cidrs) cidrs.emplace_back(c);
+  o["bound_cidrs"] = std::move(cidrs);
   return json::serialize(o);
 }
 
@@ -208,6 +215,14 @@ absl::StatusOr<TokenEntry> ParseEntry(std::string_view id_hash, std::string_view
     if (!kv.value().is_string()) return malformed();
     e.meta.emplace(std::string(kv.key()), std::string(kv.value().get_string()));
   }
+  // Optional: entries written before bound CIDRs existed have none.
+  if (const json::value* cidrs = o.if_contains("bound_cidrs")) {
+    if (!cidrs->is_array()) return malformed();
+    for (const json::value& c : cidrs->get_array()) {
+      if (!c.is_string()) return malformed();
+      e.bound_cidrs.emplace_back(c.get_string());
+    }
+  }
   return e;
 }
 
@@ -244,6 +259,12 @@ absl::Duration TokenEntry::RemainingTtl(absl::Time now) const {
 
 bool TokenEntry::HasPolicy(std::string_view policy) const {
   return std::find(policies.begin(), policies.end(), policy) != policies.end();
+}
+
+bool TokenEntry::AllowsSource(std::string_view remote_address) const {
+  if (bound_cidrs.empty()) return true;
+  absl::StatusOr<std::vector<Cidr>> parsed = ParseCidrs(bound_cidrs);
+  return parsed.ok() && AddressAllowed(*parsed, remote_address);
 }
 
 TokenStore::TokenStore(barrier::Barrier& barrier, core::Clock& clock, Options options,
@@ -352,20 +373,23 @@ std::vector<std::string> TokenStore::SubtreeLocked(const std::string& id_hash) c
   return out;
 }
 
+void TokenStore::AppendRevokeOpsLocked(const std::string& id_hash,
+                                       std::vector<storage::Op>& ops) const {
+  const TokenEntry& entry = entries_.at(id_hash);
+  ops.push_back(storage::Op::Delete(IdKey(id_hash)));
+  ops.push_back(storage::Op::Delete(AccessorKey(entry.accessor)));
+  if (!entry.parent_hash.empty()) {
+    ops.push_back(storage::Op::Delete(ParentKey(entry.parent_hash, id_hash)));
+  }
+}
+
 absl::StatusOr<size_t> TokenStore::RevokeTree(const std::string& id_hash) {
   std::vector<storage::Op> ops;
   std::vector<std::string> subtree;
   {
     absl::ReaderMutexLock lock(&mu_);
     subtree = SubtreeLocked(id_hash);
-    for (const std::string& hash : subtree) {
-      const TokenEntry& entry = entries_.at(hash);
-      ops.push_back(storage::Op::Delete(IdKey(hash)));
-      ops.push_back(storage::Op::Delete(AccessorKey(entry.accessor)));
-      if (!entry.parent_hash.empty()) {
-        ops.push_back(storage::Op::Delete(ParentKey(entry.parent_hash, hash)));
-      }
-    }
+    for (const std::string& hash : subtree) AppendRevokeOpsLocked(hash, ops);
   }
   if (subtree.empty()) return 0;
   WARD_RETURN_IF_ERROR(barrier_.Commit(std::move(ops)).status());
@@ -457,6 +481,7 @@ absl::StatusOr<IssuedToken> TokenStore::CreateToken(const TokenEntry* parent_arg
     return absl::InvalidArgumentError("ttl must be positive");
   }
   if (!request.id.empty()) WARD_RETURN_IF_ERROR(ValidateCustomId(request.id));
+  WARD_RETURN_IF_ERROR(ParseCidrs(request.bound_cidrs).status());
 
   absl::MutexLock write(&write_mu_);
   const absl::Time now = clock_.Now();
@@ -482,6 +507,7 @@ absl::StatusOr<IssuedToken> TokenStore::CreateToken(const TokenEntry* parent_arg
   entry.creation_time = now;
   entry.explicit_max_ttl = request.explicit_max_ttl;
   entry.path = request.path.empty() ? "auth/token/create" : request.path;
+  entry.bound_cidrs = request.bound_cidrs;
   if (!parent.has_value()) {
     entry.display_name = request.display_name.empty() ? "token" : request.display_name;
   } else {
@@ -789,9 +815,46 @@ absl::StatusOr<size_t> TokenStore::RevokeExpired() {
   return revoked;
 }
 
+absl::StatusOr<size_t> TokenStore::RevokeByPathPrefix(std::string_view prefix) {
+  if (prefix.empty()) return absl::InvalidArgumentError("token path prefix must not be empty");
+  absl::MutexLock write(&write_mu_);
+  // Every matching token and its descendants, each once, parents before their children.
+  std::vector<std::string> doomed;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    absl::flat_hash_set<std::string> seen;
+    for (const auto& [hash, entry] : entries_) {
+      if (!absl::StartsWith(entry.path, core::ToAbsl(prefix))) continue;
+      for (std::string& h : SubtreeLocked(hash)) {
+        if (seen.insert(h).second) doomed.push_back(std::move(h));
+      }
+    }
+  }
+  // write_mu_ keeps every other mutation out, so the doomed entries stay present until erased.
+  for (size_t begin = 0; begin < doomed.size(); begin += kRevokeBatch) {
+    const size_t end = std::min(doomed.size(), begin + kRevokeBatch);
+    std::vector<storage::Op> ops;
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      for (size_t i = begin; i < end; ++i) AppendRevokeOpsLocked(doomed[i], ops);
+    }
+    WARD_RETURN_IF_ERROR(barrier_.Commit(std::move(ops)).status());
+    absl::MutexLock lock(&mu_);
+    for (size_t i = begin; i < end; ++i) EraseLocked(doomed[i]);
+  }
+  return doomed.size();
+}
+
 size_t TokenStore::Count() const {
   absl::ReaderMutexLock lock(&mu_);
   return entries_.size();
+}
+
+std::map<std::string, size_t> TokenStore::CountByPath() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::map<std::string, size_t> out;
+  for (const auto& [hash, entry] : entries_) ++out[entry.path];
+  return out;
 }
 
 }  // namespace ward::auth

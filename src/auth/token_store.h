@@ -39,8 +39,14 @@ struct TokenEntry {
   std::map<std::string, std::string> meta;
   // "root", "token", "token-<requested name>", or what a login method chose ("approle").
   std::string display_name;
-  // The route that created the token: "auth/token/create", "auth/token/root", ...
+  // The route that created the token: "auth/token/create", "auth/token/root", or a login
+  // route "auth/<mount path>login" ("auth/approle/login"). Names the issuing auth mount:
+  // disabling the mount revokes its tokens (RevokeByPathPrefix).
   std::string path;
+  // Networks the token may be used from ("10.0.0.0/8", "2001:db8::/32", bare addresses); empty
+  // = anywhere. Checked on every request that presents the token (AllowsSource), as Vault
+  // does. Entries stored before this field existed read as empty.
+  std::vector<std::string> bound_cidrs;
   absl::Time creation_time;
   // The ttl the token was created with; 0 = no expiry (root tokens).
   absl::Duration creation_ttl = absl::ZeroDuration();
@@ -64,6 +70,10 @@ struct TokenEntry {
   // once expired.
   absl::Duration RemainingTtl(absl::Time now) const;
   bool HasPolicy(std::string_view policy) const;
+  // Whether the token may be used by a client at `remote_address` (an IP address as text):
+  // true if bound_cidrs is empty or one of them contains the address; false for text that is
+  // not an address, and (failing closed) if a stored CIDR does not parse. Cheap when unbound.
+  bool AllowsSource(std::string_view remote_address) const;
   bool IsRoot() const { return HasPolicy("root"); }
 };
 
@@ -97,6 +107,9 @@ struct CreateTokenRequest {
   bool caller_has_sudo = false;
   // The route recorded in TokenEntry::path; "" = "auth/token/create".
   std::string path;
+  // Stored as TokenEntry::bound_cidrs (login methods pass their token_bound_cidrs). Each must
+  // parse as a CIDR block or an address.
+  std::vector<std::string> bound_cidrs;
 };
 
 // A newly created token.
@@ -169,7 +182,8 @@ class TokenStore {
   //         requests made without them (Vault answers these with 400);
   //         kPermissionDenied if the parent is no longer valid (revoked, expired);
   //         kInvalidArgument for negative ttl, explicit_max_ttl or num_uses, a malformed id, a
-  //         use-limited parent, or a non-expiring root token from an expiring parent;
+  //         malformed bound CIDR, a use-limited parent, or a non-expiring root token from an
+  //         expiring parent;
   //         kAlreadyExists if a token with the requested id exists; kInternal if the random
   //         generator fails; barrier errors.
   absl::StatusOr<IssuedToken> CreateToken(const TokenEntry* parent,
@@ -221,8 +235,20 @@ class TokenStore {
   // failing commit stay revoked).
   absl::StatusOr<size_t> RevokeExpired();
 
+  // Revokes every token whose TokenEntry::path starts with `prefix` ("auth/approle/": the
+  // tokens an auth mount issued), with all their non-orphan descendants, in commits of a
+  // bounded size. Returns how many tokens were revoked (0 if none matched).
+  // Errors: kInvalidArgument for an empty prefix (it would revoke every token); barrier
+  //         errors (tokens revoked by earlier commits stay revoked; a child whose parent went in
+  //         an earlier commit is already unusable and is collected by RevokeExpired).
+  absl::StatusOr<size_t> RevokeByPathPrefix(std::string_view prefix);
+
   // Number of tokens held, expired ones not yet revoked included.
   size_t Count() const;
+
+  // Tokens held (as Count) by TokenEntry::path, for metrics. The number of distinct paths is
+  // bounded by the creating routes and auth mounts, not by traffic.
+  std::map<std::string, size_t> CountByPath() const;
 
  private:
   TokenStore(barrier::Barrier& barrier, core::Clock& clock, Options options, core::SecureBytes key);
@@ -244,6 +270,10 @@ class TokenStore {
   void EraseLocked(const std::string& id_hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `id_hash` and all its non-orphan descendants, parents before children.
   std::vector<std::string> SubtreeLocked(const std::string& id_hash) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  // Appends the storage deletes that revoke `id_hash` (which must be present).
+  void AppendRevokeOpsLocked(const std::string& id_hash, std::vector<storage::Op>& ops) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // Revokes `id_hash` and its descendants: one commit, then the in-memory maps. Returns how

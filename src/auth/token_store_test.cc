@@ -8,6 +8,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "barrier/barrier.h"
+#include "barrier/testing/hooked_backend.h"
+#include "barrier/testing/unsealed_barrier.h"
 #include "core/secure_bytes.h"
 #include "core/testing/fake_clock.h"
 #include "gmock/gmock.h"
@@ -24,31 +26,6 @@ using ::testing::SizeIs;
 using ::testing::StartsWith;
 using ::testing::UnorderedElementsAre;
 
-// A MemoryBackend whose commits can be made to fail, to check that a failed write leaves the
-// store unchanged. Faults go through the production interface.
-class FaultyBackend final : public storage::Backend {
- public:
-  absl::StatusOr<storage::Record> Get(std::string_view key) override { return inner_.Get(key); }
-  absl::StatusOr<uint64_t> Commit(std::vector<storage::Op> ops) override {
-    if (fail_commits_.load()) return absl::UnavailableError("injected commit failure");
-    return inner_.Commit(std::move(ops));
-  }
-  absl::StatusOr<storage::ListPage> List(std::string_view prefix, std::string_view after,
-                                         size_t limit) override {
-    return inner_.List(prefix, after, limit);
-  }
-  uint64_t AddListener(std::function<void(const storage::Change&)> listener) override {
-    return inner_.AddListener(std::move(listener));
-  }
-  void RemoveListener(uint64_t id) override { inner_.RemoveListener(id); }
-
-  void set_fail_commits(bool fail) { fail_commits_.store(fail); }
-
- private:
-  storage::MemoryBackend inner_;
-  std::atomic<bool> fail_commits_{false};
-};
-
 core::SecureBytes UnsealKey() {
   core::SecureBytes key(32);
   for (size_t i = 0; i < key.size(); ++i) key.data()[i] = static_cast<uint8_t>(i * 7 + 1);
@@ -58,12 +35,9 @@ core::SecureBytes UnsealKey() {
 class TokenStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<barrier::Barrier>> b =
-        barrier::Barrier::Create(backend_, clock_);
+    auto b = barrier::testing::NewUnsealedBarrier(backend_, clock_, UnsealKey());
     ASSERT_TRUE(b.ok()) << b.status();
     barrier_ = *std::move(b);
-    ASSERT_TRUE(barrier_->Initialize(UnsealKey()).ok());
-    ASSERT_TRUE(barrier_->Unseal(UnsealKey()).ok());
     store_ = Open();
     ASSERT_NE(store_, nullptr);
     absl::StatusOr<IssuedToken> root = store_->CreateRootToken("");
@@ -109,7 +83,8 @@ class TokenStoreTest : public ::testing::Test {
   }
 
   core::FakeClock clock_;
-  FaultyBackend backend_;
+  storage::MemoryBackend memory_;
+  barrier::testing::HookedBackend backend_{memory_};
   std::unique_ptr<barrier::Barrier> barrier_;
   std::unique_ptr<TokenStore> store_;
   IssuedToken root_;
@@ -462,7 +437,8 @@ TEST_F(TokenStoreTest, NumUsesAreConsumedByUseNotLookup) {
 
 TEST_F(TokenStoreTest, UnlimitedTokenUseDoesNotWrite) {
   IssuedToken token = DevToken();
-  backend_.set_fail_commits(true);  // any write would now fail
+  // Any write would now fail.
+  backend_.FailCommitsWith(absl::UnavailableError("injected commit failure"));
   absl::StatusOr<TokenEntry> used = store_->Use(token.token);
   ASSERT_TRUE(used.ok()) << used.status();
   EXPECT_EQ(used->num_uses, 0);
@@ -695,6 +671,145 @@ TEST_F(TokenStoreTest, ReopenedStoreSeesEveryToken) {
   EXPECT_EQ(store_->Lookup(child.token).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(TokenStoreTest, BoundCidrsAreStoredAndLimitWhereTheTokenWorks) {
+  CreateTokenRequest request;
+  request.bound_cidrs = {"10.0.0.0/8", "::1"};
+  request.path = "auth/approle/login";
+  IssuedToken bound = MustCreate(nullptr, request);
+  EXPECT_THAT(bound.entry.bound_cidrs, ElementsAre("10.0.0.0/8", "::1"));
+  EXPECT_TRUE(bound.entry.AllowsSource("10.20.30.40"));
+  EXPECT_TRUE(bound.entry.AllowsSource("::1"));
+  EXPECT_TRUE(bound.entry.AllowsSource("::ffff:10.1.1.1"));  // v4-mapped peer
+  EXPECT_FALSE(bound.entry.AllowsSource("192.168.1.1"));
+  EXPECT_FALSE(bound.entry.AllowsSource("127.0.0.1"));
+  EXPECT_FALSE(bound.entry.AllowsSource("not-an-address"));
+  EXPECT_FALSE(bound.entry.AllowsSource(""));
+
+  // Unbound tokens work from anywhere.
+  IssuedToken open = DevToken();
+  EXPECT_TRUE(open.entry.bound_cidrs.empty());
+  EXPECT_TRUE(open.entry.AllowsSource("192.168.1.1"));
+
+  // A stored binding that no longer parses fails closed.
+  TokenEntry corrupt = bound.entry;
+  corrupt.bound_cidrs = {"10.0.0.0/99"};
+  EXPECT_FALSE(corrupt.AllowsSource("10.1.1.1"));
+
+  // The binding survives a restart.
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  absl::StatusOr<TokenEntry> reloaded = store_->Lookup(bound.token);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_THAT(reloaded->bound_cidrs, ElementsAre("10.0.0.0/8", "::1"));
+  EXPECT_FALSE(reloaded->AllowsSource("192.168.1.1"));
+}
+
+TEST_F(TokenStoreTest, MalformedBoundCidrIsInvalidArgumentAndStoresNothing) {
+  const std::vector<std::string> keys_before = AllKeys();
+  CreateTokenRequest request;
+  request.bound_cidrs = {"10.0.0.0/8", "10.0.0.0/33"};
+  absl::StatusOr<IssuedToken> issued = store_->CreateToken(nullptr, request);
+  EXPECT_EQ(issued.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(issued.status().message(), HasSubstr("10.0.0.0/33"));
+  EXPECT_EQ(AllKeys(), keys_before);
+}
+
+TEST_F(TokenStoreTest, EntriesStoredWithoutBoundCidrsStillLoad) {
+  // An entry written before the field existed: drop it from a stored entry and reopen.
+  IssuedToken token = DevToken();
+  const std::string key = "core/token/id/" + token.entry.id_hash;
+  absl::StatusOr<std::string> stored = barrier_->Get(key);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  const std::string field = R"(,"bound_cidrs":[])";
+  size_t at = stored->find(field);
+  ASSERT_NE(at, std::string::npos) << *stored;
+  std::string legacy = stored->substr(0, at) + stored->substr(at + field.size());
+  ASSERT_TRUE(barrier_->Put(key, legacy).ok());
+
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  absl::StatusOr<TokenEntry> entry = store_->Lookup(token.token);
+  ASSERT_TRUE(entry.ok()) << entry.status();
+  EXPECT_TRUE(entry->bound_cidrs.empty());
+  EXPECT_TRUE(entry->AllowsSource("203.0.113.9"));
+
+  ASSERT_TRUE(barrier_
+                  ->Put(key, stored->substr(0, at) + R"(,"bound_cidrs":"10.0.0.0/8")" +
+                                 stored->substr(at + field.size()))
+                  .ok());
+  EXPECT_EQ(TokenStore::Create(*barrier_, clock_, {}).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(TokenStoreTest, RevokeByPathPrefixRevokesAMountsTokensAndTheirChildren) {
+  CreateTokenRequest login;
+  login.path = "auth/approle/login";
+  IssuedToken a = MustCreate(nullptr, login);
+  IssuedToken b = MustCreate(nullptr, login);
+  IssuedToken child = MustCreate(&a.entry, {});  // path auth/token/create, dies with `a`
+  CreateTokenRequest orphan_request;
+  orphan_request.orphan = true;
+  IssuedToken orphan = MustCreate(&a.entry, orphan_request);  // survives, as in Vault
+  CreateTokenRequest other;
+  other.path = "auth/approle2/login";  // a different mount whose path shares a prefix
+  IssuedToken neighbour = MustCreate(nullptr, other);
+  IssuedToken dev = DevToken();
+  EXPECT_EQ(store_->CountByPath(), (std::map<std::string, size_t>{{"auth/approle/login", 2},
+                                                                  {"auth/approle2/login", 1},
+                                                                  {"auth/token/create", 3},
+                                                                  {"auth/token/root", 1}}));
+
+  absl::StatusOr<size_t> revoked = store_->RevokeByPathPrefix("auth/approle/");
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_EQ(*revoked, 3u);
+  for (const IssuedToken* gone : {&a, &b, &child}) {
+    EXPECT_EQ(store_->Lookup(gone->token).status().code(), absl::StatusCode::kNotFound);
+  }
+  for (const IssuedToken* kept : {&orphan, &neighbour, &dev, &root_}) {
+    EXPECT_TRUE(store_->Lookup(kept->token).ok());
+  }
+  EXPECT_EQ(store_->Count(), 4u);
+  // Storage agrees: a fresh store sees exactly the survivors, with no stray index keys.
+  EXPECT_THAT(KeysUnder("core/token/id/"), SizeIs(4));
+  EXPECT_THAT(KeysUnder("core/token/accessor/"), SizeIs(4));
+  EXPECT_THAT(KeysUnder("core/token/parent/"), SizeIs(1));  // root -> dev
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(store_->Count(), 4u);
+  EXPECT_EQ(store_->Lookup(a.token).status().code(), absl::StatusCode::kNotFound);
+
+  // Nothing left to match: OK, zero.
+  EXPECT_EQ(*store_->RevokeByPathPrefix("auth/approle/"), 0u);
+  EXPECT_EQ(store_->RevokeByPathPrefix("").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TokenStoreTest, RevokeByPathPrefixCommitsInBoundedBatches) {
+  CreateTokenRequest login;
+  login.path = "auth/cert/login";
+  std::vector<IssuedToken> tokens;
+  for (int i = 0; i < 300; ++i) tokens.push_back(MustCreate(nullptr, login));
+  int commits = 0;
+  backend_.BeforeEachCommit([&commits](int) { ++commits; });
+  absl::StatusOr<size_t> revoked = store_->RevokeByPathPrefix("auth/cert/");
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_EQ(*revoked, 300u);
+  EXPECT_EQ(commits, 2);  // 256 + 44
+  EXPECT_EQ(store_->Count(), 1u);
+  EXPECT_EQ(store_->Lookup(tokens.back().token).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(TokenStoreTest, RevokeByPathPrefixFailureKeepsTokensOfTheFailedCommit) {
+  CreateTokenRequest login;
+  login.path = "auth/approle/login";
+  IssuedToken a = MustCreate(nullptr, login);
+  backend_.FailCommitsWith(absl::UnavailableError("injected commit failure"));
+  EXPECT_EQ(store_->RevokeByPathPrefix("auth/approle/").status().code(),
+            absl::StatusCode::kUnavailable);
+  backend_.FailCommitsWith(absl::OkStatus());
+  EXPECT_TRUE(store_->Lookup(a.token).ok());
+  EXPECT_EQ(*store_->RevokeByPathPrefix("auth/approle/"), 1u);  // a retry finishes the job
+  EXPECT_EQ(store_->Lookup(a.token).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(TokenStoreTest, FailedCommitChangesNothing) {
   CreateTokenRequest limited;
   limited.num_uses = 2;
@@ -702,7 +817,7 @@ TEST_F(TokenStoreTest, FailedCommitChangesNothing) {
   IssuedToken renewable = DevToken();
   const std::vector<std::string> keys_before = AllKeys();
 
-  backend_.set_fail_commits(true);
+  backend_.FailCommitsWith(absl::UnavailableError("injected commit failure"));
   EXPECT_EQ(store_->CreateToken(&root_.entry, {}).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(store_->Use(token.token).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(store_->Revoke(token.token).code(), absl::StatusCode::kUnavailable);
@@ -710,7 +825,7 @@ TEST_F(TokenStoreTest, FailedCommitChangesNothing) {
   clock_.Advance(absl::Minutes(1));
   EXPECT_EQ(store_->Renew(renewable.token, absl::Hours(1)).status().code(),
             absl::StatusCode::kUnavailable);
-  backend_.set_fail_commits(false);
+  backend_.FailCommitsWith(absl::OkStatus());
 
   EXPECT_EQ(AllKeys(), keys_before);
   EXPECT_EQ(store_->Count(), 3u);

@@ -243,10 +243,12 @@ class AesGcmBarrier final : public Barrier {
       const std::string header = ValueHeader(keyring_.active_term);
       for (storage::Op& op : ops) {
         if (op.kind != storage::Op::Kind::kPut) continue;
-        WARD_ASSIGN_OR_RETURN(std::string sealed,
-                              crypto::AeadSeal(active->key, op.value, op.key, header));
+        absl::StatusOr<std::string> sealed =
+            crypto::AeadSeal(active->key, op.value, op.key, header);
+        CountEncryption(sealed.ok());
+        if (!sealed.ok()) return sealed.status();
         core::SecureZero(op.value);
-        op.value = std::move(sealed);
+        op.value = *std::move(sealed);
         ++puts;
       }
     }
@@ -283,14 +285,40 @@ class AesGcmBarrier final : public Barrier {
     absl::ReaderMutexLock lock(&mu_);
     if (sealed_) return SealedError();
     const KeyringTerm* active = keyring_.Find(keyring_.active_term);
-    WARD_ASSIGN_OR_RETURN(std::string sealed, crypto::AeadSeal(active->key, plaintext, key,
-                                                               ValueHeader(keyring_.active_term)));
+    absl::StatusOr<std::string> sealed =
+        crypto::AeadSeal(active->key, plaintext, key, ValueHeader(keyring_.active_term));
+    CountEncryption(sealed.ok());
+    if (!sealed.ok()) return sealed.status();
     encryptions_.fetch_add(1, std::memory_order_relaxed);
     return sealed;
   }
 
   absl::StatusOr<std::string> Decrypt(std::string_view key, std::string_view ciphertext) override {
     WARD_RETURN_IF_ERROR(CheckReserved(key));
+    absl::StatusOr<std::string> plaintext = Open(key, ciphertext);
+    // kUnavailable: sealed (or the keyring reload could not read storage); nothing was tried.
+    if (!absl::IsUnavailable(plaintext.status())) {
+      counts_.decryptions.fetch_add(1, std::memory_order_relaxed);
+      if (!plaintext.ok()) counts_.decryption_failures.fetch_add(1, std::memory_order_relaxed);
+    }
+    return plaintext;
+  }
+
+  OperationCounts Counts() const override {
+    return OperationCounts{counts_.encryptions.load(std::memory_order_relaxed),
+                           counts_.encryption_failures.load(std::memory_order_relaxed),
+                           counts_.decryptions.load(std::memory_order_relaxed),
+                           counts_.decryption_failures.load(std::memory_order_relaxed)};
+  }
+
+ private:
+  void CountEncryption(bool ok) {
+    counts_.encryptions.fetch_add(1, std::memory_order_relaxed);
+    if (!ok) counts_.encryption_failures.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Decrypt without the reserved-key check and the counting.
+  absl::StatusOr<std::string> Open(std::string_view key, std::string_view ciphertext) {
     WARD_ASSIGN_OR_RETURN(uint32_t term, EnvelopeTerm(key, ciphertext));
     {
       absl::ReaderMutexLock lock(&mu_);
@@ -309,7 +337,6 @@ class AesGcmBarrier final : public Barrier {
     return OpenValue(entry->key, key, ciphertext);
   }
 
- private:
   static absl::Status UnknownTermError(std::string_view key, uint32_t term) {
     return absl::DataLossError("value at " + std::string(key) +
                                " is encrypted under unknown keyring term " + std::to_string(term));
@@ -376,6 +403,13 @@ class AesGcmBarrier final : public Barrier {
   uint64_t keyring_revision_ ABSL_GUARDED_BY(mu_) = 0;
   // Values encrypted under the active term since unseal or rotation (KeyStatus::encryptions).
   std::atomic<uint64_t> encryptions_{0};
+  // Lifetime operation counts (Counts()).
+  struct {
+    std::atomic<uint64_t> encryptions{0};
+    std::atomic<uint64_t> encryption_failures{0};
+    std::atomic<uint64_t> decryptions{0};
+    std::atomic<uint64_t> decryption_failures{0};
+  } counts_;
 };
 
 }  // namespace

@@ -35,6 +35,17 @@ struct KeyStatus {
                              // unsealed or the term became active
 };
 
+// How many values a barrier has encrypted and decrypted since it was created (across seal
+// cycles), for metrics (docs/metrics.md). Calls refused before any cryptography (sealed,
+// reserved key) are not counted.
+struct OperationCounts {
+  uint64_t encryptions = 0;          // values sealed by Commit (each put) and Encrypt
+  uint64_t encryption_failures = 0;  // of which failed
+  uint64_t decryptions = 0;          // values opened by Get, GetRecord and Decrypt
+  uint64_t decryption_failures = 0;  // of which failed (did not authenticate, malformed
+                                     // envelope, unknown term)
+};
+
 // The encryption barrier: every value Ward stores passes through here and reaches storage
 // only as AES-256-GCM ciphertext whose additional authenticated data is the storage key, so
 // a value copied to another key fails to decrypt.
@@ -92,6 +103,10 @@ class Barrier {
 
   // Returns the active term's status. Errors: kUnavailable if sealed.
   virtual absl::StatusOr<KeyStatus> Status() const = 0;
+
+  // Monotonic operation counts since the barrier was created; answers while sealed too.
+  // Lock-free.
+  virtual OperationCounts Counts() const = 0;
 
   // Returns the plaintext stored at `key`.
   // Errors: kInvalidArgument for a reserved key; kUnavailable if sealed; kNotFound if absent;

@@ -324,6 +324,39 @@ TEST_F(BarrierTest, EncryptAndDecryptMatchCommitAndGet) {
   EXPECT_EQ(*plaintext, "beta");
 }
 
+TEST_F(BarrierTest, CountsEncryptionsDecryptionsAndFailuresAcrossSealCycles) {
+  OperationCounts start = barrier_->Counts();
+  std::vector<storage::Op> ops;
+  ops.push_back(storage::Op::Put("kv/a", "1"));
+  ops.push_back(storage::Op::Put("kv/b", "2"));
+  ops.push_back(storage::Op::Delete("kv/c"));
+  ASSERT_TRUE(barrier_->Commit(std::move(ops)).ok());
+  ASSERT_TRUE(barrier_->Encrypt("kv/x", "y").ok());
+  ASSERT_TRUE(barrier_->Get("kv/a").ok());
+  ASSERT_TRUE(barrier_->GetRecord("kv/b").ok());
+  EXPECT_EQ(barrier_->Get("kv/absent").status().code(), StatusCode::kNotFound);  // no crypto
+  PutRaw("kv/moved", Raw("kv/a"));
+  EXPECT_EQ(barrier_->Get("kv/moved").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(barrier_->Decrypt("kv/x", "short").status().code(), StatusCode::kDataLoss);
+
+  OperationCounts open = barrier_->Counts();
+  EXPECT_EQ(open.encryptions - start.encryptions, 3u);
+  EXPECT_EQ(open.encryption_failures, start.encryption_failures);
+  EXPECT_EQ(open.decryptions - start.decryptions, 4u);
+  EXPECT_EQ(open.decryption_failures - start.decryption_failures, 2u);
+
+  // Refusals while sealed are not operations; the counts survive the seal cycle.
+  barrier_->Seal();
+  EXPECT_EQ(barrier_->Get("kv/a").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(barrier_->Encrypt("kv/a", "z").status().code(), StatusCode::kUnavailable);
+  OperationCounts sealed = barrier_->Counts();
+  EXPECT_EQ(sealed.encryptions, open.encryptions);
+  EXPECT_EQ(sealed.decryptions, open.decryptions);
+  ASSERT_TRUE(barrier_->Unseal(unseal_key_).ok());
+  ASSERT_TRUE(barrier_->Get("kv/a").ok());
+  EXPECT_EQ(barrier_->Counts().decryptions, open.decryptions + 1);
+}
+
 TEST_F(BarrierTest, NewBarrierOnSameStorageUnsealsAndReadsOldData) {
   ASSERT_TRUE(barrier_->Put("kv/one", "first").ok());
   ASSERT_TRUE(barrier_->Rotate().ok());

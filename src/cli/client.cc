@@ -30,6 +30,9 @@ ClientSettings ResolveSettings(ClientSettings flags) {
                             "https://127.0.0.1:8200"});
   flags.ca_cert = FirstSet({flags.ca_cert, Env("WARD_CACERT"), Env("VAULT_CACERT")});
   flags.token = FirstSet({flags.token, Env("WARD_TOKEN"), Env("VAULT_TOKEN")});
+  flags.client_cert =
+      FirstSet({flags.client_cert, Env("WARD_CLIENT_CERT"), Env("VAULT_CLIENT_CERT")});
+  flags.client_key = FirstSet({flags.client_key, Env("WARD_CLIENT_KEY"), Env("VAULT_CLIENT_KEY")});
   std::string skip = FirstSet({Env("WARD_SKIP_VERIFY"), Env("VAULT_SKIP_VERIFY")});
   if (skip == "1" || skip == "true") flags.tls_skip_verify = true;
   return flags;
@@ -40,6 +43,8 @@ absl::StatusOr<std::unique_ptr<ApiClient>> ApiClient::Create(const ClientSetting
   options.address = settings.address;
   options.ca_file = settings.ca_cert;
   options.tls_skip_verify = settings.tls_skip_verify;
+  options.client_cert_file = settings.client_cert;
+  options.client_key_file = settings.client_key;
   auto http = net::HttpClient::Create(options);
   if (!http.ok()) return http.status();
   return std::unique_ptr<ApiClient>(new ApiClient(std::move(*http), settings.token));

@@ -14,6 +14,9 @@ struct ClientSettings {
   std::string address;  // -address, WARD_ADDR, VAULT_ADDR; default https://127.0.0.1:8200
   std::string ca_cert;  // -ca-cert, WARD_CACERT, VAULT_CACERT
   std::string token;    // WARD_TOKEN, VAULT_TOKEN
+  // Client certificate (PEM chain) and key for mutual TLS; both or neither.
+  std::string client_cert;  // -client-cert, WARD_CLIENT_CERT, VAULT_CLIENT_CERT
+  std::string client_key;   // -client-key, WARD_CLIENT_KEY, VAULT_CLIENT_KEY
   bool tls_skip_verify = false;  // -tls-skip-verify, WARD_SKIP_VERIFY, VAULT_SKIP_VERIFY
 };
 

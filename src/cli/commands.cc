@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <fstream>
 #include <functional>
 #include <iostream>
 
@@ -30,6 +31,10 @@ void AddCommon(CLI::App* cmd, Common& c) {
   cmd->add_option("--address", c.settings.address, "Ward address (WARD_ADDR, VAULT_ADDR)");
   cmd->add_option("--ca-cert", c.settings.ca_cert, "CA certificate file (WARD_CACERT, VAULT_CACERT)");
   cmd->add_flag("--tls-skip-verify", c.settings.tls_skip_verify, "Do not verify the server certificate");
+  cmd->add_option("--client-cert", c.settings.client_cert,
+                  "Client certificate (PEM) for mutual TLS (WARD_CLIENT_CERT, VAULT_CLIENT_CERT)");
+  cmd->add_option("--client-key", c.settings.client_key,
+                  "Key of the client certificate (WARD_CLIENT_KEY, VAULT_CLIENT_KEY)");
   cmd->add_option("--format", c.format, "Output format: table or json")
       ->check(CLI::IsMember({"table", "json"}));
 }
@@ -105,6 +110,11 @@ absl::StatusOr<json::object> KeyValues(const std::vector<std::string>& args) {
     if (value == "-") {
       value.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
       while (!value.empty() && value.back() == '\n') value.pop_back();
+    } else if (value.size() > 1 && value[0] == '@') {
+      // As Vault's CLI: the value is the file's contents (e.g. csr=@req.pem), unchanged.
+      std::ifstream in(value.substr(1), std::ios::binary);
+      if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", value.substr(1)));
+      value.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
     o[a.substr(0, eq)] = value;
   }
@@ -544,6 +554,107 @@ void AddStatus(CLI::App& app, std::shared_ptr<int> rc) {
   });
 }
 
+// Vault's generic commands: `ward read|write|list|delete PATH`, for any route (PKI among
+// them). Output as Vault's CLI: a Key/Value table of `data` (or -format=json: the whole reply;
+// -field=NAME: that field of `data` alone, strings unquoted), warnings on stderr.
+void AddGeneric(CLI::App& app, std::shared_ptr<int> rc) {
+  struct GenericArgs {
+    Common common;
+    std::string path;
+    std::vector<std::string> pairs;
+    std::string field;
+    bool force = false;
+  };
+  struct Spec {
+    const char* name;
+    const char* help;
+    const char* method;
+  };
+  for (const Spec& spec : {Spec{"read", "Read data at a path (GET)", "GET"},
+                           Spec{"write", "Write key=value pairs to a path (PUT)", "PUT"},
+                           Spec{"list", "List the keys at a path (LIST)", "LIST"},
+                           Spec{"delete", "Delete the data at a path (DELETE)", "DELETE"}}) {
+    auto args = std::make_shared<GenericArgs>();
+    const std::string method = spec.method;
+    CLI::App* cmd = app.add_subcommand(spec.name, spec.help);
+    AddCommon(cmd, args->common);
+    cmd->add_option("path", args->path, "API path without /v1/, e.g. pki/issue/web")->required();
+    if (method == "PUT") {
+      cmd->add_option("pairs", args->pairs, "key=value pairs (value @file reads a file, - stdin)");
+      cmd->add_flag("-f,--force", args->force, "Write even with no data");
+    }
+    if (method == "GET" || method == "PUT") {
+      cmd->add_option("--field", args->field, "Print only this field of the data");
+    }
+    cmd->callback([args, method, rc]() {
+      std::string path = args->path;
+      while (!path.empty() && path.front() == '/') path.erase(0, 1);
+      std::string body;
+      if (method == "PUT") {
+        auto data = KeyValues(args->pairs);
+        if (!data.ok()) { *rc = Fail(data.status()); return; }
+        if (data->empty() && !args->force) {
+          *rc = Fail(absl::InvalidArgumentError("must supply data or use -force"));
+          return;
+        }
+        body = json::serialize(*data);
+      }
+      auto client = Connect(args->common);
+      if (!client.ok()) { *rc = Fail(client.status()); return; }
+      auto reply = (*client)->Call(method, path, body);
+      if (!reply.ok()) { *rc = Fail(reply.status()); return; }
+      json::value v = ParseOrNull(reply->body);
+      const json::object* top = v.is_object() ? &v.as_object() : nullptr;
+      const json::value* data = top != nullptr ? top->if_contains("data") : nullptr;
+      if (top != nullptr && args->common.format != "json") {
+        if (const json::value* w = top->if_contains("warnings"); w != nullptr && w->is_array()) {
+          for (const json::value& text : w->as_array()) {
+            std::cerr << "WARNING: " << ScalarText(text) << "\n";
+          }
+        }
+      }
+      if (!args->field.empty()) {
+        const json::value* f = data != nullptr && data->is_object()
+                                   ? data->as_object().if_contains(args->field)
+                                   : nullptr;
+        if (f == nullptr) {
+          *rc = Fail(absl::NotFoundError(absl::StrCat("field \"", args->field,
+                                                      "\" not present in the data")));
+          return;
+        }
+        std::string text = ScalarText(*f);
+        std::cout << text;
+        if (text.empty() || text.back() != '\n') std::cout << "\n";
+        return;
+      }
+      if (args->common.format == "json") {
+        PrintReply(args->common, *reply);
+        return;
+      }
+      if (reply->body.empty()) {
+        std::cout << (method == "DELETE" ? "Success! Data deleted (if it existed) at: "
+                                         : "Success! Data written to: ")
+                  << path << "\n";
+        return;
+      }
+      if (top == nullptr) {  // a raw body (a PEM certificate, say): print it as it is
+        std::cout << reply->body;
+        if (reply->body.back() != '\n') std::cout << "\n";
+        return;
+      }
+      if (method == "LIST" && data != nullptr && data->is_object() &&
+          data->as_object().contains("keys") && data->as_object().at("keys").is_array()) {
+        std::cout << "Keys\n----\n";
+        for (const json::value& k : data->as_object().at("keys").as_array()) {
+          std::cout << ScalarText(k) << "\n";
+        }
+        return;
+      }
+      PrintReply(args->common, *reply);
+    });
+  }
+}
+
 }  // namespace
 
 Commands::Commands(CLI::App& app) {
@@ -551,6 +662,7 @@ Commands::Commands(CLI::App& app) {
   AddToken(app, exit_code_);
   AddOperator(app, exit_code_);
   AddStatus(app, exit_code_);
+  AddGeneric(app, exit_code_);
   AddAudit(app, exit_code_);
 }
 

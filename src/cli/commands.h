@@ -6,7 +6,8 @@
 
 namespace ward::cli {
 
-// Client-side commands of the `ward` binary: kv, token, operator, status (docs/cli.md).
+// Client-side commands of the `ward` binary: kv, token, operator, status, audit, and the
+// generic read, write, list and delete (docs/cli.md).
 // Register adds them to `app`; after app.parse(), ExitCode() is what main returns.
 class Commands {
  public:

@@ -22,6 +22,11 @@ struct HttpRequest {
   std::string remote_address;  // the peer's IP address as text ("127.0.0.1", "::1")
   uint16_t remote_port = 0;    // the peer's TCP port
   std::string request_id;      // a random UUID the server generated for this request
+  // The client certificate chain from the TLS handshake, leaf first, each DER-encoded; empty if
+  // the client presented none. The listener refuses a handshake whose chain does not verify
+  // against its trust store (or whose leaf is revoked or expired), so a non-empty chain here has
+  // been verified by the listener.
+  std::vector<std::string> peer_certificates_der;
 
   // Returns the value of the first header named `lower_name` (which must be lower-case), or ""
   // if there is none. The view is valid while this request is alive and unchanged.

@@ -121,6 +121,41 @@ std::string Text(beast::string_view s) { return std::string(s.data(), s.size());
 // wrapped values).
 std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
+// Reads until `buffer` holds the whole request header (or more than `limit` bytes, which the
+// parser then refuses as too large), so that the raw bytes can be checked for what Beast would
+// accept silently: a folded header line (obs-fold) sets `ec` to http::error::bad_value.
+asio::awaitable<void> ReadWholeHeader(Stream& stream, beast::flat_buffer& buffer, size_t limit,
+                                      beast::error_code& ec) {
+  size_t scanned = 0;
+  for (;;) {
+    const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
+    const size_t end = internal::HeaderEnd(data, scanned);
+    if (end != std::string_view::npos) {
+      if (internal::HasObsFold(data.substr(0, end))) ec = http::error::bad_value;
+      co_return;
+    }
+    if (data.size() > limit) co_return;
+    scanned = data.size();
+    const size_t n = co_await stream.async_read_some(buffer.prepare(kReadChunk),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    buffer.commit(n);
+  }
+}
+
+// Refuses request framing that Beast accepts but that could make Ward and an intermediary
+// disagree on where a request ends: a Transfer-Encoding other than exactly "chunked" (Beast
+// would read no body and parse the body as the next request).
+beast::error_code CheckFraming(const http::request_parser<http::string_body>& parser) {
+  for (const auto& field : parser.get()) {
+    if (field.name() == http::field::transfer_encoding &&
+        !absl::EqualsIgnoreCase(core::ToAbsl(Text(field.value())), "chunked")) {
+      return http::error::bad_transfer_encoding;
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 struct HttpServer::Runtime {
@@ -159,18 +194,34 @@ struct HttpServer::Runtime {
     std::atomic<uint64_t> malformed_requests{0};
     std::atomic<uint64_t> read_timeouts{0};
     std::atomic<uint64_t> handler_exceptions{0};
+    std::atomic<uint64_t> handshakes_full{0};
+    std::atomic<uint64_t> handshakes_resumed{0};
+    std::atomic<uint64_t> client_cert_expired{0};
+    std::atomic<uint64_t> client_cert_revoked{0};
+    std::atomic<uint64_t> client_cert_untrusted{0};
+    std::atomic<uint64_t> client_cert_other{0};
+  };
+
+  // One TLS context and its Asio wrapper. A connection holds the one that was current when it
+  // was accepted until it ends, so ReloadTls never disturbs open connections.
+  struct TlsGeneration {
+    explicit TlsGeneration(std::shared_ptr<const TlsContext> context)
+        : tls(std::move(context)), ssl_ctx(AddRef(tls->native_handle())) {}
+    const std::shared_ptr<const TlsContext> tls;
+    asio::ssl::context ssl_ctx;
   };
 
   Runtime(HttpServerOptions opts, Handler h, std::shared_ptr<const TlsContext> tls_context,
+          std::shared_ptr<TicketKeyRing> ring,
           int io_thread_count, int worker_thread_count)
       : options(std::move(opts)),
         handler(std::move(h)),
-        tls(std::move(tls_context)),
+        ticket_keys(std::move(ring)),
         io_threads_wanted(io_thread_count),
         ioc(io_thread_count),
-        ssl_ctx(AddRef(tls->native_handle())),
         acceptor(asio::make_strand(ioc)),
-        workers(static_cast<size_t>(worker_thread_count)) {}
+        workers(static_cast<size_t>(worker_thread_count)),
+        tls_generation(std::make_shared<TlsGeneration>(std::move(tls_context))) {}
 
   ~Runtime() { Shutdown(absl::ZeroDuration()); }
 
@@ -188,7 +239,11 @@ struct HttpServer::Runtime {
   asio::awaitable<void> Session(std::shared_ptr<Connection> conn, uint64_t id, tcp::socket socket);
   asio::awaitable<void> Serve(Connection& conn, tcp::socket socket);
   asio::awaitable<Next> ServeRequest(Stream& stream, beast::flat_buffer& buffer,
-                                     const std::string& remote_address, uint16_t remote_port);
+                                     const std::string& remote_address, uint16_t remote_port,
+                                     const std::vector<std::string>& peer_certificates);
+  // Counts a handshake failure caused by the client certificate (SSL_get_verify_result).
+  void CountClientCertFailure(long x509_error);
+  absl::Status ReloadTls(TlsServerOptions tls_options);
   asio::awaitable<bool> Write(Stream& stream, http::response<http::string_body>& res);
   HttpResponse Invoke(const HttpRequest& request);
   // The response for a request the parser rejected, or nullopt if nothing should be sent
@@ -203,7 +258,7 @@ struct HttpServer::Runtime {
 
   const HttpServerOptions options;
   const Handler handler;
-  const std::shared_ptr<const TlsContext> tls;
+  const std::shared_ptr<TicketKeyRing> ticket_keys;  // shared by every TLS generation
   const int io_threads_wanted;
   uint16_t bound_port = 0;  // set by Listen
   Counters counters;
@@ -217,10 +272,11 @@ struct HttpServer::Runtime {
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections ABSL_GUARDED_BY(mu);
 
   asio::io_context ioc;
-  asio::ssl::context ssl_ctx;
   tcp::acceptor acceptor;  // its executor is a strand; used only there once started
   asio::thread_pool workers;
   std::vector<std::thread> io_threads;  // written by Start, joined by Shutdown
+  // The TLS context for new connections (ReloadTls replaces it).
+  std::shared_ptr<TlsGeneration> tls_generation ABSL_GUARDED_BY(mu);
 };
 
 absl::Status HttpServer::Runtime::Listen(const tcp::endpoint& endpoint) {
@@ -317,7 +373,46 @@ HttpServerStats HttpServer::Runtime::Stats() const {
   s.malformed_requests = counters.malformed_requests.load();
   s.read_timeouts = counters.read_timeouts.load();
   s.handler_exceptions = counters.handler_exceptions.load();
+  s.handshakes_full = counters.handshakes_full.load();
+  s.handshakes_resumed = counters.handshakes_resumed.load();
+  s.client_cert_expired = counters.client_cert_expired.load();
+  s.client_cert_revoked = counters.client_cert_revoked.load();
+  s.client_cert_untrusted = counters.client_cert_untrusted.load();
+  s.client_cert_other = counters.client_cert_other.load();
   return s;
+}
+
+void HttpServer::Runtime::CountClientCertFailure(long x509_error) {
+  switch (ClassifyVerifyError(x509_error)) {
+    case ClientCertFailure::kNone:
+      return;
+    case ClientCertFailure::kExpired:
+      counters.client_cert_expired.fetch_add(1);
+      return;
+    case ClientCertFailure::kRevoked:
+      counters.client_cert_revoked.fetch_add(1);
+      return;
+    case ClientCertFailure::kUntrusted:
+      counters.client_cert_untrusted.fetch_add(1);
+      return;
+    case ClientCertFailure::kOther:
+      counters.client_cert_other.fetch_add(1);
+      return;
+  }
+}
+
+absl::Status HttpServer::Runtime::ReloadTls(TlsServerOptions tls_options) {
+  tls_options.ticket_keys = ticket_keys;
+  WARD_ASSIGN_OR_RETURN(std::shared_ptr<const TlsContext> tls,
+                        TlsContext::CreateServer(tls_options));
+  auto generation = std::make_shared<TlsGeneration>(std::move(tls));
+  std::shared_ptr<TlsGeneration> old;
+  {
+    absl::MutexLock lock(&mu);
+    old = std::exchange(tls_generation, std::move(generation));
+  }
+  // `old` is freed here unless connections still hold it; outside the lock either way.
+  return absl::OkStatus();
 }
 
 std::shared_ptr<HttpServer::Runtime::Connection> HttpServer::Runtime::Register(
@@ -398,7 +493,12 @@ asio::awaitable<void> HttpServer::Runtime::Serve(Connection& conn, tcp::socket s
     remote_address = AddressText(remote.address());
     remote_port = remote.port();
   }
-  Stream stream(std::move(socket), ssl_ctx);
+  std::shared_ptr<TlsGeneration> generation;
+  {
+    absl::MutexLock lock(&mu);
+    generation = tls_generation;
+  }
+  Stream stream(std::move(socket), generation->ssl_ctx);
   beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
   conn.tcp = &tcp;
   // Clear the pointer before `stream` dies, even when unwinding.
@@ -412,11 +512,17 @@ asio::awaitable<void> HttpServer::Runtime::Serve(Connection& conn, tcp::socket s
                                   asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     counters.tls_handshake_failures.fetch_add(1);
+    CountClientCertFailure(SSL_get_verify_result(stream.native_handle()));
     spdlog::debug("http TLS handshake with {}:{} failed: {}", remote_address, remote_port,
                   ec.message());
     tcp.close();
     co_return;
   }
+  SSL* ssl = stream.native_handle();
+  (SSL_session_reused(ssl) == 1 ? counters.handshakes_resumed : counters.handshakes_full)
+      .fetch_add(1);
+  // Verified by the handshake; the same for every request on this connection.
+  const std::vector<std::string> peer_certificates = PeerCertificatesDer(ssl);
 
   beast::flat_buffer buffer;
   Next next = Next::kDrop;
@@ -431,7 +537,7 @@ asio::awaitable<void> HttpServer::Runtime::Serve(Connection& conn, tcp::socket s
       buffer.commit(n);
     }
     conn.idle = false;
-    next = co_await ServeRequest(stream, buffer, remote_address, remote_port);
+    next = co_await ServeRequest(stream, buffer, remote_address, remote_port, peer_certificates);
     if (next != Next::kNextRequest) break;
   }
   conn.idle = true;
@@ -443,9 +549,9 @@ asio::awaitable<void> HttpServer::Runtime::Serve(Connection& conn, tcp::socket s
   tcp.close();
 }
 
-asio::awaitable<Next> HttpServer::Runtime::ServeRequest(Stream& stream, beast::flat_buffer& buffer,
-                                                        const std::string& remote_address,
-                                                        uint16_t remote_port) {
+asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
+    Stream& stream, beast::flat_buffer& buffer, const std::string& remote_address,
+    uint16_t remote_port, const std::vector<std::string>& peer_certificates) {
   const Clock::time_point start = Clock::now();
   beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
   beast::error_code ec;
@@ -456,8 +562,12 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(Stream& stream, beast::f
 
   // One deadline for the whole request, headers and body.
   tcp.expires_after(ToChrono(options.read_timeout));
-  co_await http::async_read_header(stream, buffer, parser,
-                                   asio::redirect_error(asio::use_awaitable, ec));
+  co_await ReadWholeHeader(stream, buffer, options.header_limit, ec);
+  if (!ec) {
+    co_await http::async_read_header(stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (!ec) ec = CheckFraming(parser);
   if (!ec && !parser.is_done() && parser.get().version() == 11 &&
       absl::EqualsIgnoreCase(core::ToAbsl(Text(parser.get()[http::field::expect])),
                              "100-continue")) {
@@ -507,6 +617,7 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(Stream& stream, beast::f
   request.remote_address = remote_address;
   request.remote_port = remote_port;
   request.request_id = *request_id;
+  request.peer_certificates_der = peer_certificates;
   const unsigned version = req.version();
   const bool head = req.method() == http::verb::head;
   const bool client_keep_alive = req.keep_alive();
@@ -598,14 +709,17 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
     return absl::InvalidArgumentError(
         absl::StrCat("http server: \"", options.address, "\" is not an IP address"));
   }
+  WARD_ASSIGN_OR_RETURN(std::shared_ptr<TicketKeyRing> ring, TicketKeyRing::Create());
+  options.tls.ticket_keys = ring;
   WARD_ASSIGN_OR_RETURN(std::shared_ptr<const TlsContext> tls,
-                        TlsContext::CreateServer(options.tls_cert_file, options.tls_key_file));
+                        TlsContext::CreateServer(options.tls));
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const int io_threads = options.io_threads > 0 ? options.io_threads : cores;
   const int worker_threads =
       options.worker_threads > 0 ? options.worker_threads : 2 * cores;
   const uint16_t port = options.port;
   auto runtime = std::make_unique<Runtime>(std::move(options), std::move(handler), std::move(tls),
+                                           std::move(ring),
                                            io_threads, worker_threads);
   WARD_RETURN_IF_ERROR(runtime->Listen(tcp::endpoint(address, port)));
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(runtime)));
@@ -618,5 +732,13 @@ void HttpServer::Start() { runtime_->Start(); }
 void HttpServer::Shutdown(absl::Duration deadline) { runtime_->Shutdown(deadline); }
 
 HttpServerStats HttpServer::Stats() const { return runtime_->Stats(); }
+
+absl::Status HttpServer::ReloadTls(TlsServerOptions options) {
+  return runtime_->ReloadTls(std::move(options));
+}
+
+absl::Status HttpServer::SetTicketKeys(std::vector<TicketKey> keys) {
+  return runtime_->ticket_keys->Set(std::move(keys));
+}
 
 }  // namespace ward::net

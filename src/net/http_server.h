@@ -4,18 +4,22 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "net/http.h"
+#include "net/tls.h"
 
 namespace ward::net {
 
 struct HttpServerOptions {
-  std::string address = "127.0.0.1";     // IPv4 or IPv6 literal to bind ("0.0.0.0", "::")
-  uint16_t port = 8200;                  // 0 = an ephemeral port; see HttpServer::port()
-  std::string tls_cert_file;             // PEM chain, leaf first
-  std::string tls_key_file;              // PEM private key, unencrypted
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal to bind ("0.0.0.0", "::")
+  uint16_t port = 8200;               // 0 = an ephemeral port; see HttpServer::port()
+  // Certificate, key, client CAs, CRLs (net/tls.h). tls.ticket_keys is ignored: the server
+  // keeps its own ring (SetTicketKeys).
+  TlsServerOptions tls;
   size_t header_limit = 16 * 1024;       // request line + header fields; bigger -> 431
   size_t body_limit = 32 * 1024 * 1024;  // request body; bigger -> 413 {"errors":[...]}
   // Deadline for one whole request (headers and body) from its first byte: slow clients are cut.
@@ -25,7 +29,7 @@ struct HttpServerOptions {
   // How long a keep-alive connection may wait for the first byte of its next request.
   absl::Duration idle_timeout = absl::Seconds(60);
   absl::Duration handshake_timeout = absl::Seconds(10);
-  int io_threads = 0;      // event loop threads; 0 = hardware concurrency
+  int io_threads = 0;  // event loop threads; 0 = hardware concurrency
   // Threads that run the handler (it may block: a durable write waits for its group commit).
   // 0 = 2 * cores. Measured trade-off (docs/benchmarks.md): more threads let more writes share
   // an fsync but slow keep-alive reads through extra hand-offs; 2 * cores favours reads.
@@ -43,6 +47,14 @@ struct HttpServerStats {
   uint64_t malformed_requests = 0;      // requests answered 400 by the parser
   uint64_t read_timeouts = 0;           // requests cut off by read_timeout
   uint64_t handler_exceptions = 0;      // handler calls that threw (answered 500)
+  uint64_t handshakes_full = 0;         // TLS handshakes completed without resumption
+  uint64_t handshakes_resumed = 0;      // TLS handshakes that resumed a session (ticket)
+  // Handshakes that failed because the client's certificate was refused, by reason (each is
+  // also counted in tls_handshake_failures).
+  uint64_t client_cert_expired = 0;    // expired or not yet valid
+  uint64_t client_cert_revoked = 0;    // listed in a configured CRL
+  uint64_t client_cert_untrusted = 0;  // no chain to a trusted client CA
+  uint64_t client_cert_other = 0;      // any other verification failure (bad purpose, ...)
 };
 
 // Ward's HTTPS/1.1 server (HTTP/1.0 also accepted). One coroutine per connection on a pool of
@@ -54,14 +66,17 @@ struct HttpServerStats {
 // Each request gets a request id (a random UUID) and is logged at debug level as
 // "request_id=... method=... path=... status=... ms=..." (the path without its query string).
 //
-// Thread-safe: port(), Stats() and Shutdown() may be called from any thread, but not from
-// inside the handler.
+// Mutual TLS: see TlsServerOptions. The client certificate chain of a connection (verified by
+// the listener) is handed to the handler in HttpRequest::peer_certificates_der.
+//
+// Thread-safe: port(), Stats(), ReloadTls(), SetTicketKeys() and Shutdown() may be called from
+// any thread, but Shutdown not from inside the handler.
 class HttpServer {
  public:
   // Loads the TLS certificate and key and binds and listens on address:port, so port() is
   // known, but serves nothing until Start(). `handler` is called for every request.
-  // Errors: kInvalidArgument if the options are invalid or the certificate or key cannot be
-  //         used (the message names the file);
+  // Errors: kInvalidArgument if the options are invalid or the certificate, key, client CAs or
+  //         CRLs cannot be used (the message names the file);
   //         kUnavailable if the address is already in use (retrying later may succeed);
   //         kFailedPrecondition if the address cannot be bound for another reason (not a local
   //         address, permission denied, ...).
@@ -88,6 +103,19 @@ class HttpServer {
   void Shutdown(absl::Duration deadline);
 
   HttpServerStats Stats() const;
+
+  // Replaces the TLS certificate, key, client CAs and CRLs for connections accepted from now
+  // on; connections already open keep the context they started with. Session ticket keys are
+  // kept, so sessions stay resumable (subject to the new context's client certificate checks).
+  // On error nothing changes.
+  // Errors: kInvalidArgument as TlsContext::CreateServer (the message names the file).
+  absl::Status ReloadTls(TlsServerOptions options);
+
+  // Replaces the session ticket keys: keys[0] encrypts new tickets, all of them decrypt (keep
+  // the previous key for a while after rotating). Servers given the same keys resume each
+  // other's sessions. Until called, the server uses one random key of its own.
+  // Errors: kInvalidArgument if `keys` is empty, a key has the wrong size or two share a name.
+  absl::Status SetTicketKeys(std::vector<TicketKey> keys);
 
  private:
   // The implementation, private to http_server.cc: it holds the Asio objects.

@@ -172,8 +172,8 @@ class HttpServerTest : public ::testing::Test {
   HttpServerOptions Options() {
     HttpServerOptions options;
     options.port = 0;
-    options.tls_cert_file = dir_.Join("server.pem");
-    options.tls_key_file = dir_.Join("server.key");
+    options.tls.cert_file = dir_.Join("server.pem");
+    options.tls.key_file = dir_.Join("server.key");
     options.io_threads = 2;
     options.worker_threads = 2;
     return options;
@@ -534,8 +534,8 @@ TEST_F(HttpServerTest, ClientRejectsServerFromUntrustedCa) {
 
 TEST_F(HttpServerTest, ClientChecksTheServerNameUnlessSkipVerify) {
   HttpServerOptions options = Options();
-  options.tls_cert_file = dir_.Join("named.pem");  // names only other.example
-  options.tls_key_file = dir_.Join("named.key");
+  options.tls.cert_file = dir_.Join("named.pem");  // names only other.example
+  options.tls.key_file = dir_.Join("named.key");
   StartServer(options);
   auto client = Client();
   ASSERT_NE(client, nullptr);
@@ -617,7 +617,7 @@ TEST_F(HttpServerTest, CurlCanTalkToTheServer) {
 
 TEST_F(HttpServerTest, CreateNamesAnUnreadableCertificateFile) {
   HttpServerOptions options = Options();
-  options.tls_cert_file = dir_.Join("missing.pem");
+  options.tls.cert_file = dir_.Join("missing.pem");
   auto server = HttpServer::Create(options, [](const HttpRequest&) { return HttpResponse{}; });
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(server.status().message()), HasSubstr(dir_.Join("missing.pem")));
@@ -625,7 +625,7 @@ TEST_F(HttpServerTest, CreateNamesAnUnreadableCertificateFile) {
 
 TEST_F(HttpServerTest, CreateRejectsAKeyThatDoesNotMatchTheCertificate) {
   HttpServerOptions options = Options();
-  options.tls_key_file = dir_.Join("named.key");
+  options.tls.key_file = dir_.Join("named.key");
   auto server = HttpServer::Create(options, [](const HttpRequest&) { return HttpResponse{}; });
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(server.status().message()), HasSubstr(dir_.Join("named.key")));

@@ -1,17 +1,26 @@
 #include "net/tls.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
+#include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
+#include "crypto/random.h"
 
 namespace ward::net {
 namespace {
@@ -29,6 +38,11 @@ constexpr unsigned char kSessionIdContext[] = "ward";
 
 using Asn1OctetStringPtr =
     std::unique_ptr<ASN1_OCTET_STRING, crypto::Deleter<&ASN1_OCTET_STRING_free>>;
+using X509CrlPtr = std::unique_ptr<X509_CRL, crypto::Deleter<&X509_CRL_free>>;
+
+// At most this many verified client certificates are remembered per context; when full, the
+// expired entries go, and if that is not enough, all of them.
+constexpr size_t kVerifyCacheLimit = 10000;
 
 // Reads a whole file. Errors: kInvalidArgument naming `what` and the file.
 absl::StatusOr<std::string> ReadFile(const std::string& path, std::string_view what) {
@@ -124,7 +138,12 @@ absl::StatusOr<SslCtxPtr> NewServerContext() {
     return absl::InternalError("SSL_CTX_new failed: " + crypto::LastOpenSslError());
   }
   WARD_RETURN_IF_ERROR(ApplyPolicy(ctx.get()));
-  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
+  // Resumption through tickets only: they work across contexts and servers sharing ticket
+  // keys, and every resumption passes DecryptTicket's client certificate check.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  // Send exactly the configured chain. Otherwise, for a leaf-only certificate file, OpenSSL
+  // would build (and verify) a chain from the client CA store on every handshake.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_NO_AUTO_CHAIN);
   if (SSL_CTX_set_session_id_context(ctx.get(), kSessionIdContext, sizeof(kSessionIdContext) - 1) !=
       1) {
     return absl::InternalError("cannot set the session id context");
@@ -134,19 +153,464 @@ absl::StatusOr<SslCtxPtr> NewServerContext() {
 
 std::string Quoted(const std::string& path) { return absl::StrCat("\"", path, "\""); }
 
+absl::Time Asn1TimeToAbsl(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return absl::InfinitePast();
+  return absl::FromTimeT(timegm(&tm));
+}
+
+// What a server context's callbacks need. Owned by the SSL_CTX (freed with it, see
+// ServerStateIndex), so it lives as long as any connection made from the context.
+struct ServerState {
+  const core::Clock* clock = nullptr;
+  std::shared_ptr<TicketKeyRing> ticket_keys;  // may be null: OpenSSL's own keys
+  bool requests_cert = false;
+  bool requires_cert = false;
+  absl::Duration cache_ttl;
+
+  // SHA-256 of a verified leaf's DER -> until when that verification may be reused.
+  absl::Mutex mu;
+  std::unordered_map<std::string, absl::Time> verified ABSL_GUARDED_BY(mu);
+
+  // Whether `fingerprint` verified earlier and that result is still good at `now`.
+  bool CachedOk(const std::string& fingerprint, absl::Time now) {
+    absl::MutexLock lock(&mu);
+    auto it = verified.find(fingerprint);
+    return it != verified.end() && now < it->second;
+  }
+
+  void Remember(std::string fingerprint, absl::Time until, absl::Time now) {
+    absl::MutexLock lock(&mu);
+    if (verified.size() >= kVerifyCacheLimit) {
+      std::erase_if(verified, [now](const auto& entry) { return entry.second <= now; });
+      if (verified.size() >= kVerifyCacheLimit) verified.clear();
+    }
+    verified[std::move(fingerprint)] = until;
+  }
+};
+
+void FreeServerState(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<ServerState*>(ptr);
+}
+
+int ServerStateIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, &FreeServerState);
+  return index;
+}
+
+ServerState* StateOf(SSL_CTX* ctx) {
+  return static_cast<ServerState*>(SSL_CTX_get_ex_data(ctx, ServerStateIndex()));
+}
+
+std::string Fingerprint(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return std::string();
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+// SSL_CTX_set_verify callback: OpenSSL's verdict, except that missing or out-of-date CRLs do
+// not fail a handshake (see TlsServerOptions::crl_file).
+int VerifyPolicy(int ok, X509_STORE_CTX* ctx) {
+  if (ok == 1) return 1;
+  switch (X509_STORE_CTX_get_error(ctx)) {
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+      X509_STORE_CTX_set_error(ctx, X509_V_OK);
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+// Verifies the chain in `ctx` (initialised, with its leaf) at the state's clock time, or
+// trusts an earlier verification of the same leaf by this context. Returns 1 if trusted.
+int VerifyWithCache(ServerState& state, X509_STORE_CTX* ctx) {
+  X509* leaf = X509_STORE_CTX_get0_cert(ctx);
+  const absl::Time now = state.clock->Now();
+  std::string fingerprint;
+  if (state.cache_ttl > absl::ZeroDuration() && leaf != nullptr) {
+    fingerprint = Fingerprint(leaf);
+    if (!fingerprint.empty() && state.CachedOk(fingerprint, now)) return 1;
+  }
+  X509_STORE_CTX_set_time(ctx, 0, absl::ToTimeT(now));
+  if (X509_verify_cert(ctx) != 1) return 0;
+  if (!fingerprint.empty()) {
+    absl::Time until = now + state.cache_ttl;
+    STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx);
+    for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+      until = std::min(until, Asn1TimeToAbsl(X509_get0_notAfter(sk_X509_value(chain, i))));
+    }
+    state.Remember(std::move(fingerprint), until, now);
+  }
+  return 1;
+}
+
+// SSL_CTX_set_cert_verify_callback: verification of a presented client chain.
+int AppVerify(X509_STORE_CTX* ctx, void* arg) {
+  return VerifyWithCache(*static_cast<ServerState*>(arg), ctx);
+}
+
+// Whether the client certificate of a session being resumed still passes verification against
+// `ssl`'s (current) context. Only the leaf is known: a leaf that needed intermediates the client
+// sent (and that the trust store lacks) is not resumed, but gets a full handshake.
+bool SessionPeerStillValid(SSL* ssl, ServerState& state, X509* leaf) {
+  // The common case, checked before paying for a store context.
+  if (state.cache_ttl > absl::ZeroDuration()) {
+    const std::string fingerprint = Fingerprint(leaf);
+    if (!fingerprint.empty() && state.CachedOk(fingerprint, state.clock->Now())) return true;
+  }
+  crypto::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (ctx == nullptr ||
+      X509_STORE_CTX_init(ctx.get(), SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), leaf, nullptr) !=
+          1 ||
+      X509_STORE_CTX_set_default(ctx.get(), "ssl_client") != 1) {
+    ERR_clear_error();
+    return false;
+  }
+  X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(ctx.get()), SSL_get0_param(ssl));
+  X509_STORE_CTX_set_verify_cb(ctx.get(), &VerifyPolicy);
+  const bool ok = VerifyWithCache(state, ctx.get()) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+// SSL_CTX_set_session_ticket_cb decrypt callback: decides whether a decrypted ticket's session
+// may be resumed. Refused (a full handshake follows) when its client certificate no longer
+// verifies (expired, revoked, CA no longer trusted), or when the context now requires a
+// certificate and the session has none.
+SSL_TICKET_RETURN DecryptTicket(SSL* ssl, SSL_SESSION* session, const unsigned char*, size_t,
+                                SSL_TICKET_STATUS status, void* arg) {
+  switch (status) {
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW:
+      break;
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT:
+      return SSL_TICKET_RETURN_IGNORE_RENEW;
+    default:
+      return SSL_TICKET_RETURN_ABORT;
+  }
+  ServerState& state = *static_cast<ServerState*>(arg);
+  X509* peer = SSL_SESSION_get0_peer(session);
+  if (peer == nullptr) {
+    if (state.requires_cert) return SSL_TICKET_RETURN_IGNORE_RENEW;
+  } else if (!state.requests_cert || !SessionPeerStillValid(ssl, state, peer)) {
+    return SSL_TICKET_RETURN_IGNORE_RENEW;
+  }
+  return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
+}
+
+int TicketKeyCallback(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                      EVP_MAC_CTX* mac, int enc) {
+  ServerState* state = StateOf(SSL_get_SSL_CTX(ssl));
+  if (state == nullptr || state->ticket_keys == nullptr) return -1;
+  return state->ticket_keys->Crypt(key_name, iv, cipher, mac, enc);
+}
+
+// Parses every PEM certificate in `pem`. Errors: kInvalidArgument naming `label` if there is
+// none or one does not parse.
+absl::StatusOr<std::vector<crypto::X509Ptr>> ParseCertificates(std::string_view pem,
+                                                               std::string_view label) {
+  std::vector<crypto::X509Ptr> certs;
+  crypto::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (bio == nullptr) return absl::InternalError("BIO_new_mem_buf failed");
+  ERR_clear_error();
+  for (;;) {
+    crypto::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (cert == nullptr) break;
+    certs.push_back(std::move(cert));
+  }
+  const unsigned long err = ERR_peek_last_error();
+  const bool clean_end =
+      ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE;
+  if (err != 0 && !clean_end) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        core::ToAbsl(label), " holds an invalid PEM certificate: ", crypto::LastOpenSslError()));
+  }
+  ERR_clear_error();
+  if (certs.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(core::ToAbsl(label), " holds no PEM certificate"));
+  }
+  return certs;
+}
+
+// Parses the CRLs in `text`: any number of PEM CRLs, or one DER CRL. Errors: kInvalidArgument
+// naming `label` if there is none or one does not parse.
+absl::StatusOr<std::vector<X509CrlPtr>> ParseCrls(std::string_view text, std::string_view label) {
+  std::vector<X509CrlPtr> crls;
+  crypto::BioPtr bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+  if (bio == nullptr) return absl::InternalError("BIO_new_mem_buf failed");
+  ERR_clear_error();
+  if (text.find("-----BEGIN") == std::string_view::npos) {
+    X509CrlPtr crl(d2i_X509_CRL_bio(bio.get(), nullptr));
+    if (crl == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(core::ToAbsl(label),
+                       " holds neither PEM CRLs nor a DER CRL: ", crypto::LastOpenSslError()));
+    }
+    crls.push_back(std::move(crl));
+    return crls;
+  }
+  for (;;) {
+    X509CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+    if (crl == nullptr) break;
+    crls.push_back(std::move(crl));
+  }
+  const unsigned long err = ERR_peek_last_error();
+  const bool clean_end =
+      ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE;
+  if ((err != 0 && !clean_end) || crls.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        core::ToAbsl(label), " holds an invalid or no PEM CRL: ", crypto::LastOpenSslError()));
+  }
+  ERR_clear_error();
+  return crls;
+}
+
+// Installs client CAs and CRLs and the verification callbacks on a server context.
+absl::Status ConfigureClientVerification(SSL_CTX* ctx, const TlsServerOptions& options,
+                                         ServerState& state) {
+  std::vector<crypto::X509Ptr> cas;
+  if (!options.client_ca_file.empty()) {
+    WARD_ASSIGN_OR_RETURN(std::string pem, ReadFile(options.client_ca_file, "TLS client CA"));
+    WARD_ASSIGN_OR_RETURN(
+        cas, ParseCertificates(pem, "TLS client CA file " + Quoted(options.client_ca_file)));
+  }
+  if (!options.client_ca_pem.empty()) {
+    WARD_ASSIGN_OR_RETURN(std::vector<crypto::X509Ptr> more,
+                          ParseCertificates(options.client_ca_pem, "the client CA PEM bundle"));
+    for (auto& cert : more) cas.push_back(std::move(cert));
+  }
+  std::vector<std::pair<X509CrlPtr, std::string>> crls;  // with the label of their source
+  for (const auto& [text, label, is_file] :
+       {std::tuple{options.crl_file, std::string("TLS CRL file ") + Quoted(options.crl_file), true},
+        std::tuple{options.crl_pem_or_der, std::string("the CRL bundle"), false}}) {
+    if (text.empty()) continue;
+    std::string data = text;
+    if (is_file) {
+      WARD_ASSIGN_OR_RETURN(data, ReadFile(options.crl_file, "TLS CRL"));
+    }
+    WARD_ASSIGN_OR_RETURN(std::vector<X509CrlPtr> parsed, ParseCrls(data, label));
+    for (auto& crl : parsed) crls.emplace_back(std::move(crl), label);
+  }
+  if (cas.empty()) {
+    if (options.require_client_cert) {
+      return absl::InvalidArgumentError(
+          "a client certificate is required but no client CA is configured");
+    }
+    if (!crls.empty()) {
+      return absl::InvalidArgumentError("CRLs are configured but no client CA is");
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    return absl::OkStatus();
+  }
+
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  for (const auto& ca : cas) {
+    if (X509_STORE_add_cert(store, ca.get()) != 1 || SSL_CTX_add_client_CA(ctx, ca.get()) != 1) {
+      // The same CA twice (file and bundle) is harmless.
+      const unsigned long err = ERR_peek_last_error();
+      if (ERR_GET_REASON(err) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
+        return absl::InternalError("cannot add a client CA: " + crypto::LastOpenSslError());
+      }
+      ERR_clear_error();
+    }
+  }
+  for (const auto& [crl, label] : crls) {
+    // Refuse a CRL no trusted CA signed: it would revoke nothing, silently.
+    bool signed_by_ca = false;
+    for (const auto& ca : cas) {
+      if (X509_NAME_cmp(X509_get_subject_name(ca.get()), X509_CRL_get_issuer(crl.get())) == 0 &&
+          X509_CRL_verify(crl.get(), X509_get0_pubkey(ca.get())) == 1) {
+        signed_by_ca = true;
+        break;
+      }
+    }
+    ERR_clear_error();
+    if (!signed_by_ca) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(label, " holds a CRL not signed by any trusted client CA"));
+    }
+    if (X509_STORE_add_crl(store, crl.get()) != 1) {
+      return absl::InternalError("cannot add a CRL: " + crypto::LastOpenSslError());
+    }
+  }
+  if (!crls.empty()) X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+
+  state.requests_cert = true;
+  state.requires_cert = options.require_client_cert;
+  SSL_CTX_set_verify(
+      ctx, SSL_VERIFY_PEER | (options.require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+      &VerifyPolicy);
+  SSL_CTX_set_cert_verify_callback(ctx, &AppVerify, &state);
+  // The names of the trusted CAs go in the CertificateRequest (clients pick a certificate by
+  // them); a chain longer than this cannot be a client's.
+  SSL_CTX_set_verify_depth(ctx, 8);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
+absl::StatusOr<TicketKey> TicketKey::Generate() {
+  WARD_ASSIGN_OR_RETURN(core::SecureBytes bytes, crypto::RandomBytes(kSize));
+  return TicketKey{std::move(bytes)};
+}
+
+absl::StatusOr<TicketKey> TicketKey::FromBytes(core::SecureBytes bytes) {
+  if (bytes.size() != kSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a session ticket key must be ", kSize, " bytes, not ", bytes.size()));
+  }
+  return TicketKey{std::move(bytes)};
+}
+
+absl::StatusOr<std::shared_ptr<TicketKeyRing>> TicketKeyRing::Create() {
+  std::shared_ptr<TicketKeyRing> ring(new TicketKeyRing());
+  WARD_ASSIGN_OR_RETURN(TicketKey key, TicketKey::Generate());
+  std::vector<TicketKey> keys;
+  keys.push_back(std::move(key));
+  WARD_RETURN_IF_ERROR(ring->Set(std::move(keys)));
+  return ring;
+}
+
+absl::Status TicketKeyRing::Set(std::vector<TicketKey> keys) {
+  if (keys.empty()) return absl::InvalidArgumentError("no session ticket keys");
+  std::set<std::string_view> names;
+  for (const TicketKey& key : keys) {
+    if (key.bytes.size() != TicketKey::kSize) {
+      return absl::InvalidArgumentError("a session ticket key has the wrong size");
+    }
+    if (!names.insert(key.name()).second) {
+      return absl::InvalidArgumentError("two session ticket keys share a name");
+    }
+  }
+  auto snapshot = std::make_shared<const std::vector<TicketKey>>(std::move(keys));
+  absl::MutexLock lock(&mu_);
+  keys_ = std::move(snapshot);
+  return absl::OkStatus();
+}
+
+size_t TicketKeyRing::size() const {
+  absl::MutexLock lock(&mu_);
+  return keys_ == nullptr ? 0 : keys_->size();
+}
+
+int TicketKeyRing::Crypt(unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                         EVP_MAC_CTX* mac, int enc) const {
+  std::shared_ptr<const std::vector<TicketKey>> keys;
+  {
+    absl::MutexLock lock(&mu_);
+    keys = keys_;
+  }
+  if (keys == nullptr || keys->empty()) return enc ? 0 : -1;
+  const TicketKey* key = nullptr;
+  bool current = false;
+  if (enc) {
+    key = &keys->front();
+    current = true;
+    if (RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) != 1) return -1;
+    std::memcpy(key_name, key->bytes.data(), TicketKey::kNameSize);
+  } else {
+    for (size_t i = 0; i < keys->size(); ++i) {
+      if (std::memcmp(key_name, (*keys)[i].bytes.data(), TicketKey::kNameSize) == 0) {
+        key = &(*keys)[i];
+        current = i == 0;
+        break;
+      }
+    }
+    if (key == nullptr) return 0;  // unknown key: a full handshake
+  }
+  const unsigned char* aes_key = key->bytes.data() + TicketKey::kNameSize;
+  unsigned char* hmac_key = const_cast<unsigned char*>(aes_key) + 32;
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, hmac_key, 32),
+                         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
+  const int ok = enc ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, aes_key, iv)
+                     : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, aes_key, iv);
+  if (ok != 1) return -1;
+  return current ? 1 : 2;
+}
+
+ClientCertFailure ClassifyVerifyError(long x509_error) {
+  switch (x509_error) {
+    case X509_V_OK:
+      return ClientCertFailure::kNone;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return ClientCertFailure::kExpired;
+    case X509_V_ERR_CERT_REVOKED:
+      return ClientCertFailure::kRevoked;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+      return ClientCertFailure::kUntrusted;
+    default:
+      return ClientCertFailure::kOther;
+  }
+}
+
+std::vector<std::string> PeerCertificatesDer(SSL* ssl) {
+  std::vector<std::string> out;
+  X509* leaf = SSL_get0_peer_certificate(ssl);
+  if (leaf == nullptr) return out;
+  auto der = [](X509* cert) {
+    unsigned char* buf = nullptr;
+    const int len = i2d_X509(cert, &buf);
+    std::string bytes;
+    if (len > 0) bytes.assign(reinterpret_cast<const char*>(buf), static_cast<size_t>(len));
+    OPENSSL_free(buf);
+    return bytes;
+  };
+  out.push_back(der(leaf));
+  // On the server side the stack holds the certificates after the leaf (OpenSSL 3); skip the
+  // leaf should it be there.
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    X509* cert = sk_X509_value(chain, i);
+    if (X509_cmp(cert, leaf) == 0) continue;
+    out.push_back(der(cert));
+  }
+  return out;
+}
+
 absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::CreateServer(
-    const std::string& cert_file, const std::string& key_file) {
-  WARD_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(cert_file, "TLS certificate"));
-  WARD_ASSIGN_OR_RETURN(std::string key_text, ReadFile(key_file, "TLS key"));
+    const TlsServerOptions& options) {
+  WARD_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(options.cert_file, "TLS certificate"));
+  WARD_ASSIGN_OR_RETURN(std::string key_text, ReadFile(options.key_file, "TLS key"));
   core::SecureBytes key_pem(key_text);
   core::SecureZero(key_text);
   WARD_ASSIGN_OR_RETURN(SslCtxPtr ctx, NewServerContext());
   WARD_RETURN_IF_ERROR(UseCertificateAndKey(ctx.get(), cert_pem, key_pem.view(),
-                                            "TLS certificate file " + Quoted(cert_file),
-                                            "TLS key file " + Quoted(key_file)));
-  return std::shared_ptr<const TlsContext>(new TlsContext(std::move(ctx), false));
+                                            "TLS certificate file " + Quoted(options.cert_file),
+                                            "TLS key file " + Quoted(options.key_file)));
+  auto owned_state = std::make_unique<ServerState>();
+  ServerState& state = *owned_state;
+  state.clock = options.clock != nullptr ? options.clock : &core::RealClock::Get();
+  state.ticket_keys = options.ticket_keys;
+  state.cache_ttl = std::max(options.verify_cache_ttl, absl::ZeroDuration());
+  if (SSL_CTX_set_ex_data(ctx.get(), ServerStateIndex(), owned_state.get()) != 1) {
+    return absl::InternalError("SSL_CTX_set_ex_data failed");
+  }
+  owned_state.release();  // the SSL_CTX frees it (FreeServerState)
+  WARD_RETURN_IF_ERROR(ConfigureClientVerification(ctx.get(), options, state));
+  if (state.ticket_keys != nullptr &&
+      SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx.get(), &TicketKeyCallback) != 1) {
+    return absl::InternalError("cannot install the session ticket key callback");
+  }
+  if (SSL_CTX_set_session_ticket_cb(ctx.get(), nullptr, &DecryptTicket, &state) != 1) {
+    return absl::InternalError("cannot install the session ticket callback");
+  }
+  return std::shared_ptr<const TlsContext>(
+      new TlsContext(std::move(ctx), state.requests_cert, state.requires_cert));
 }
 
 absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::CreateServerFromPem(

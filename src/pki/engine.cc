@@ -1015,6 +1015,7 @@ absl::StatusOr<IssuedCertificate> PkiEngine::IssueFor(const Role& role, const Is
     certs_[out.serial_number] = index;
   }
   NoteLeaf(issuer->id, NotAfter(cert.get()));
+  certificates_issued_.fetch_add(1, std::memory_order_relaxed);
   return out;
 }
 
@@ -1106,7 +1107,13 @@ absl::StatusOr<absl::Time> PkiEngine::Revoke(std::string_view serial) {
   absl::MutexLock lock(&mu_);
   certs_[normal].revocation_time = now;
   if (crl != nullptr) crls_[issuer->id] = std::move(crl);
+  certificates_revoked_.fetch_add(1, std::memory_order_relaxed);
   return now;
+}
+
+PkiEngine::Stats PkiEngine::GetStats() const {
+  return Stats{certificates_issued_.load(std::memory_order_relaxed),
+               certificates_revoked_.load(std::memory_order_relaxed)};
 }
 
 std::vector<std::string> PkiEngine::RevokedSerials() const {

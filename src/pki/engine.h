@@ -306,6 +306,15 @@ class PkiEngine {
   absl::StatusOr<std::string> CaPem() const;
   absl::StatusOr<std::string> CaChainPem() const;
 
+  // ---- Metrics ----------------------------------------------------------------------------
+
+  // Counts since this engine was created (docs/metrics.md). Lock-free; never fails.
+  struct Stats {
+    uint64_t certificates_issued = 0;   // leaves signed by Issue and Sign (stored or not)
+    uint64_t certificates_revoked = 0;  // Revoke calls that revoked (not repeats)
+  };
+  Stats GetStats() const;
+
  private:
   using IssuerEntry = internal::IssuerEntry;
   using CertIndexEntry = internal::CertIndexEntry;
@@ -359,6 +368,10 @@ class PkiEngine {
   std::map<std::string, CertIndexEntry> certs_ ABSL_GUARDED_BY(mu_);    // by colon-hex serial
   std::map<std::string, absl::Time> latest_leaf_ ABSL_GUARDED_BY(mu_);  // by issuer id
   std::map<std::string, std::shared_ptr<const CrlEntry>> crls_ ABSL_GUARDED_BY(mu_);
+
+  // GetStats().
+  std::atomic<uint64_t> certificates_issued_{0};
+  std::atomic<uint64_t> certificates_revoked_{0};
 };
 
 }  // namespace ward::pki

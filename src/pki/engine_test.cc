@@ -448,6 +448,26 @@ TEST_F(PkiEngineTest, RevokedSerialAppearsInTheSignedCrl) {
   EXPECT_EQ(*engine_->CrlDer(), *der);
 }
 
+TEST_F(PkiEngineTest, StatsCountIssuedLeavesAndFirstRevocationsOnly) {
+  MustRoot("r1");
+  MustRole(WebRole());
+  EXPECT_EQ(engine_->GetStats().certificates_issued, 0u);
+  IssuedCertificate leaf = MustIssue(Svid());
+  json::object params = WebRole();
+  params["no_store"] = true;
+  MustRole(params, "ephemeral");
+  MustIssue(Svid(), "ephemeral");
+  EXPECT_EQ(engine_->Issue("web", Svid("spiffe://other.org/x")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->GetStats().certificates_issued, 2u);
+
+  ASSERT_TRUE(engine_->Revoke(leaf.serial_number).ok());
+  ASSERT_TRUE(engine_->Revoke(leaf.serial_number).ok());  // a repeat revokes nothing new
+  EXPECT_EQ(engine_->Revoke("0a:0b").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(engine_->GetStats().certificates_revoked, 1u);
+  EXPECT_EQ(engine_->GetStats().certificates_issued, 2u);
+}
+
 TEST_F(PkiEngineTest, RevokeUnknownOrMalformedSerial) {
   MustRoot("r1");
   EXPECT_EQ(engine_->Revoke("0a:0b").status().code(), absl::StatusCode::kNotFound);

@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "core/strings.h"
+#include "crypto/hmac.h"
 
 namespace ward::quota {
 namespace {
@@ -47,7 +49,26 @@ absl::Status Validate(const RateLimitQuota& q) {
   if (q.block_interval < absl::ZeroDuration() || q.block_interval == absl::InfiniteDuration()) {
     return absl::InvalidArgumentError("block_interval must not be negative");
   }
+  if (std::find(std::begin(kGroupByValues), std::end(kGroupByValues), q.group_by) ==
+      std::end(kGroupByValues)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid group_by \"", q.group_by, "\": must be ip, none, entity_then_ip or entity_then_none"));
+  }
+  if (!q.role.empty() && !StartsWith(q.path, "auth/")) {
+    return absl::InvalidArgumentError("role can only be set on a quota whose path is an auth mount");
+  }
   return absl::OkStatus();
+}
+
+// The bucket a caller draws from under quota `q`.
+std::string BucketKey(const RateLimitQuota& q, const Caller& caller) {
+  bool by_entity = q.group_by == "entity_then_ip" || q.group_by == "entity_then_none";
+  if (by_entity && !caller.token.empty()) {
+    // Keyed by a digest, so no token is held in memory for longer than its request.
+    return "entity:" + crypto::HexEncode(crypto::Sha256(caller.token)).substr(0, 32);
+  }
+  if (q.group_by == "none" || q.group_by == "entity_then_none") return "all";
+  return absl::StrCat("ip:", core::ToAbsl(caller.address));
 }
 
 }  // namespace
@@ -67,7 +88,9 @@ std::string EncodeQuota(const RateLimitQuota& q) {
                                       {"path", q.path},
                                       {"rate", q.rate},
                                       {"interval", absl::ToDoubleSeconds(q.interval)},
-                                      {"block_interval", absl::ToDoubleSeconds(q.block_interval)}});
+                                      {"block_interval", absl::ToDoubleSeconds(q.block_interval)},
+                                      {"group_by", q.group_by},
+                                      {"role", q.role}});
 }
 
 absl::StatusOr<RateLimitQuota> DecodeQuota(std::string_view text) {
@@ -88,6 +111,14 @@ absl::StatusOr<RateLimitQuota> DecodeQuota(std::string_view text) {
   WARD_ASSIGN_OR_RETURN(double block, Number(o, "block_interval"));
   q.interval = absl::Seconds(interval);
   q.block_interval = absl::Seconds(block);
+  // Quotas stored before group_by and role existed have neither: per address, any request.
+  for (auto [key, out] : {std::pair<std::string_view, std::string*>{"group_by", &q.group_by},
+                          {"role", &q.role}}) {
+    auto field = o.if_contains(key);
+    if (field == nullptr) continue;
+    if (!field->is_string()) return Malformed(key);
+    *out = std::string(field->as_string());
+  }
   if (!Validate(q).ok()) return Malformed(q.name);
   return q;
 }
@@ -230,9 +261,18 @@ void RateLimiter::Prune(Entry& e, absl::Time now) {
   for (size_t i = 0; i < drop; ++i) e.buckets.erase(by_age[i].second);
 }
 
-Decision RateLimiter::Check(std::string_view path, std::string_view client) {
+Decision RateLimiter::Check(std::string_view path, const Caller& caller) {
   Decision d;
   if (IsBuiltInExempt(path)) return d;
+  // The login role is resolved outside the lock, and only if a role quota covers the path.
+  bool role_quota = false;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, e] : quotas_) {
+      role_quota = role_quota || (!e.quota.role.empty() && StartsWith(path, e.quota.path));
+    }
+  }
+  const std::string role = role_quota && caller.login_role ? caller.login_role() : "";
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   for (const std::string& p : config_.rate_limit_exempt_paths) {
@@ -241,16 +281,19 @@ Decision RateLimiter::Check(std::string_view path, std::string_view client) {
   Entry* best = nullptr;
   for (auto& [name, e] : quotas_) {
     if (!StartsWith(path, e.quota.path)) continue;
-    if (best == nullptr || e.quota.path.size() > best->quota.path.size()) best = &e;
+    if (!e.quota.role.empty() && e.quota.role != role) continue;
+    auto rank = [](const RateLimitQuota& q) { return std::make_pair(!q.role.empty(), q.path.size()); };
+    if (best == nullptr || rank(e.quota) > rank(best->quota)) best = &e;
   }
   if (best == nullptr) return d;
   const RateLimitQuota& q = best->quota;
   const double cap = Capacity(q);
   const double refill = RefillPerSecond(q);
-  auto it = best->buckets.find(client);
+  const std::string key = BucketKey(q, caller);
+  auto it = best->buckets.find(key);
   if (it == best->buckets.end()) {
     if (best->buckets.size() >= kMaxBucketsPerQuota) Prune(*best, now);
-    it = best->buckets.emplace(std::string(client), Bucket{cap, now, absl::InfinitePast()}).first;
+    it = best->buckets.emplace(key, Bucket{cap, now, absl::InfinitePast()}).first;
   }
   Bucket& b = it->second;
   if (now > b.updated) {

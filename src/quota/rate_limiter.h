@@ -1,9 +1,11 @@
 #pragma once
 
 // Vault-style rate-limit quotas (docs/quotas.md): named quotas on a path prefix, enforced per
-// client IP address with token buckets, persisted through the barrier.
+// client IP address, per token, per login role or collectively with token buckets, persisted
+// through the barrier.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,15 +27,36 @@ namespace ward::quota {
 inline constexpr std::string_view kQuotaPrefix = "core/quotas/";
 inline constexpr std::string_view kQuotaConfigKey = "core/quotas/config";
 
-// One rate-limit quota: `rate` requests per `interval` for each client address, on requests
-// whose path starts with `path` ("" = every request). Once a client exceeds it, and
-// block_interval is non-zero, the client is refused for block_interval.
+// How a quota splits its allowance between callers (Vault's `group_by`):
+//   "ip"               one bucket per client address (the default);
+//   "none"             one bucket shared by every caller (a collective limit);
+//   "entity_then_ip"   one bucket per token presented, per address for requests without one;
+//   "entity_then_none" one bucket per token presented, one shared bucket for the rest.
+// (Ward has no identity entities: the token a request carries is its entity.)
+inline constexpr std::string_view kGroupByValues[] = {"ip", "none", "entity_then_ip",
+                                                      "entity_then_none"};
+
+// One rate-limit quota: `rate` requests per `interval` for each group of callers (`group_by`),
+// on requests whose path starts with `path` ("" = every request). With `role` set the quota
+// covers only logins to the auth mount at `path` made with that role. Once a group exceeds it,
+// and block_interval is non-zero, the group is refused for block_interval.
 struct RateLimitQuota {
   std::string name;
   std::string path;
   double rate = 0;                                       // > 0
   absl::Duration interval = absl::Seconds(1);            // > 0
   absl::Duration block_interval = absl::ZeroDuration();  // >= 0
+  std::string group_by = "ip";                           // one of kGroupByValues
+  std::string role;  // "" = any request; else REQUIRES path to start with "auth/"
+};
+
+// Who sent a request, as far as quotas care.
+struct Caller {
+  std::string_view address;  // the client's IP address
+  std::string_view token;    // the raw token the request carries, "" if none (hashed, not kept)
+  // The role a login request names (e.g. the AppRole role its role_id belongs to), or "".
+  // Called only when a quota with a role covers the request path, so it may be costly.
+  std::function<std::string()> login_role;
 };
 
 // sys/quotas/config.
@@ -92,12 +115,13 @@ class RateLimiter {
   // Errors: barrier errors (nothing changes).
   absl::Status SetConfig(QuotaConfig config);
 
-  // Decides whether a request for `path` (after "/v1/") from `client` (an IP address) may
-  // proceed, and if so consumes one request from the client's bucket of the most specific
-  // quota: the longest `path` prefix; between quotas with the same path, the first name.
-  // Exempt paths and paths no quota covers are always allowed with quota "". A refused
-  // request consumes nothing; with block_interval set it starts (not extends) the block.
-  Decision Check(std::string_view path, std::string_view client);
+  // Decides whether a request for `path` (after "/v1/") from `caller` may proceed, and if so
+  // consumes one request from the caller's bucket (see group_by) of the most specific quota
+  // covering it: a quota with a matching role before one without; then the longest `path`
+  // prefix; between equals, the first name. Exempt paths and paths no quota covers are always
+  // allowed with quota "". A refused request consumes nothing; with block_interval set it
+  // starts (not extends) the block.
+  Decision Check(std::string_view path, const Caller& caller);
 
  private:
   struct Bucket {

@@ -50,7 +50,8 @@ absl::StatusOr<absl::Duration> Duration(const YAML::Node& node, std::string_view
 absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
   Config c;
   if (!root || root.IsNull()) return FieldError("config", "empty document");
-  if (auto s = CheckKeys(root, "", {"listener", "storage", "seal", "log_level", "shutdown_grace"});
+  if (auto s = CheckKeys(root, "", {"listener", "storage", "seal", "log_level", "shutdown_grace",
+                                     "disable_mlock", "disable_core_dumps"});
       !s.ok()) {
     return s;
   }
@@ -58,7 +59,8 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
   if (!listener) return FieldError("listener", "required");
   if (auto s = CheckKeys(listener, "listener",
                          {"address", "tls_cert_file", "tls_key_file", "max_request_size",
-                          "read_timeout", "idle_timeout", "unauthenticated_metrics_access"});
+                          "read_timeout", "idle_timeout", "unauthenticated_metrics_access",
+                          "tls_client_ca_file", "tls_require_client_cert", "tls_crl_file"});
       !s.ok()) {
     return s;
   }
@@ -103,6 +105,31 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
     }
     c.listener.unauthenticated_metrics_access = *v == "true";
   }
+  for (auto [key, target] : {std::pair{"tls_client_ca_file", &c.listener.tls_client_ca_file},
+                             std::pair{"tls_crl_file", &c.listener.tls_crl_file}}) {
+    if (!listener[key]) continue;
+    std::string field = absl::StrCat("listener.", key);
+    auto v = Scalar(listener[key], field);
+    if (!v.ok()) return v.status();
+    if (v->empty()) return FieldError(field, "must not be empty (omit the field instead)");
+    *target = *v;
+  }
+  if (listener["tls_require_client_cert"]) {
+    auto v = Scalar(listener["tls_require_client_cert"], "listener.tls_require_client_cert");
+    if (!v.ok()) return v.status();
+    if (*v != "true" && *v != "false") {
+      return FieldError("listener.tls_require_client_cert", "must be true or false");
+    }
+    c.listener.tls_require_client_cert = *v == "true";
+  }
+  if (c.listener.tls_require_client_cert && c.listener.tls_client_ca_file.empty()) {
+    return FieldError("listener.tls_require_client_cert",
+                      "requires listener.tls_client_ca_file (the CAs client certificates must "
+                      "chain to)");
+  }
+  if (!c.listener.tls_crl_file.empty() && c.listener.tls_client_ca_file.empty()) {
+    return FieldError("listener.tls_crl_file", "requires listener.tls_client_ca_file");
+  }
 
   const YAML::Node storage = root["storage"];
   if (!storage) return FieldError("storage", "required");
@@ -134,6 +161,14 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
     auto d = Duration(root["shutdown_grace"], "shutdown_grace");
     if (!d.ok()) return d.status();
     c.shutdown_grace = *d;
+  }
+  for (auto [key, target] : {std::pair{"disable_mlock", &c.disable_mlock},
+                             std::pair{"disable_core_dumps", &c.disable_core_dumps}}) {
+    if (!root[key]) continue;
+    auto v = Scalar(root[key], key);
+    if (!v.ok()) return v.status();
+    if (*v != "true" && *v != "false") return FieldError(key, "must be true or false");
+    *target = *v == "true";
   }
   return c;
 }

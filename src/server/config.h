@@ -18,6 +18,11 @@ struct ListenerConfig {
   absl::Duration read_timeout = absl::Seconds(30);  // headers + body of one request
   absl::Duration idle_timeout = absl::Seconds(60);  // keep-alive connections
   bool unauthenticated_metrics_access = false;  // GET sys/metrics without a token
+  // Mutual TLS (docs/configuration.md). With a client CA file, clients are asked for a
+  // certificate, which must chain to one of its CAs if presented.
+  std::string tls_client_ca_file;        // PEM bundle of CAs trusted for client certificates
+  bool tls_require_client_cert = false;  // true: no certificate, no connection
+  std::string tls_crl_file;              // PEM or DER CRL(s) applied to client certificates
 };
 
 // `storage:` in ward.yaml.
@@ -38,6 +43,11 @@ struct Config {
   SealConfig seal;
   std::string log_level = "info";
   absl::Duration shutdown_grace = absl::Seconds(10);  // SIGTERM: drain in-flight requests this long
+  // Process hardening (docs/security.md). true: do not mlockall, so keys may reach swap.
+  bool disable_mlock = false;
+  // true (default): no core files and no ptrace by other processes of the same user;
+  // false: both allowed (debugging only: a core file of an unsealed server holds its keys).
+  bool disable_core_dumps = true;
 };
 
 // Parses and validates a YAML config document. Unknown keys are errors (a typo must not be

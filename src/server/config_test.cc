@@ -70,6 +70,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"listener: {tls_cert_file: c, tls_key_file: k, unauthenticated_metrics_access: yes}\n"
                 "storage: {path: /x}\n",
                 "listener.unauthenticated_metrics_access"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k, tls_require_client_cert: 1}\n"
+                "storage: {path: /x}\n",
+                "listener.tls_require_client_cert"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k, tls_require_client_cert: true}\n"
+                "storage: {path: /x}\n",
+                "listener.tls_client_ca_file"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k, tls_crl_file: r}\n"
+                "storage: {path: /x}\n",
+                "listener.tls_crl_file"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k, tls_client_ca_file: ''}\n"
+                "storage: {path: /x}\n",
+                "listener.tls_client_ca_file"},
         BadCase{"listener: [\n", "line"}));
 
 TEST(ConfigTest, UnauthenticatedMetricsAccessDefaultsOffAndParses) {
@@ -81,6 +93,42 @@ TEST(ConfigTest, UnauthenticatedMetricsAccessDefaultsOffAndParses) {
       "storage: {path: /x}\n");
   ASSERT_TRUE(on.ok()) << on.status();
   EXPECT_TRUE(on->listener.unauthenticated_metrics_access);
+}
+
+TEST(ConfigTest, ProcessHardeningDefaultsOnAndCanBeTurnedOff) {
+  auto defaults = ParseConfig(kValid);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_FALSE(defaults->disable_mlock);
+  EXPECT_TRUE(defaults->disable_core_dumps);
+  auto off = ParseConfig(std::string(kValid) + "disable_mlock: true\ndisable_core_dumps: false\n");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_TRUE(off->disable_mlock);
+  EXPECT_FALSE(off->disable_core_dumps);
+  auto bad = ParseConfig(std::string(kValid) + "disable_mlock: maybe\n");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(bad.status().message()).find("disable_mlock"), std::string::npos);
+}
+
+TEST(ConfigTest, MutualTlsFieldsDefaultOffAndParse) {
+  auto defaults = ParseConfig(kValid);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->listener.tls_client_ca_file, "");
+  EXPECT_FALSE(defaults->listener.tls_require_client_cert);
+  EXPECT_EQ(defaults->listener.tls_crl_file, "");
+  auto c = ParseConfig(R"(
+listener:
+  tls_cert_file: c
+  tls_key_file: k
+  tls_client_ca_file: /etc/ward/clients.pem
+  tls_require_client_cert: true
+  tls_crl_file: /etc/ward/clients.crl
+storage:
+  path: /x
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listener.tls_client_ca_file, "/etc/ward/clients.pem");
+  EXPECT_TRUE(c->listener.tls_require_client_cert);
+  EXPECT_EQ(c->listener.tls_crl_file, "/etc/ward/clients.crl");
 }
 
 TEST(ConfigTest, SplitsIpv6HostPort) {

@@ -3,17 +3,27 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "api/core.h"
 #include "api/handler.h"
@@ -32,6 +42,70 @@ namespace {
 
 constexpr char kDevUnsealKeyFile[] = "dev-unseal-key";
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
+// Process-wide protections, applied once at start (docs/security.md, "Process hardening").
+// Failures are warnings, not errors: each protection narrows an attack, none is required to
+// serve correctly.
+//
+// - The open-file soft limit is raised to the hard limit: every connection is a descriptor,
+//   and a low soft limit (1024 on many systems) lets a few idle clients lock everyone out.
+// - `disable_core_dumps`: no core files (RLIMIT_CORE 0) and not dumpable (PR_SET_DUMPABLE 0),
+//   which also stops other processes of the same user from ptrace-attaching or reading
+//   /proc/<pid>/mem: a core or a memory read of an unsealed server holds its keys.
+// - `lock_memory`: mlockall, so keys are never written to swap. MCL_ONFAULT locks each page
+//   when it is first touched instead of populating every mapping up front (thread stacks,
+//   arena reservations): the same protection for every page that ever holds data, without
+//   the memory cost. Skipped under AddressSanitizer, whose terabytes of shadow mappings
+//   cannot be locked.
+void HardenProcess(bool disable_core_dumps, bool lock_memory) {
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    const rlim_t before = files.rlim_cur;
+    files.rlim_cur = files.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &files) != 0) {
+      spdlog::warn("event=nofile_limit_not_raised limit={} error=\"{}\"", before,
+                   std::strerror(errno));
+    }
+  }
+  if (disable_core_dumps) {
+    const rlimit no_core{0, 0};
+    if (::setrlimit(RLIMIT_CORE, &no_core) != 0) {
+      spdlog::warn("event=core_dumps_not_disabled error=\"{}\"", std::strerror(errno));
+    }
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+      spdlog::warn("event=dumpable_not_cleared error=\"{}\"", std::strerror(errno));
+    }
+  }
+  if (!lock_memory) return;
+  if (kAddressSanitizer) {
+    spdlog::warn("event=mlock_unavailable reason=\"AddressSanitizer build\"");
+    return;
+  }
+#ifdef MCL_ONFAULT
+  int locked = ::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT);
+  if (locked != 0 && errno == EINVAL) locked = ::mlockall(MCL_CURRENT | MCL_FUTURE);  // < 4.4
+#else
+  const int locked = ::mlockall(MCL_CURRENT | MCL_FUTURE);
+#endif
+  if (locked != 0) {
+    spdlog::warn(
+        "event=mlock_unavailable error=\"{}\" hint=\"memory may be swapped to disk: grant "
+        "CAP_IPC_LOCK or raise RLIMIT_MEMLOCK, or set disable_mlock: true to silence this\"",
+        std::strerror(errno));
+  }
+}
+
 // Blocks SIGTERM/SIGINT/SIGHUP in this thread (and the threads it starts later), so that
 // WaitForShutdownSignal can take them synchronously.
 sigset_t BlockShutdownSignals() {
@@ -39,15 +113,19 @@ sigset_t BlockShutdownSignals() {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
 
-int WaitForShutdownSignal(const sigset_t& set) {
-  int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
+// Waits for SIGTERM or SIGINT and returns it; calls `on_hangup` for each SIGHUP meanwhile.
+int WaitForShutdownSignal(const sigset_t& set, const std::function<void()>& on_hangup) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig != SIGHUP) return sig;
+    if (on_hangup) on_hangup();
   }
-  return sig;
 }
 
 absl::Status MakePrivateDir(const std::string& dir) {
@@ -130,6 +208,158 @@ class TokenTidier {
   std::thread thread_;
 };
 
+// The listener's TLS settings from its config.
+net::TlsServerOptions ListenerTls(const ListenerConfig& listener) {
+  net::TlsServerOptions tls;
+  tls.cert_file = listener.tls_cert_file;
+  tls.key_file = listener.tls_key_file;
+  tls.client_ca_file = listener.tls_client_ca_file;
+  tls.require_client_cert = listener.tls_require_client_cert;
+  tls.crl_file = listener.tls_crl_file;
+  return tls;
+}
+
+// Where the listener's session ticket keys come from: today random keys made by this process,
+// a new one every kTicketKeyRotation, the previous one kept so that tickets issued just before
+// a rotation still resume.
+//
+// HOOK for clusters: Rotate() is the one place to change so that every node shares the keys
+// (e.g. the active node writes the new key into the barrier and standbys read it; a node then
+// resumes sessions another node began). Keys are 80 bytes (net::TicketKey) and must never be
+// logged or stored outside the barrier.
+//
+// Not thread-safe: used by TlsMaintenance's thread only (and once before it starts).
+class TicketKeyRotation {
+ public:
+  // Returns the keys to install now: a new key first, then the previous one if any.
+  // Errors: kInternal if the random generator fails.
+  absl::StatusOr<std::vector<net::TicketKey>> Rotate() {
+    WARD_ASSIGN_OR_RETURN(net::TicketKey fresh, net::TicketKey::Generate());
+    std::vector<net::TicketKey> keys;
+    core::SecureBytes current = fresh.bytes.Copy();
+    keys.push_back(std::move(fresh));
+    if (previous_.has_value()) {
+      WARD_ASSIGN_OR_RETURN(net::TicketKey old, net::TicketKey::FromBytes(previous_->Copy()));
+      keys.push_back(std::move(old));
+    }
+    previous_ = std::move(current);
+    return keys;
+  }
+
+ private:
+  std::optional<core::SecureBytes> previous_;
+};
+
+constexpr absl::Duration kTicketKeyRotation = absl::Hours(12);
+constexpr absl::Duration kTlsFilePoll = absl::Seconds(5);
+
+// Keeps the listener's TLS material current without dropping connections: reloads the
+// certificate, key, client CAs and CRL on SIGHUP (Reload) or when one of those files changes
+// (polled every kTlsFilePoll), and rotates the session ticket keys every kTicketKeyRotation.
+// A reload that fails is logged and the listener keeps its previous context.
+//
+// Thread-safe. `http` is borrowed and must outlive this object.
+class TlsMaintenance {
+ public:
+  // Installs the first ticket keys and starts the polling thread.
+  // Errors: kInternal if no ticket key can be generated.
+  static absl::StatusOr<std::unique_ptr<TlsMaintenance>> Start(net::HttpServer& http,
+                                                              net::TlsServerOptions options) {
+    std::unique_ptr<TlsMaintenance> m(new TlsMaintenance(http, std::move(options)));
+    WARD_RETURN_IF_ERROR(m->RotateTicketKeys());
+    {
+      absl::MutexLock lock(&m->mu_);
+      m->stamps_ = m->Stamps();
+    }
+    m->thread_ = std::thread([raw = m.get()] { raw->Run(); });
+    return m;
+  }
+
+  ~TlsMaintenance() {
+    stop_.Notify();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Re-reads every TLS file and swaps the listener's context; `reason` goes to the log.
+  void Reload(std::string_view reason) {
+    absl::MutexLock lock(&mu_);
+    stamps_ = Stamps();
+    ReloadLocked(reason);
+  }
+
+ private:
+  // What identifies a version of a file: modification time, size and inode.
+  using Stamp = std::tuple<int64_t, int64_t, uint64_t>;
+
+  TlsMaintenance(net::HttpServer& http, net::TlsServerOptions options)
+      : http_(http), options_(std::move(options)) {}
+
+  std::vector<Stamp> Stamps() const {
+    std::vector<Stamp> stamps;
+    for (const std::string* path : {&options_.cert_file, &options_.key_file,
+                                    &options_.client_ca_file, &options_.crl_file}) {
+      struct stat st {};
+      if (path->empty() || ::stat(path->c_str(), &st) != 0) {
+        stamps.emplace_back(-1, -1, 0);
+        continue;
+      }
+      stamps.emplace_back(
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+          static_cast<int64_t>(st.st_size), static_cast<uint64_t>(st.st_ino));
+    }
+    return stamps;
+  }
+
+  void ReloadLocked(std::string_view reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::Status status = http_.ReloadTls(options_);
+    if (status.ok()) {
+      spdlog::info("event=tls_reloaded reason={}", reason);
+    } else {
+      spdlog::error("event=tls_reload_failed reason={} error=\"{}\" (keeping the previous TLS "
+                    "settings)",
+                    reason, std::string(status.message()));
+    }
+  }
+
+  absl::Status RotateTicketKeys() {
+    WARD_ASSIGN_OR_RETURN(std::vector<net::TicketKey> keys, rotation_.Rotate());
+    WARD_RETURN_IF_ERROR(http_.SetTicketKeys(std::move(keys)));
+    last_rotation_ = absl::Now();
+    return absl::OkStatus();
+  }
+
+  void Run() {
+    while (!stop_.WaitForNotificationWithTimeout(kTlsFilePoll)) {
+      {
+        absl::MutexLock lock(&mu_);
+        std::vector<Stamp> now = Stamps();
+        if (now != stamps_) {
+          // Remembered even if the reload fails: the next change tries again, without an
+          // error every poll for a file that stays broken.
+          stamps_ = std::move(now);
+          ReloadLocked("file_changed");
+        }
+      }
+      if (absl::Now() - last_rotation_ >= kTicketKeyRotation) {
+        if (absl::Status s = RotateTicketKeys(); !s.ok()) {
+          spdlog::error("event=ticket_key_rotation_failed error=\"{}\"", std::string(s.message()));
+        } else {
+          spdlog::info("event=ticket_keys_rotated");
+        }
+      }
+    }
+  }
+
+  net::HttpServer& http_;
+  const net::TlsServerOptions options_;
+  absl::Mutex mu_;  // serialises reloads (SIGHUP and polling)
+  std::vector<Stamp> stamps_ ABSL_GUARDED_BY(mu_);
+  TicketKeyRotation rotation_;     // used by Start, then only by the thread
+  absl::Time last_rotation_;       // likewise
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
 // The parts every server mode shares once storage and TLS files are known. Members are
 // destroyed in reverse order: HTTP first, storage and the directory lock last.
 struct Node {
@@ -139,6 +369,7 @@ struct Node {
   std::unique_ptr<TokenTidier> tidier;
   std::unique_ptr<api::VaultHandler> handler;
   std::unique_ptr<net::HttpServer> http;
+  std::unique_ptr<TlsMaintenance> tls_maintenance;  // uses `http`: declared after it
 };
 
 absl::StatusOr<Node> OpenNode(const std::string& data_dir) {
@@ -164,8 +395,7 @@ absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
   net::HttpServerOptions http;
   http.address = host_port.first;
   http.port = host_port.second;
-  http.tls_cert_file = listener.tls_cert_file;
-  http.tls_key_file = listener.tls_key_file;
+  http.tls = ListenerTls(listener);
   http.body_limit = listener.max_request_size;
   http.read_timeout = listener.read_timeout;
   http.idle_timeout = listener.idle_timeout;
@@ -174,6 +404,7 @@ absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
                           return handler->Handle(r);
                         }));
   node.http->Start();
+  WARD_ASSIGN_OR_RETURN(node.tls_maintenance, TlsMaintenance::Start(*node.http, http.tls));
   return absl::OkStatus();
 }
 
@@ -193,6 +424,8 @@ void Drain(Node& node, absl::Duration grace, int sig) {
 
 absl::Status RunDevServer(const DevOptions& options) {
   WARD_RETURN_IF_ERROR(core::InitLogging(options.log_level));
+  // Like Vault's dev mode: no mlock (dev data is throwaway), core dumps still off.
+  HardenProcess(/*disable_core_dumps=*/true, /*lock_memory=*/false);
   sigset_t signals = BlockShutdownSignals();
   WARD_ASSIGN_OR_RETURN(auto host_port, SplitHostPort(options.listen_address, "--dev-listen-address"));
 
@@ -248,6 +481,8 @@ absl::Status RunDevServer(const DevOptions& options) {
   listener.address = options.listen_address;
   listener.tls_cert_file = tls_dir + "/server.pem";
   listener.tls_key_file = tls_dir + "/server-key.pem";
+  // Client certificates issued by the dev CA are accepted (requested, not required).
+  listener.tls_client_ca_file = tls_dir + "/ca.pem";
   WARD_RETURN_IF_ERROR(StartHttp(node, listener));
 
   std::string url = UrlFor(host_port.first == "0.0.0.0" ? "127.0.0.1" : host_port.first,
@@ -267,8 +502,9 @@ absl::Status RunDevServer(const DevOptions& options) {
             << std::flush;
   core::SecureZero(root_token);
 
-  int sig = WaitForShutdownSignal(signals);
+  int sig = WaitForShutdownSignal(signals, [&node] { node.tls_maintenance->Reload("sighup"); });
   Drain(node, absl::Seconds(10), sig);
+  node.tls_maintenance.reset();
   node.http.reset();
   node.handler.reset();
   node.tidier.reset();
@@ -284,6 +520,7 @@ absl::Status RunDevServer(const DevOptions& options) {
 
 absl::Status RunServer(const Config& config) {
   WARD_RETURN_IF_ERROR(core::InitLogging(config.log_level));
+  HardenProcess(config.disable_core_dumps, /*lock_memory=*/!config.disable_mlock);
   sigset_t signals = BlockShutdownSignals();
   WARD_ASSIGN_OR_RETURN(Node node, OpenNode(config.storage.path));
   WARD_RETURN_IF_ERROR(StartHttp(node, config.listener));
@@ -293,7 +530,7 @@ absl::Status RunServer(const Config& config) {
             << (seal.initialized ? "Sealed: unseal with `ward operator unseal`.\n"
                                  : "Not initialised: run `ward operator init`.\n")
             << std::flush;
-  int sig = WaitForShutdownSignal(signals);
+  int sig = WaitForShutdownSignal(signals, [&node] { node.tls_maintenance->Reload("sighup"); });
   Drain(node, config.shutdown_grace, sig);
   return absl::OkStatus();
 }

@@ -108,7 +108,7 @@ absl::StatusOr<SqliteDb> OpenConnection(const SqliteOptions& options) {
   // NOMUTEX: each connection is used by one thread at a time (the writer thread, or whoever
   // holds a pooled reader), so SQLite's per-connection mutex is not needed.
   int rc = sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+                           options.vfs.empty() ? nullptr : options.vfs.c_str());
   SqliteDb db(raw);
   if (rc != SQLITE_OK) return SqliteStatus(db.get(), rc, "open database");
   sqlite3_extended_result_codes(db.get(), 1);
@@ -282,6 +282,9 @@ absl::StatusOr<std::unique_ptr<SqliteBackend>> SqliteBackend::Create(SqliteOptio
   }
   if (options.busy_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("storage: negative busy_timeout");
+  }
+  if (!options.vfs.empty() && sqlite3_vfs_find(options.vfs.c_str()) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("storage: no SQLite VFS named ", options.vfs));
   }
   std::unique_ptr<SqliteBackend> backend(new SqliteBackend(std::move(options)));
   WARD_RETURN_IF_ERROR(backend->Open());

@@ -31,6 +31,9 @@ struct SqliteOptions {
   int read_connections = 4;
   // Most commits applied in one group transaction (bounds the transaction's size).
   int max_commits_per_transaction = 1000;
+  // Name of the registered SQLite VFS every connection is opened with; empty: SQLite's
+  // default (the unix VFS). Tests use storage::testing::FaultyVfs here to inject I/O errors.
+  std::string vfs;
 };
 
 // A durable Backend in one SQLite database file (schema and design in docs/storage.md).
@@ -50,11 +53,11 @@ class SqliteBackend final : public Backend {
  public:
   // Opens (creating if absent) the database at `options.path`, enables WAL mode, creates the
   // schema if absent, and starts the writer thread.
-  // Errors: kInvalidArgument for an empty path or a non-positive pool/batch size or negative
-  //         busy timeout; kFailedPrecondition if the schema version is newer than this build
-  //         understands; kUnavailable if the file cannot be created or opened (missing
-  //         directory, permissions, locked by another process); kInternal if the file is not
-  //         a Ward database or is corrupt.
+  // Errors: kInvalidArgument for an empty path, a non-positive pool/batch size, a negative
+  //         busy timeout or an unregistered VFS; kFailedPrecondition if the schema version is
+  //         newer than this build understands; kUnavailable if the file cannot be created or
+  //         opened (missing directory, permissions, locked by another process); kInternal if
+  //         the file is not a Ward database or is corrupt.
   static absl::StatusOr<std::unique_ptr<SqliteBackend>> Create(SqliteOptions options);
 
   // Completes every commit already queued (they are durable when their callers wake), stops

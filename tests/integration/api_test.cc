@@ -4,42 +4,18 @@
 
 #include "core/testing/temp_dir.h"
 #include "gtest/gtest.h"
-#include "tests/integration/ward_process.h"
+#include "tests/integration/shared_dev_server.h"
 
 namespace ward::testing {
 namespace {
 
 namespace json = boost::json;
 
-class ApiTest : public ::testing::Test {
+class ApiTest : public SharedDevServerTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new core::TempDir();
-    auto p = WardProcess::StartDev(dir_->Join("data"), {"--dev-root-token-id=root-token-for-tests"});
-    ASSERT_TRUE(p.ok()) << p.status();
-    server_ = p->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete dir_;
-  }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    client_ = server_->Client();
-    ASSERT_NE(client_, nullptr);
-  }
-  Reply Root(const std::string& method, const std::string& path, const std::string& body = "",
-             const std::string& content_type = "application/json") {
-    return Call(*client_, method, path, server_->root_token(), body, content_type);
-  }
+  static void SetUpTestSuite() { StartSuiteServer("root-token-for-tests"); }
 
-  static core::TempDir* dir_;
-  static WardProcess* server_;
-  std::unique_ptr<net::HttpClient> client_;
 };
-
-core::TempDir* ApiTest::dir_ = nullptr;
-WardProcess* ApiTest::server_ = nullptr;
 
 TEST_F(ApiTest, RootTokenIsTheRequestedOne) {
   EXPECT_EQ(server_->root_token(), "root-token-for-tests");

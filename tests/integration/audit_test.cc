@@ -189,11 +189,7 @@ TEST_F(AuditTest, EnableRejectsUnknownTypeAndMissingPath) {
 TEST(AuditLifecycleTest, SealClosesAndUnsealReopensAndLogsTheUnseal) {
   core::TempDir dir;
   std::string cert = dir.Join("cert.pem"), key = dir.Join("key.pem");
-  CommandResult gen = RunCommand(
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "
-      "/CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout " +
-      ShellQuote(key) + " -out " + ShellQuote(cert));
-  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  ASSERT_EQ(WriteSelfSignedServerCert(cert, key), absl::OkStatus());
   std::ofstream(dir.Join("ward.yaml"))
       << "listener:\n  address: 127.0.0.1:0\n  tls_cert_file: " << cert
       << "\n  tls_key_file: " << key << "\nstorage:\n  path: " << dir.Join("data") << "\n";

@@ -4,25 +4,16 @@
 
 #include "core/testing/temp_dir.h"
 #include "gtest/gtest.h"
-#include "tests/integration/ward_process.h"
+#include "tests/integration/shared_dev_server.h"
 
 namespace ward::testing {
 namespace {
 
 namespace json = boost::json;
 
-class CliTest : public ::testing::Test {
+class CliTest : public SharedDevServerTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new core::TempDir();
-    auto p = WardProcess::StartDev(dir_->Join("data"));
-    ASSERT_TRUE(p.ok()) << p.status();
-    server_ = p->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete dir_;
-  }
+  static void SetUpTestSuite() { StartSuiteServer(""); }
 
   // Runs `ward <args>` with WARD_* pointing at the server (token `token`, default root).
   CommandResult Ward(const std::string& args, const std::string& token = "") {
@@ -38,13 +29,7 @@ class CliTest : public ::testing::Test {
     EXPECT_FALSE(ec) << r.output;
     return v;
   }
-
-  static core::TempDir* dir_;
-  static WardProcess* server_;
 };
-
-core::TempDir* CliTest::dir_ = nullptr;
-WardProcess* CliTest::server_ = nullptr;
 
 TEST_F(CliTest, KvPutGetPatchList) {
   CommandResult put = Ward("kv put secret/cli/db password=hunter2 user=app");
@@ -164,11 +149,7 @@ TEST_F(CliTest, UnreachableServerFails) {
 TEST_F(CliTest, OperatorInitAndUnsealOnAFreshServer) {
   core::TempDir dir;
   std::string cert = dir.Join("cert.pem"), key = dir.Join("key.pem");
-  ASSERT_EQ(RunCommand("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-                       "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout " +
-                       ShellQuote(key) + " -out " + ShellQuote(cert))
-                .exit_code,
-            0);
+  ASSERT_EQ(WriteSelfSignedServerCert(cert, key), absl::OkStatus());
   std::string config = dir.Join("ward.yaml");
   ASSERT_EQ(RunCommand("printf 'listener:\\n  address: 127.0.0.1:0\\n  tls_cert_file: %s\\n  tls_key_file: "
                        "%s\\nstorage:\\n  path: %s\\n' " +

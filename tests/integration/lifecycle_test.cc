@@ -22,11 +22,7 @@ class LifecycleTest : public ::testing::Test {
   void SetUp() override {
     cert_ = dir_.Join("cert.pem");
     key_ = dir_.Join("key.pem");
-    CommandResult gen = RunCommand(
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost "
-        "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + ShellQuote(key_) + " -out " +
-        ShellQuote(cert_));
-    ASSERT_EQ(gen.exit_code, 0) << gen.output;
+    ASSERT_EQ(WriteSelfSignedServerCert(cert_, key_), absl::OkStatus());
   }
 
   std::string Config(const std::string& extra_listener = "") {

@@ -2,6 +2,9 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <string>
 
 #include "core/testing/temp_dir.h"
 #include "gtest/gtest.h"
@@ -109,17 +112,126 @@ TEST(MetricsDevTest, CountersMoveAndAccessFollowsPolicy) {
   Scrape(*client, token_with("scraper"));
 }
 
+TEST(MetricsDevTest, StorageBarrierTokenAndPkiMetricsMove) {
+  core::TempDir dir;
+  auto server = WardProcess::StartDev(dir.Join("data"));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = (*server)->Client();
+  ASSERT_NE(client, nullptr);
+  const std::string root = (*server)->root_token();
+
+  Exposition before = Scrape(*client, root);
+  for (const char* family :
+       {"ward_storage_operation_duration_seconds", "ward_pki_issue_duration_seconds"}) {
+    EXPECT_EQ(before.type.at(family), "histogram") << family;
+  }
+  for (const char* family :
+       {"ward_storage_operation_errors_total", "ward_barrier_operations_total",
+        "ward_barrier_operation_failures_total", "ward_pki_certificates_issued_total",
+        "ward_pki_certificates_revoked_total"}) {
+    EXPECT_EQ(before.type.at(family), "counter") << family;
+  }
+  for (const char* family : {"ward_token_count_by_auth", "ward_pki_issuer_expiry_seconds"}) {
+    EXPECT_EQ(before.type.at(family), "gauge") << family;
+  }
+  // Unsealing read the keyring and created the token store's key: storage was used already.
+  EXPECT_GT(ValueOr0(before, "ward_storage_operation_duration_seconds_count", {{"op", "get"}}), 0);
+  EXPECT_GT(ValueOr0(before, "ward_barrier_operations_total", {{"op", "encrypt"}}), 0);
+  EXPECT_EQ(before.Value("ward_storage_operation_errors_total", {{"op", "commit"}}), 0);
+  EXPECT_EQ(before.Value("ward_barrier_operation_failures_total", {{"op", "decrypt"}}), 0);
+  EXPECT_EQ(before.Value("ward_token_count_by_auth", {{"auth", "token"}}),
+            before.Value("ward_token_count"));
+  EXPECT_EQ(before.Value("ward_token_count_by_auth", {{"auth", "approle"}}), 0);
+
+  ASSERT_EQ(Call(*client, "PUT", "secret/data/m", root, R"({"data":{"a":"b"}})").status, 200);
+  ASSERT_EQ(Call(*client, "GET", "secret/data/m", root).status, 200);
+
+  Exposition after_kv = Scrape(*client, root);
+  auto moved = [](const Exposition& a, const Exposition& b, const std::string& name,
+                  const std::map<std::string, std::string>& labels) {
+    return ValueOr0(b, name, labels) - ValueOr0(a, name, labels);
+  };
+  EXPECT_GE(
+      moved(before, after_kv, "ward_storage_operation_duration_seconds_count", {{"op", "commit"}}),
+      1);
+  EXPECT_GT(
+      moved(before, after_kv, "ward_storage_operation_duration_seconds_sum", {{"op", "commit"}}),
+      0);
+  EXPECT_GE(moved(before, after_kv, "ward_barrier_operations_total", {{"op", "encrypt"}}), 1);
+  EXPECT_GE(moved(before, after_kv, "ward_barrier_operations_total", {{"op", "decrypt"}}), 1);
+  EXPECT_EQ(moved(before, after_kv, "ward_storage_operation_errors_total", {{"op", "commit"}}), 0);
+
+  // PKI: a mount's requests are class "pki"; issuing and revoking move its counters.
+  ASSERT_EQ(Call(*client, "POST", "sys/mounts/pki-m", root, R"({"type":"pki"})").status, 204);
+  Reply ca =
+      Call(*client, "POST", "pki-m/root/generate/internal", root,
+           R"({"common_name":"Metrics Root","uri_sans":"spiffe://example.org","ttl":"720h"})");
+  ASSERT_EQ(ca.status, 200) << ca.body;
+  const std::string issuer_id(Parse(ca.body).at("data").at("issuer_id").as_string());
+  ASSERT_EQ(Call(*client, "POST", "pki-m/roles/web", root,
+                 R"({"allowed_uri_sans":"spiffe://example.org/*","ttl":"1h"})")
+                .status,
+            200);
+  Reply issued =
+      Call(*client, "POST", "pki-m/issue/web", root, R"({"uri_sans":"spiffe://example.org/web"})");
+  ASSERT_EQ(issued.status, 200) << issued.body;
+  ASSERT_EQ(
+      Call(*client, "POST", "pki-m/issue/web", root, R"({"uri_sans":"spiffe://example.org/api"})")
+          .status,
+      200);
+  const std::string serial(Parse(issued.body).at("data").at("serial_number").as_string());
+  ASSERT_EQ(Call(*client, "POST", "pki-m/revoke", root, R"({"serial_number":")" + serial + R"("})")
+                .status,
+            200);
+  ASSERT_EQ(Call(*client, "POST", "pki-m/revoke", root, R"({"serial_number":")" + serial + R"("})")
+                .status,
+            200);  // a repeat is not a second revocation
+
+  Exposition after_pki = Scrape(*client, root);
+  EXPECT_EQ(after_pki.Value("ward_pki_certificates_issued_total", {{"mount", "pki-m/"}}), 2);
+  EXPECT_EQ(after_pki.Value("ward_pki_certificates_revoked_total", {{"mount", "pki-m/"}}), 1);
+  EXPECT_EQ(ValueOr0(after_pki, "ward_pki_issue_duration_seconds_count", {{"op", "issue"}}), 2);
+  EXPECT_GT(ValueOr0(after_pki, "ward_pki_issue_duration_seconds_sum", {{"op", "issue"}}), 0);
+  std::optional<double> expiry = after_pki.Value("ward_pki_issuer_expiry_seconds",
+                                                 {{"mount", "pki-m/"}, {"issuer", issuer_id}});
+  ASSERT_TRUE(expiry.has_value());
+  EXPECT_GT(*expiry, 719 * 3600.0);
+  EXPECT_LE(*expiry, 720 * 3600.0);
+  EXPECT_EQ(
+      ValueOr0(after_pki, "ward_http_requests_total", {{"route_class", "pki"}, {"code", "200"}}),
+      6);
+  // Mount paths are bounded labels; no request path, serial or token appears as a label value.
+  for (const auto& s : after_pki.samples) {
+    for (const auto& [k, v] : s.labels) {
+      EXPECT_EQ(v.find("issue/web"), std::string::npos) << s.name;
+      EXPECT_EQ(v.find(serial), std::string::npos) << s.name;
+      EXPECT_EQ(v.find(root), std::string::npos) << s.name;
+    }
+  }
+
+  // Tokens by issuing method: an AppRole login shows up under "approle".
+  ASSERT_EQ(Call(*client, "POST", "sys/auth/approle", root, R"({"type":"approle"})").status, 204);
+  ASSERT_EQ(
+      Call(*client, "POST", "auth/approle/role/web", root, R"({"token_policies":["x"]})").status,
+      204);
+  Reply role_id = Call(*client, "GET", "auth/approle/role/web/role-id", root);
+  Reply secret_id = Call(*client, "POST", "auth/approle/role/web/secret-id", root);
+  json::object login{{"role_id", Parse(role_id.body).at("data").at("role_id")},
+                     {"secret_id", Parse(secret_id.body).at("data").at("secret_id")}};
+  ASSERT_EQ(Call(*client, "POST", "auth/approle/login", "", json::serialize(login)).status, 200);
+  Exposition after_login = Scrape(*client, root);
+  EXPECT_EQ(after_login.Value("ward_token_count_by_auth", {{"auth", "approle"}}), 1);
+  EXPECT_EQ(ValueOr0(after_login, "ward_token_count_by_auth", {{"auth", "approle"}}) +
+                ValueOr0(after_login, "ward_token_count_by_auth", {{"auth", "token"}}),
+            ValueOr0(after_login, "ward_token_count"));
+}
+
 void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 TEST(MetricsConfigTest, UnauthenticatedAccessOptionAllowsScrapesWithoutToken) {
   core::TempDir dir;
   std::string cert = dir.Join("cert.pem"), key = dir.Join("key.pem");
-  CommandResult gen = RunCommand(
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "
-      "/CN=localhost "
-      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
-      ShellQuote(key) + " -out " + ShellQuote(cert));
-  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  ASSERT_EQ(WriteSelfSignedServerCert(cert, key), absl::OkStatus());
   WriteFile(
       dir.Join("ward.yaml"),
       "listener:\n  address: 127.0.0.1:0\n  tls_cert_file: " + cert + "\n  tls_key_file: " + key +

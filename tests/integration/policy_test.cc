@@ -6,7 +6,7 @@
 #include "core/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/integration/ward_process.h"
+#include "tests/integration/shared_dev_server.h"
 
 namespace ward::testing {
 namespace {
@@ -16,27 +16,10 @@ using ::testing::HasSubstr;
 
 std::string Quote(const std::string& s) { return json::serialize(json::value(s)); }
 
-class PolicyTest : public ::testing::Test {
+class PolicyTest : public SharedDevServerTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new core::TempDir();
-    auto p = WardProcess::StartDev(dir_->Join("data"), {"--dev-root-token-id=root-for-policy-tests"});
-    ASSERT_TRUE(p.ok()) << p.status();
-    server_ = p->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete dir_;
-  }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    client_ = server_->Client();
-    ASSERT_NE(client_, nullptr);
-  }
+  static void SetUpTestSuite() { StartSuiteServer("root-for-policy-tests"); }
 
-  Reply Root(const std::string& method, const std::string& path, const std::string& body = "") {
-    return Call(*client_, method, path, server_->root_token(), body);
-  }
   Reply As(const std::string& token, const std::string& method, const std::string& path,
            const std::string& body = "") {
     return Call(*client_, method, path, token, body);
@@ -56,13 +39,7 @@ class PolicyTest : public ::testing::Test {
     return std::string(Parse(r.body).at("auth").at("client_token").as_string());
   }
 
-  static core::TempDir* dir_;
-  static WardProcess* server_;
-  std::unique_ptr<net::HttpClient> client_;
 };
-
-core::TempDir* PolicyTest::dir_ = nullptr;
-WardProcess* PolicyTest::server_ = nullptr;
 
 TEST_F(PolicyTest, PolicyGovernsKvAccessAndChangesApplyToExistingTokens) {
   WritePolicy("app", R"(

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "core/testing/temp_dir.h"
@@ -101,6 +102,68 @@ TEST(QuotaTest, RateLimitRejectsWith429AndRecovers) {
   ASSERT_EQ(Call(*client, "DELETE", "sys/quotas/rate-limit/kv", root).status, 204);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(Call(*client, "GET", "secret/data/q", root).status, 200);
   EXPECT_EQ(Call(*client, "GET", "sys/quotas/rate-limit/kv", root).status, 404);
+}
+
+// group_by gives each token its own allowance; role binds a quota to one AppRole role's logins.
+TEST(QuotaTest, PerTokenAndPerRoleQuotas) {
+  core::TempDir dir;
+  auto server = WardProcess::StartDev(dir.Join("data"));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = (*server)->Client();
+  ASSERT_NE(client, nullptr);
+  const std::string root = (*server)->root_token();
+
+  Reply bad =
+      Call(*client, "PUT", "sys/quotas/rate-limit/x", root, R"({"rate":1,"group_by":"user"})");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_NE(Errors(bad).at(0).find("invalid group_by"), std::string::npos) << bad.body;
+  Reply role_off_auth = Call(*client, "PUT", "sys/quotas/rate-limit/x", root,
+                             R"({"rate":1,"path":"secret/","role":"web"})");
+  EXPECT_EQ(role_off_auth.status, 400) << role_off_auth.body;
+
+  // Two requests per minute per token on secret/: a second token is not held back by the first.
+  ASSERT_EQ(Call(*client, "PUT", "sys/quotas/rate-limit/per-token", root,
+                 R"({"rate":2,"interval":"1m","path":"secret/","group_by":"entity_then_ip"})")
+                .status,
+            204);
+  Reply got = Call(*client, "GET", "sys/quotas/rate-limit/per-token", root);
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(Parse(got.body).at("data").at("group_by"), "entity_then_ip");
+  Reply created = Call(*client, "PUT", "auth/token/create", root, R"({"policies":["root"]})");
+  ASSERT_EQ(created.status, 200) << created.body;
+  std::string other(Parse(created.body).at("auth").at("client_token").as_string());
+  EXPECT_EQ(Call(*client, "GET", "secret/data/none", root).status, 404);
+  EXPECT_EQ(Call(*client, "GET", "secret/data/none", root).status, 404);
+  EXPECT_EQ(Call(*client, "GET", "secret/data/none", root).status, 429);
+  EXPECT_EQ(Call(*client, "GET", "secret/data/none", other).status, 404);
+  EXPECT_EQ(Call(*client, "GET", "secret/data/none", other).status, 404);
+  EXPECT_EQ(Call(*client, "GET", "secret/data/none", other).status, 429);
+
+  // One login per minute for role "web"; role "api" on the same mount is not limited by it.
+  ASSERT_EQ(Call(*client, "POST", "sys/auth/approle", root, R"({"type":"approle"})").status, 204);
+  auto role_ids = std::map<std::string, std::string>{};
+  for (std::string role : {"web", "api"}) {
+    ASSERT_EQ(Call(*client, "POST", "auth/approle/role/" + role, root,
+                   R"({"bind_secret_id":false,"secret_id_bound_cidrs":["127.0.0.0/8"]})")
+                  .status,
+              204);
+    Reply id = Call(*client, "GET", "auth/approle/role/" + role + "/role-id", root);
+    ASSERT_EQ(id.status, 200) << id.body;
+    role_ids[role] = std::string(Parse(id.body).at("data").at("role_id").as_string());
+  }
+  ASSERT_EQ(Call(*client, "PUT", "sys/quotas/rate-limit/web-logins", root,
+                 R"({"rate":1,"interval":"1m","path":"auth/approle/","role":"web"})")
+                .status,
+            204);
+  auto login = [&](const std::string& role) {
+    return Call(*client, "POST", "auth/approle/login", "",
+                R"({"role_id":")" + role_ids[role] + R"("})")
+        .status;
+  };
+  EXPECT_EQ(login("web"), 200);
+  EXPECT_EQ(login("web"), 429);
+  EXPECT_EQ(login("api"), 200);
+  EXPECT_EQ(login("api"), 200);
 }
 
 }  // namespace

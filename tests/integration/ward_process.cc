@@ -205,4 +205,13 @@ CommandResult RunCommand(const std::string& command) {
   return result;
 }
 
+absl::Status WriteSelfSignedServerCert(const std::string& cert_path, const std::string& key_path) {
+  CommandResult gen = RunCommand(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+      ShellQuote(key_path) + " -out " + ShellQuote(cert_path));
+  if (gen.exit_code != 0) return absl::InternalError("openssl req failed: " + gen.output);
+  return absl::OkStatus();
+}
+
 }  // namespace ward::testing

@@ -85,4 +85,9 @@ CommandResult RunCommand(const std::string& command);
 // Single-quotes `s` for /bin/sh.
 std::string ShellQuote(const std::string& s);
 
+// Writes a self-signed EC P-256 certificate for CN=localhost with SANs IP:127.0.0.1 and
+// DNS:localhost (made by the `openssl` CLI, valid one day) and its key, for a listener.
+// Errors: kInternal with openssl's output.
+absl::Status WriteSelfSignedServerCert(const std::string& cert_path, const std::string& key_path);
+
 }  // namespace ward::testing

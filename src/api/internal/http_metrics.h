@@ -28,10 +28,22 @@ struct HttpMetrics {
   metrics::Family<metrics::Gauge>& audit_queued;
   metrics::Family<metrics::Counter>& quota_rejections;
   metrics::Family<metrics::Gauge>& build_info;
+  // Mirrored from barrier::Barrier::Counts() at each scrape.
+  metrics::Family<metrics::Counter>& barrier_operations;
+  metrics::Family<metrics::Counter>& barrier_failures;
+  // Tokens by the type of the auth method that issued them; refreshed at each scrape.
+  metrics::Family<metrics::Gauge>& tokens_by_auth;
+  // Mirrored from each PKI mount's PkiEngine::GetStats() at each scrape.
+  metrics::Family<metrics::Counter>& pki_issued;
+  metrics::Family<metrics::Counter>& pki_revoked;
+  // Recorded by pki_routes.cc for every successful issue or sign.
+  metrics::Family<metrics::Histogram>& pki_issue_duration;
+  // Seconds until each issuer's notAfter, refreshed at each scrape.
+  metrics::Family<metrics::Gauge>& pki_issuer_expiry;
   absl::Mutex scrape_mu;
 };
 
-// The bounded class of a request path (after "/v1/"): kv, token, sys, auth, policy, audit,
+// The bounded class of a request path (after "/v1/"): kv, pki, token, sys, auth, policy, audit,
 // health or other. Never the raw path. `state` may be null (sealed): then mount paths are
 // "other".
 std::string_view RouteClass(std::string_view path, const UnsealedState* state);
@@ -40,9 +52,15 @@ std::string_view RouteClass(std::string_view path, const UnsealedState* state);
 void RecordRequest(HttpMetrics& m, std::string_view path, const UnsealedState* state, int status,
                    absl::Duration elapsed);
 
-// Refreshes the gauges and audit counters that mirror node state (sealed, token count, audit
-// device stats). `state` is null while sealed.
-void RefreshNodeMetrics(HttpMetrics& m, const UnsealedState* state)
+// The type of the auth method that issued a token whose TokenEntry::path is `token_path`:
+// "token" (auth/token/...), "approle" or "cert" (a login route of such a mount), or "other"
+// (e.g. a mount disabled since).
+std::string_view TokenAuthType(std::string_view token_path, const auth::AuthMountTable& mounts);
+
+// Refreshes the series that mirror node state at scrape time `now`: sealed, token counts,
+// audit device stats, barrier operation counts (from `core`, also while sealed), PKI counts
+// and issuer expiry. `state` is null while sealed.
+void RefreshNodeMetrics(HttpMetrics& m, Core& core, const UnsealedState* state, absl::Time now)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(m.scrape_mu);
 
 }  // namespace ward::api::internal

@@ -32,4 +32,8 @@ struct Request {
   }
 };
 
+// The token a request carries: the X-Vault-Token header, else an "Authorization: Bearer"
+// header; "" if neither.
+std::string TokenFromHeaders(const net::HttpRequest& http);
+
 }  // namespace ward::api::internal

@@ -1,0 +1,348 @@
+// auth/cert (roles, login) and direct certificate identity through VaultHandler::Handle, with
+// requests carrying a client certificate chain as the listener hands it over
+// (net::HttpRequest::peer_certificates_der). Core runs over a MemoryBackend with a fake clock.
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "api/core.h"
+#include "api/handler.h"
+#include "core/testing/fake_clock.h"
+#include "core/testing/temp_dir.h"
+#include "crypto/openssl_handles.h"
+#include "crypto/x509.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/memory_backend.h"
+
+namespace ward::api {
+namespace {
+
+namespace json = boost::json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::string DerOfPem(const std::string& pem) {
+  crypto::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  crypto::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  EXPECT_NE(cert, nullptr);
+  if (cert == nullptr) return "";
+  unsigned char* buf = nullptr;
+  int n = i2d_X509(cert.get(), &buf);
+  std::string out(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
+  OPENSSL_free(buf);
+  return out;
+}
+
+json::value Body(const net::HttpResponse& r) {
+  boost::system::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  EXPECT_FALSE(ec) << "not JSON: " << r.body;
+  return v;
+}
+
+std::string FirstError(const net::HttpResponse& r) {
+  json::value v = Body(r);
+  if (!v.is_object() || !v.as_object().contains("errors")) return "<no errors>";
+  const json::array& a = v.at("errors").as_array();
+  return a.empty() ? "" : std::string(a[0].as_string());
+}
+
+std::vector<std::string> Strings(const json::value& v) {
+  std::vector<std::string> out;
+  for (const json::value& s : v.as_array()) out.emplace_back(s.as_string());
+  return out;
+}
+
+class CertRoutesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto created = Core::Create(backend_, clock_, Core::Options{});
+    ASSERT_TRUE(created.ok()) << created.status();
+    core_ = *std::move(created);
+    auto key = core_->InitializeSingleKey();
+    ASSERT_TRUE(key.ok()) << key.status();
+    ASSERT_TRUE(core_->UnsealWithKey(*key).ok());
+    auto root = core_->State()->tokens->CreateRootToken("");
+    ASSERT_TRUE(root.ok()) << root.status();
+    root_ = root->token;
+    handler_ = std::make_unique<VaultHandler>(*core_, clock_, HandlerOptions{});
+
+    auto ca = crypto::GenerateSelfSignedCa("Client CA", clock_.Now(), absl::Hours(240));
+    ASSERT_TRUE(ca.ok()) << ca.status();
+    ca_ = *std::move(ca);
+    auto other = crypto::GenerateSelfSignedCa("Other CA", clock_.Now(), absl::Hours(240));
+    ASSERT_TRUE(other.ok()) << other.status();
+    other_ca_ = *std::move(other);
+  }
+
+  // A client chain (leaf only) issued by `ca` for `cn`.
+  std::vector<std::string> Chain(const crypto::PemKeyPair& ca, const std::string& cn) {
+    auto leaf = crypto::IssueServerCertificate(ca, cn, {cn + ".internal"}, {}, clock_.Now(),
+                                               absl::Hours(24));
+    EXPECT_TRUE(leaf.ok()) << leaf.status();
+    return leaf.ok() ? std::vector<std::string>{DerOfPem(leaf->cert_pem)}
+                     : std::vector<std::string>{};
+  }
+
+  net::HttpResponse Call(const std::string& method, const std::string& path,
+                         const std::string& token, const std::string& body = "",
+                         std::vector<std::string> chain = {},
+                         const std::string& remote_address = "127.0.0.1") {
+    net::HttpRequest request;
+    request.method = method;
+    request.target = "/v1/" + path;
+    if (!token.empty()) request.headers.emplace_back("x-vault-token", token);
+    if (!body.empty()) request.headers.emplace_back("content-type", "application/json");
+    request.body = body;
+    request.remote_address = remote_address;
+    request.remote_port = 50000;
+    request.request_id = "00000000-0000-4000-8000-000000000001";
+    request.peer_certificates_der = std::move(chain);
+    return handler_->Handle(request);
+  }
+
+  net::HttpResponse Root(const std::string& method, const std::string& path,
+                         const std::string& body = "") {
+    return Call(method, path, root_, body);
+  }
+
+  // Enables cert at `mount` and creates role `role` trusting `ca` with policy "web".
+  void SetUpRole(const std::string& mount, const std::string& role, const crypto::PemKeyPair& ca,
+                 json::object extra = {}) {
+    net::HttpResponse enable = Root("POST", "sys/auth/" + mount, R"({"type":"cert"})");
+    ASSERT_TRUE(enable.status == 204 || FirstError(enable).find("already in use") !=
+                                            std::string::npos)
+        << enable.body;
+    extra["certificate"] = ca.cert_pem;
+    if (!extra.contains("token_policies")) extra["token_policies"] = "web";
+    net::HttpResponse write =
+        Root("POST", "auth/" + mount + "/certs/" + role, json::serialize(extra));
+    ASSERT_EQ(write.status, 204) << write.body;
+  }
+
+  void WritePolicy(const std::string& name, const std::string& hcl) {
+    json::object body{{"policy", hcl}};
+    ASSERT_EQ(Root("PUT", "sys/policies/acl/" + name, json::serialize(body)).status, 204);
+  }
+
+  storage::MemoryBackend backend_;
+  core::FakeClock clock_;
+  std::unique_ptr<Core> core_;
+  std::unique_ptr<VaultHandler> handler_;
+  std::string root_;
+  crypto::PemKeyPair ca_, other_ca_;
+};
+
+TEST_F(CertRoutesTest, RoleWriteReadListDeleteWithVaultNames) {
+  ASSERT_EQ(Root("POST", "sys/auth/cert", R"({"type":"cert","description":"mtls"})").status, 204);
+  net::HttpResponse listed = Root("GET", "sys/auth");
+  EXPECT_EQ(Body(listed).at("data").at("cert/").at("type"), "cert");
+  EXPECT_EQ(Root("LIST", "auth/cert/certs").status, 404);
+
+  json::object body{{"certificate", ca_.cert_pem},
+                    {"allowed_common_names", "web-*, api-*"},
+                    {"allowed_uri_sans", json::array{"spiffe://example.org/ns/*/sa/*"}},
+                    {"policies", "legacy"},
+                    {"token_policies", json::array{"web", "ops"}},
+                    {"token_ttl", "20m"},
+                    {"token_max_ttl", 3600}};
+  net::HttpResponse write = Root("POST", "auth/cert/certs/web", json::serialize(body));
+  ASSERT_EQ(write.status, 204) << write.body;
+  net::HttpResponse read = Root("GET", "auth/cert/certs/web");
+  ASSERT_EQ(read.status, 200) << read.body;
+  const json::value data = Body(read).at("data");
+  EXPECT_EQ(data.at("certificate"), ca_.cert_pem.c_str());
+  EXPECT_THAT(Strings(data.at("allowed_common_names")), ElementsAre("web-*", "api-*"));
+  EXPECT_THAT(Strings(data.at("allowed_uri_sans")), ElementsAre("spiffe://example.org/ns/*/sa/*"));
+  EXPECT_THAT(Strings(data.at("allowed_dns_sans")), ElementsAre());
+  EXPECT_THAT(Strings(data.at("token_policies")), ElementsAre("web", "ops"));
+  EXPECT_THAT(Strings(data.at("policies")), ElementsAre("web", "ops"));
+  EXPECT_EQ(data.at("token_ttl"), 1200);
+  EXPECT_EQ(data.at("token_max_ttl"), 3600);
+  EXPECT_EQ(data.at("token_type"), "default");
+  EXPECT_EQ(data.at("display_name"), "web");
+  EXPECT_EQ(Body(read).at("mount_type"), "cert");
+
+  net::HttpResponse list = Root("LIST", "auth/cert/certs");
+  ASSERT_EQ(list.status, 200) << list.body;
+  EXPECT_THAT(Strings(Body(list).at("data").at("keys")), ElementsAre("web"));
+
+  net::HttpResponse missing = Root("POST", "auth/cert/certs/other", R"({"display_name":"x"})");
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_EQ(FirstError(missing), "missing certificate");
+  net::HttpResponse garbage = Root("POST", "auth/cert/certs/other", R"({"certificate":"nope"})");
+  EXPECT_EQ(garbage.status, 400);
+  EXPECT_EQ(FirstError(garbage), "failed to parse certificate");
+  EXPECT_EQ(Root("POST", "auth/cert/certs/other", R"({"certificate":["x"]})").status, 400);
+
+  EXPECT_EQ(Root("DELETE", "auth/cert/certs/web").status, 204);
+  EXPECT_EQ(Root("GET", "auth/cert/certs/web").status, 404);
+  // Role routes need a token with a policy allowing them.
+  EXPECT_EQ(Call("GET", "auth/cert/certs/web", "").status, 403);
+}
+
+TEST_F(CertRoutesTest, LoginIssuesATokenWithTheRolePoliciesAndVaultMetadata) {
+  SetUpRole("cert", "web", ca_, json::object{{"token_ttl", "20m"}});
+  std::vector<std::string> chain = Chain(ca_, "web-1");
+  net::HttpResponse login = Call("POST", "auth/cert/login", "", "", chain);
+  ASSERT_EQ(login.status, 200) << login.body;
+  const json::value auth = Body(login).at("auth");
+  EXPECT_THAT(Strings(auth.at("policies")), ElementsAre("default", "web"));
+  EXPECT_EQ(auth.at("lease_duration"), 1200);
+  EXPECT_EQ(auth.at("renewable"), true);
+  EXPECT_EQ(auth.at("metadata").at("cert_name"), "web");
+  EXPECT_EQ(auth.at("metadata").at("common_name"), "web-1");
+  EXPECT_FALSE(auth.at("metadata").at("serial_number").as_string().empty());
+  EXPECT_FALSE(auth.at("metadata").at("subject_key_id").as_string().empty());
+  EXPECT_FALSE(auth.at("metadata").at("authority_key_id").as_string().empty());
+  std::string token(auth.at("client_token").as_string());
+
+  net::HttpResponse self = Call("GET", "auth/token/lookup-self", token);
+  ASSERT_EQ(self.status, 200) << self.body;
+  EXPECT_EQ(Body(self).at("data").at("display_name"), "cert-web");
+  EXPECT_EQ(Body(self).at("data").at("path"), "auth/cert/login");
+
+  // The name selects the role; a role that does not accept the chain refuses it.
+  SetUpRole("cert", "other", other_ca_);
+  EXPECT_EQ(Call("POST", "auth/cert/login", "", R"({"name":"web"})", chain).status, 200);
+  net::HttpResponse wrong = Call("POST", "auth/cert/login", "", R"({"name":"other"})", chain);
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_EQ(FirstError(wrong), "invalid certificate or no client certificate supplied");
+  EXPECT_EQ(Call("GET", "auth/cert/login", "", "", chain).status, 405);
+}
+
+TEST_F(CertRoutesTest, LoginFailuresUseVaultMessagesAndTheFailedLoginLimiter) {
+  SetUpRole("cert", "web", ca_, json::object{{"allowed_common_names", "web-*"}});
+  net::HttpResponse none = Call("POST", "auth/cert/login", "");
+  EXPECT_EQ(none.status, 400);
+  EXPECT_EQ(FirstError(none), "client certificate must be supplied");
+  net::HttpResponse stranger = Call("POST", "auth/cert/login", "", "", Chain(other_ca_, "web-1"));
+  EXPECT_EQ(stranger.status, 400);
+  EXPECT_EQ(FirstError(stranger), "invalid certificate or no client certificate supplied");
+  net::HttpResponse constrained = Call("POST", "auth/cert/login", "", "", Chain(ca_, "db-1"));
+  EXPECT_EQ(constrained.status, 400);
+  EXPECT_EQ(FirstError(constrained),
+            "no chain matching all constraints could be found for this login certificate");
+  // Ten failures in a row (the limiter's burst) block the address, valid certificates too.
+  for (int i = 3; i < 10; ++i) Call("POST", "auth/cert/login", "", "", Chain(other_ca_, "x"));
+  std::vector<std::string> good = Chain(ca_, "web-1");
+  net::HttpResponse limited = Call("POST", "auth/cert/login", "", "", good);
+  EXPECT_EQ(limited.status, 429) << limited.body;
+  EXPECT_FALSE(limited.headers.empty());
+  // Another address is not affected.
+  EXPECT_EQ(Call("POST", "auth/cert/login", "", "", good, "10.0.0.9").status, 200);
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_EQ(Call("POST", "auth/cert/login", "", "", good).status, 200);
+}
+
+TEST_F(CertRoutesTest, DirectIdentityAuthorisesWithTheRolePoliciesWithoutAToken) {
+  WritePolicy("web", R"(path "secret/data/app" { capabilities = ["read"] })");
+  ASSERT_EQ(Root("PUT", "secret/data/app", R"({"data":{"k":"v"}})").status, 200);
+  ASSERT_EQ(Root("PUT", "secret/data/other", R"({"data":{"k":"v"}})").status, 200);
+  SetUpRole("cert", "web", ca_);
+  std::vector<std::string> chain = Chain(ca_, "web-1");
+
+  net::HttpResponse read = Call("GET", "secret/data/app", "", "", chain);
+  ASSERT_EQ(read.status, 200) << read.body;
+  EXPECT_EQ(Body(read).at("data").at("data").at("k"), "v");
+  EXPECT_EQ(Call("GET", "secret/data/other", "", "", chain).status, 403);
+  EXPECT_EQ(Call("PUT", "secret/data/app", "", R"({"data":{}})", chain).status, 403);
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", Chain(other_ca_, "web-1")).status, 403);
+  EXPECT_EQ(Call("GET", "secret/data/app", "").status, 403);
+
+  // lookup-self shows the identity; nothing is stored, so other token routes stay closed.
+  net::HttpResponse self = Call("GET", "auth/token/lookup-self", "", "", chain);
+  ASSERT_EQ(self.status, 200) << self.body;
+  const json::value data = Body(self).at("data");
+  EXPECT_EQ(data.at("display_name"), "cert-web");
+  EXPECT_THAT(Strings(data.at("policies")), ElementsAre("default", "web"));
+  EXPECT_EQ(data.at("meta").at("cert_name"), "web");
+  EXPECT_EQ(data.at("id"), "");
+  EXPECT_EQ(Call("POST", "auth/token/create", "", "{}", chain).status, 403);
+  EXPECT_EQ(Call("POST", "auth/token/renew-self", "", "{}", chain).status, 403);
+  EXPECT_EQ(core_->State()->tokens->Count(), 1u);  // only the root token exists
+
+  // A token wins over the certificate, even a bad token.
+  EXPECT_EQ(Call("GET", "secret/data/other", root_, "", chain).status, 200);
+  EXPECT_EQ(Call("GET", "secret/data/app", "not-a-token", "", chain).status, 403);
+
+  // A role change takes effect at once (the match cache is emptied).
+  ASSERT_EQ(Root("POST", "auth/cert/certs/web", R"({"allowed_common_names":"api-*"})").status,
+            204);
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", chain).status, 403);
+}
+
+TEST_F(CertRoutesTest, DirectIdentityUsesTheFirstMatchingRoleAcrossMounts) {
+  WritePolicy("first", R"(path "secret/data/a" { capabilities = ["read"] })");
+  WritePolicy("second", R"(path "secret/data/b" { capabilities = ["read"] })");
+  ASSERT_EQ(Root("PUT", "secret/data/a", R"({"data":{"k":"a"}})").status, 200);
+  ASSERT_EQ(Root("PUT", "secret/data/b", R"({"data":{"k":"b"}})").status, 200);
+  // Mount "b-cert/" sorts after "a-cert/"; within a mount, roles go by name.
+  SetUpRole("b-cert", "aaa", ca_, json::object{{"token_policies", "second"}});
+  SetUpRole("a-cert", "zzz", ca_, json::object{{"token_policies", "first"}});
+  SetUpRole("a-cert", "yyy", ca_,
+            json::object{{"token_policies", "second"}, {"allowed_common_names", "nobody"}});
+  std::vector<std::string> chain = Chain(ca_, "svc");
+  EXPECT_EQ(Call("GET", "secret/data/a", "", "", chain).status, 200);
+  EXPECT_EQ(Call("GET", "secret/data/b", "", "", chain).status, 403);
+  net::HttpResponse self = Call("GET", "auth/token/lookup-self", "", "", chain);
+  EXPECT_EQ(Body(self).at("data").at("display_name"), "a-cert-zzz");
+
+  // Disabling a cert mount deletes its roles: the next mount answers.
+  ASSERT_EQ(Root("DELETE", "sys/auth/a-cert").status, 204);
+  EXPECT_EQ(Call("GET", "secret/data/b", "", "", chain).status, 200);
+  ASSERT_EQ(Root("POST", "sys/auth/a-cert", R"({"type":"cert"})").status, 204);
+  EXPECT_EQ(Root("LIST", "auth/a-cert/certs").status, 404);
+  EXPECT_EQ(Call("POST", "auth/a-cert/login", "", "", chain).status, 400);
+}
+
+TEST_F(CertRoutesTest, AuditRecordsShowTheDirectIdentityAndFailedLogins) {
+  core::TempDir dir;
+  std::string log = dir.Join("audit.log");
+  json::object enable{{"type", "file"}, {"options", json::object{{"file_path", log}}}};
+  ASSERT_EQ(Root("PUT", "sys/audit/file", json::serialize(enable)).status, 204);
+  WritePolicy("web", R"(path "secret/data/app" { capabilities = ["read"] })");
+  SetUpRole("cert", "web", ca_);
+  std::vector<std::string> chain = Chain(ca_, "web-1");
+  ASSERT_EQ(Call("GET", "secret/data/app", "", "", chain).status, 404);  // allowed, no secret
+  ASSERT_EQ(Call("POST", "auth/cert/login", "", "", Chain(other_ca_, "x")).status, 400);
+
+  std::ifstream in(log);
+  std::string line;
+  bool saw_identity = false, saw_failed_login = false;
+  while (std::getline(in, line)) {
+    boost::system::error_code ec;
+    json::value v = json::parse(line, ec);
+    if (ec || !v.is_object()) continue;
+    const json::object& o = v.as_object();
+    const json::value* request = o.if_contains("request");
+    if (request == nullptr) continue;
+    std::string path(request->at("path").as_string());
+    if (path == "secret/data/app" && o.contains("auth")) {
+      const json::value& auth = o.at("auth");
+      if (auth.as_object().contains("display_name") && auth.at("display_name") == "cert-web") {
+        saw_identity = true;
+        EXPECT_THAT(Strings(auth.at("policies")), ElementsAre("default", "web"));
+      }
+    }
+    if (path == "auth/cert/login" && o.at("type") == "response") {
+      saw_failed_login = o.contains("error") &&
+                         std::string(o.at("error").as_string()).find("invalid certificate") !=
+                             std::string::npos;
+    }
+  }
+  EXPECT_TRUE(saw_identity) << "no audit record with the cert identity in " << log;
+  EXPECT_TRUE(saw_failed_login) << "no audit record of the failed login in " << log;
+}
+
+}  // namespace
+}  // namespace ward::api
