@@ -1,16 +1,33 @@
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "api/core.h"
 #include "core/clock.h"
 #include "net/http.h"
 
 namespace ward::api {
+
+// The TLS listener's counters, for sys/metrics (ward_api does not link the listener; the server
+// fills this from net::HttpServer::Stats()). Monotonic since the listener started.
+struct ListenerCounters {
+  uint64_t handshakes_full = 0;     // TLS handshakes completed without resumption
+  uint64_t handshakes_resumed = 0;  // TLS handshakes that resumed a session
+  // Handshakes that failed because the client certificate was refused, by reason.
+  uint64_t client_cert_expired = 0;
+  uint64_t client_cert_revoked = 0;
+  uint64_t client_cert_untrusted = 0;
+  uint64_t client_cert_other = 0;
+  // notAfter of the server certificate the listener presents; InfinitePast if unknown.
+  absl::Time server_cert_not_after = absl::InfinitePast();
+};
 
 struct HandlerOptions {
   std::string version = "0.1.0";       // reported by sys/health and sys/seal-status
@@ -19,6 +36,9 @@ struct HandlerOptions {
   // Serve GET sys/metrics without a token (listener option unauthenticated_metrics_access),
   // also while sealed. When false it needs a token with read on sys/metrics.
   bool unauthenticated_metrics_access = false;
+  // Reads the listener's counters at each sys/metrics scrape (ward_tls_* metrics); empty: no
+  // listener metrics. Must be thread-safe and cheap.
+  std::function<ListenerCounters()> listener_counters;
 };
 
 namespace internal {

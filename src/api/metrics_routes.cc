@@ -212,6 +212,36 @@ json::object MetricsJson(const std::vector<metrics::FamilySnapshot>& families, a
 }
 
 }  // namespace
+
+// ---- TLS listener metrics (owner: wire) ---------------------------------------------------
+// Built per scrape into `registry` from HandlerOptions::listener_counters, so the listener's
+// families need no field in HttpMetrics (docs/metrics.md).
+void FillListenerMetrics(metrics::Registry& registry, const ListenerCounters& c, absl::Time now) {
+  auto& handshakes = registry.AddCounter(
+      "ward_tls_handshakes_total",
+      "TLS handshakes the listener completed, by kind: full, or resumed from a session ticket.",
+      {"kind"}, 2);
+  handshakes.WithLabels({"full"}).Set(c.handshakes_full);
+  handshakes.WithLabels({"resumed"}).Set(c.handshakes_resumed);
+  auto& failures = registry.AddCounter(
+      "ward_tls_client_cert_failures_total",
+      "TLS handshakes refused because of the client certificate, by reason: expired (or not yet "
+      "valid), revoked (by a CRL), untrusted (no chain to a trusted CA) or other.",
+      {"reason"}, 4);
+  failures.WithLabels({"expired"}).Set(c.client_cert_expired);
+  failures.WithLabels({"revoked"}).Set(c.client_cert_revoked);
+  failures.WithLabels({"untrusted"}).Set(c.client_cert_untrusted);
+  failures.WithLabels({"other"}).Set(c.client_cert_other);
+  if (c.server_cert_not_after != absl::InfinitePast()) {
+    registry
+        .AddGauge("ward_tls_certificate_expiry_seconds",
+                  "Seconds until the notAfter of the listener's server certificate (negative once "
+                  "expired).")
+        .WithLabels({})
+        .Set(absl::ToDoubleSeconds(c.server_cert_not_after - now));
+  }
+}
+
 }  // namespace internal
 
 net::HttpResponse VaultHandler::HandleMetrics(internal::Request& req) {
@@ -226,16 +256,22 @@ net::HttpResponse VaultHandler::HandleMetrics(internal::Request& req) {
   {
     absl::MutexLock lock(&metrics_->scrape_mu);
     internal::RefreshNodeMetrics(*metrics_, core_, state.get(), clock_.Now());
+    metrics::Registry listener;  // the TLS listener's families (wire)
+    if (options_.listener_counters) {
+      internal::FillListenerMetrics(listener, options_.listener_counters(), clock_.Now());
+    }
     // The API layer's families, then the node's (storage), which Core keeps across handlers.
     if (format == "prometheus") {
       net::HttpResponse r;
       r.status = 200;
       r.headers.emplace_back("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-      r.body = metrics_->registry.RenderPrometheus() + core_.metrics().RenderPrometheus();
+      r.body = metrics_->registry.RenderPrometheus() + core_.metrics().RenderPrometheus() +
+               listener.RenderPrometheus();
       return r;
     }
     families = metrics_->registry.Snapshot();
     for (metrics::FamilySnapshot& f : core_.metrics().Snapshot()) families.push_back(std::move(f));
+    for (metrics::FamilySnapshot& f : listener.Snapshot()) families.push_back(std::move(f));
   }
   return internal::JsonResponse(200, internal::MetricsJson(families, clock_.Now()));
 }

@@ -43,6 +43,14 @@ std::string Str(const json::object& o, std::string_view field) {
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(barrier::Barrier& barrier,
                                                        core::Clock& clock, Options options) {
+  WARD_ASSIGN_OR_RETURN(std::unique_ptr<Broker> broker,
+                        Load(barrier, clock, std::move(options)));
+  WARD_RETURN_IF_ERROR(broker->EnableConfigured());
+  return broker;
+}
+
+absl::StatusOr<std::unique_ptr<Broker>> Broker::Load(barrier::Barrier& barrier,
+                                                     core::Clock& clock, Options options) {
   std::unique_ptr<Broker> broker(new Broker(barrier, clock, std::move(options)));
   auto devices = std::make_shared<DeviceSet>();
   absl::StatusOr<std::string> stored = barrier.Get(kAuditTablePath);
@@ -92,6 +100,48 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(barrier::Barrier& barrier
   absl::MutexLock lock(&broker->mu_);
   broker->devices_ = std::move(devices);
   return broker;
+}
+
+absl::Status Broker::EnableConfigured() {
+  for (const ConfiguredDevice& c : options_.configured) {
+    std::string path = NormaliseDevicePath(c.path);
+    bool stored = false;
+    {
+      absl::MutexLock write_lock(&write_mu_);
+      for (const StoredDevice& d : table_) {
+        if (d.info.path != path) continue;
+        stored = true;
+        if (d.info.type != c.type || d.info.options != c.options) {
+          // The barrier's table is authoritative (an operator may have re-enabled the device
+          // through the API); the config only creates devices that are missing.
+          auto fp = d.info.options.find("file_path");
+          spdlog::warn(
+              "event=audit_config_differs path={} stored_file_path={} (keeping the enabled "
+              "device; disable it through sys/audit to apply the config on the next unseal)",
+              path, fp == d.info.options.end() ? std::string() : fp->second);
+        }
+      }
+    }
+    if (stored) continue;
+    if (absl::Status s = Enable(path, c.type, c.description, c.options); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("audit device ", path, " (config): ",
+                                                 s.message()));
+    }
+    spdlog::info("event=audit_enabled_from_config path={}", path);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Broker::Reopen() const {
+  absl::Status first = absl::OkStatus();
+  for (const auto& d : *Snapshot()) {
+    absl::Status s = d->file->Reopen();
+    if (!s.ok() && first.ok()) {
+      first = absl::Status(
+          s.code(), absl::StrCat("audit device ", d->info.path, ": ", s.message()));
+    }
+  }
+  return first;
 }
 
 Broker::~Broker() {

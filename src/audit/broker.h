@@ -51,13 +51,27 @@ using DeviceSet = std::vector<std::shared_ptr<Device>>;
 // the broker closes every device (each writes a final checkpoint).
 class Broker {
  public:
-  struct Options {
-    FileDeviceOptions device;
+  // A device declared in the config file (ward.yaml `audit:`), enabled on unseal if no device
+  // is enabled at its path.
+  struct ConfiguredDevice {
+    std::string path;  // as for Enable: "file" or "file/"
+    std::string type = "file";
+    std::string description;
+    std::map<std::string, std::string> options;  // {"file_path": ...}
   };
 
-  // Loads the table and reopens every device. REQUIRES: the barrier is unsealed.
+  struct Options {
+    FileDeviceOptions device;
+    std::vector<ConfiguredDevice> configured;
+  };
+
+  // Loads the table and reopens every device, then enables each of options.configured whose
+  // path has no device yet (persisting it, as Enable does). A configured device whose path is
+  // already in the table keeps the stored settings; if they differ (type or file_path), a
+  // warning is logged. REQUIRES: the barrier is unsealed.
   // Errors: barrier errors; kDataLoss if the table is malformed; a device's Open error (a
-  //         node whose audit device cannot be opened refuses to unseal: fail closed).
+  //         node whose audit device cannot be opened refuses to unseal: fail closed); Enable's
+  //         errors for a configured device, prefixed with "audit device <path> (config): ".
   static absl::StatusOr<std::unique_ptr<Broker>> Create(barrier::Barrier& barrier,
                                                         core::Clock& clock, Options options);
   ~Broker();
@@ -75,6 +89,11 @@ class Broker {
   absl::Status Disable(std::string_view path);
 
   std::vector<DeviceInfo> List() const;
+
+  // Reopens every enabled device's file (FileDevice::Reopen), for log rotation on SIGHUP.
+  // Every device is tried even if one fails. Errors: the first device's error, prefixed with
+  // its path (that device keeps appending to its previous file).
+  absl::Status Reopen() const;
 
   // Returns `input` hashed with the salt of the device at `path`.
   // Errors: kInvalidArgument "unknown audit backend" if no device is there; kInternal if
@@ -108,6 +127,11 @@ class Broker {
                                                      const core::SecureBytes& salt,
                                                      const core::SecureBytes& checkpoint_seed);
   absl::Status Persist(const std::vector<StoredDevice>& table);
+  // Loads the table and reopens its devices (Create without the configured devices).
+  static absl::StatusOr<std::unique_ptr<Broker>> Load(barrier::Barrier& barrier,
+                                                      core::Clock& clock, Options options);
+  // Enables options_.configured devices missing from the table (Create).
+  absl::Status EnableConfigured();
   // Builds the record for each device with `build` and appends it. Returns false if devices
   // were enabled and none wrote it.
   template <typename Build>

@@ -1,5 +1,7 @@
 #include "audit/broker.h"
 
+#include <cstdio>
+
 #include "absl/strings/match.h"
 #include "audit/chain.h"
 #include "audit/test_util.h"
@@ -141,6 +143,80 @@ TEST_F(BrokerTest, OneWorkingDeviceIsEnough) {
   ASSERT_TRUE(broker->Enable("full", "file", "", {{"file_path", "/dev/full"}}).ok());
   ASSERT_TRUE(broker->Enable("file", "file", "", FileOptions()).ok());
   EXPECT_TRUE(broker->LogRequest(*broker->Snapshot(), {}, Request()).ok());
+}
+
+
+TEST_F(BrokerTest, ConfiguredDeviceIsEnabledOnceAndPersisted) {
+  Broker::Options options;
+  options.configured.push_back({"audit-file", "file", "from config", FileOptions()});
+  std::string key;
+  {
+    auto broker = Broker::Create(*barrier_, clock_, options);
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    std::vector<DeviceInfo> list = (*broker)->List();
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0].path, "audit-file/");
+    EXPECT_EQ(list[0].description, "from config");
+    key = list[0].checkpoint_public_key;
+    ASSERT_TRUE((*broker)->LogRequest(*(*broker)->Snapshot(), {}, Request()).ok());
+  }
+  // The next unseal finds it in the table: same keys, not enabled twice.
+  auto broker = Broker::Create(*barrier_, clock_, options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  std::vector<DeviceInfo> list = (*broker)->List();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].checkpoint_public_key, key);
+  // Also without the config: it was stored like an API-enabled device.
+  broker->reset();
+  auto plain = NewBroker();
+  EXPECT_EQ(plain->List().size(), 1u);
+}
+
+TEST_F(BrokerTest, StoredDeviceWinsOverADifferentConfiguredOne) {
+  {
+    auto broker = NewBroker();
+    ASSERT_TRUE(broker->Enable("file", "file", "", FileOptions()).ok());
+  }
+  Broker::Options options;
+  options.configured.push_back(
+      {"file", "file", "", {{"file_path", dir_.Join("other.log")}}});
+  auto broker = Broker::Create(*barrier_, clock_, options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  std::vector<DeviceInfo> list = (*broker)->List();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].options.at("file_path"), dir_.Join("a.log"));
+}
+
+TEST_F(BrokerTest, ConfiguredDeviceThatCannotOpenFailsCreate) {
+  Broker::Options options;
+  options.configured.push_back({"file", "file", "", {{"file_path", dir_.Join("no/dir/a.log")}}});
+  auto broker = Broker::Create(*barrier_, clock_, options);
+  ASSERT_FALSE(broker.ok());
+  EXPECT_EQ(broker.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StrContains(broker.status().message(), "file/ (config)"))
+      << broker.status();
+}
+
+TEST_F(BrokerTest, ReopenMovesEveryDeviceToItsNewFile) {
+  auto broker = NewBroker();
+  ASSERT_TRUE(broker->Enable("a", "file", "", FileOptions()).ok());
+  ASSERT_TRUE(broker->Enable("b", "file", "", {{"file_path", dir_.Join("b.log")}}).ok());
+  ASSERT_TRUE(broker->LogRequest(*broker->Snapshot(), {}, Request()).ok());
+  ASSERT_EQ(::rename(dir_.Join("a.log").c_str(), dir_.Join("a.log.1").c_str()), 0);
+  ASSERT_TRUE(broker->Reopen().ok());
+  ASSERT_TRUE(broker->LogRequest(*broker->Snapshot(), {}, Request()).ok());
+  broker.reset();
+  auto old_a = VerifyFile(dir_.Join("a.log.1"), {});
+  auto new_a = VerifyFile(dir_.Join("a.log"), {});
+  auto b = VerifyFile(dir_.Join("b.log"), {});
+  ASSERT_TRUE(old_a.ok() && new_a.ok() && b.ok());
+  EXPECT_FALSE(old_a->problem.has_value());
+  EXPECT_FALSE(new_a->problem.has_value());
+  EXPECT_FALSE(b->problem.has_value());
+  EXPECT_EQ(old_a->records, 1u);
+  EXPECT_EQ(new_a->records, 1u);
+  EXPECT_EQ(b->records, 2u);  // b was not rotated: one file
+  EXPECT_TRUE(FollowsFrom(*old_a, *new_a));
 }
 
 }  // namespace

@@ -37,12 +37,31 @@ std::string CheckpointLine(uint64_t seq, std::string_view hash, std::string_view
                       "\"}");
 }
 
+std::string RotationMessage(uint64_t seq, std::string_view hash, std::string_view time) {
+  return absl::StrCat("ward-audit-rotation-v1\n", seq, "\n", core::ToAbsl(hash), "\n",
+                      core::ToAbsl(time));
+}
+
+std::string RotationLine(uint64_t seq, std::string_view hash, std::string_view time,
+                         std::string_view sig_hex) {
+  return absl::StrCat("{\"type\":\"rotation\",\"seq\":", seq, ",\"hash\":\"", core::ToAbsl(hash),
+                      "\",\"time\":\"", core::ToAbsl(time), "\",\"sig\":\"", core::ToAbsl(sig_hex),
+                      "\"}");
+}
+
+bool FollowsFrom(const VerifyReport& earlier, const VerifyReport& later) {
+  return !earlier.problem.has_value() && !later.problem.has_value() &&
+         later.starts_with_rotation && earlier.lines > 0 &&
+         later.first_seq == earlier.last_seq + 1 && later.first_link == earlier.last_hash;
+}
+
 namespace {
 
 // One line, as the verifier understands it.
 struct Line {
   bool parsed = false;
-  bool checkpoint = false;
+  bool checkpoint = false;  // a checkpoint or rotation line (signed)
+  bool rotation = false;
   uint64_t seq = 0;
   std::string link;  // prev_hash, or a checkpoint's hash
   std::string time, sig;
@@ -66,7 +85,8 @@ Line ParseLine(std::string_view text) {
   } else {
     return l;
   }
-  l.checkpoint = type->as_string() == "checkpoint";
+  l.rotation = type->as_string() == "rotation";
+  l.checkpoint = l.rotation || type->as_string() == "checkpoint";
   const json::value* link = o.if_contains(l.checkpoint ? "hash" : "prev_hash");
   if (link == nullptr || !link->is_string()) return l;
   l.link = std::string(link->as_string());
@@ -198,6 +218,14 @@ absl::StatusOr<VerifyReport> VerifyLog(std::string_view contents, const VerifyOp
   report.lines = lines.size();
   uint64_t expected_seq = 1;
   std::string prev(kGenesisHash);
+  if (!lines.empty() && lines[0].parsed && lines[0].rotation) {
+    // The file continues the chain of a rotated file: its chain starts at the rotation line.
+    report.starts_with_rotation = true;
+    expected_seq = lines[0].seq;
+    prev = lines[0].link;
+  }
+  report.first_seq = expected_seq;
+  report.first_link = prev;
   for (size_t i = 0; i < lines.size(); ++i) {
     const Line& l = lines[i];
     size_t n = i + 1;
@@ -220,14 +248,15 @@ absl::StatusOr<VerifyReport> VerifyLog(std::string_view contents, const VerifyOp
       ++report.checkpoints;
       report.last_checkpoint_line = n;
       if (!options.public_key_hex.empty()) {
-        WARD_ASSIGN_OR_RETURN(
-            bool valid, VerifyCheckpointSignature(options.public_key_hex,
-                                                  CheckpointMessage(l.seq, l.link, l.time), l.sig));
+        std::string message = l.rotation ? RotationMessage(l.seq, l.link, l.time)
+                                         : CheckpointMessage(l.seq, l.link, l.time);
+        WARD_ASSIGN_OR_RETURN(bool valid,
+                              VerifyCheckpointSignature(options.public_key_hex, message, l.sig));
         if (!valid) {
           report.problem =
               Problem(ProblemKind::kBadSignature, n,
-                      absl::StrCat("line ", n,
-                                   ": checkpoint signature does not verify under the key "
+                      absl::StrCat("line ", n, ": ", l.rotation ? "rotation" : "checkpoint",
+                                   " signature does not verify under the key "
                                    "(forged, or the chain before it was rewritten)"));
           return report;
         }
@@ -239,6 +268,8 @@ absl::StatusOr<VerifyReport> VerifyLog(std::string_view contents, const VerifyOp
     prev = l.hash;
     expected_seq = l.seq + 1;
   }
+  report.last_seq = expected_seq - 1;
+  report.last_hash = prev;
   if (partial_tail) {
     // The last piece parsed as a whole line but lacks its newline: still cut short.
     report.problem = Problem(

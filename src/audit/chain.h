@@ -8,6 +8,14 @@
 //   {"type":"checkpoint","seq":N,"hash":H,"time":T,"sig":S}
 // where H plays the role of prev_hash and S is the hex Ed25519 signature of
 // CheckpointMessage(N, H, T) under the device's checkpoint key.
+//
+// A file that a device started after its previous file was rotated away (SIGHUP) begins with
+// a rotation line instead of a first record:
+//   {"type":"rotation","seq":N,"hash":H,"time":T,"sig":S}
+// H and N-1 are the hash and seq of the last line of the previous file, so the chain runs on
+// across files, and S signs RotationMessage(N, H, T): a signed rotation line cannot be made
+// out of an ordinary checkpoint (a file cut back to a checkpoint does not pass as a rotated
+// file under the key).
 
 #include <cstddef>
 #include <cstdint>
@@ -27,7 +35,7 @@ inline constexpr std::string_view kGenesisHash =
 struct ChainHead {
   uint64_t seq = 0;
   std::string hash = std::string(kGenesisHash);
-  bool last_is_checkpoint = false;
+  bool last_is_checkpoint = false;  // the last line is a checkpoint or rotation line
 };
 
 // Lower-case hex SHA-256 of one line (without its newline).
@@ -43,6 +51,14 @@ std::string CheckpointMessage(uint64_t seq, std::string_view hash, std::string_v
 // A checkpoint line (no newline).
 std::string CheckpointLine(uint64_t seq, std::string_view hash, std::string_view time,
                            std::string_view sig_hex);
+
+// The bytes a rotation line's signature covers (distinct from CheckpointMessage).
+std::string RotationMessage(uint64_t seq, std::string_view hash, std::string_view time);
+
+// A rotation line (no newline): the first line of a file that continues the chain of a
+// rotated file.
+std::string RotationLine(uint64_t seq, std::string_view hash, std::string_view time,
+                         std::string_view sig_hex);
 
 // The chain head after `line`, the last complete line of an existing file.
 // Errors: kDataLoss if the line is not a record or checkpoint with a seq.
@@ -78,12 +94,27 @@ struct VerifyReport {
   size_t lines = 0;
   size_t records = 0;
   size_t checkpoints = 0;
-  size_t checkpoints_verified = 0;       // 0 when no key was given
+  size_t checkpoints_verified = 0;       // 0 when no key was given (rotation lines count)
   size_t last_checkpoint_line = 0;       // 0 = none
   std::optional<VerifyProblem> problem;  // the first problem found; nullopt = the file is intact
+  // Where the file's chain starts and ends, to check that rotated files follow each other
+  // (FollowsFrom). A file that starts with a rotation line starts at that line's seq and hash;
+  // any other file at seq 1 and kGenesisHash. Valid only if `problem` is empty.
+  bool starts_with_rotation = false;
+  uint64_t first_seq = 0;
+  std::string first_link;  // the hash the first line links to
+  uint64_t last_seq = 0;
+  std::string last_hash;  // hash of the last line
 };
 
-// Verifies the contents of one audit file. Never fails: problems are in the report.
+// True if `later` is the file the device started when `earlier` was rotated away: `later`
+// starts with a rotation line linking to the last line of `earlier`. Both reports must be
+// free of problems.
+bool FollowsFrom(const VerifyReport& earlier, const VerifyReport& later);
+
+// Verifies the contents of one audit file on its own. A file may start with a rotation line
+// (its chain then starts there; with a key, the rotation signature is checked); use
+// FollowsFrom to check that rotated files link up. Never fails: problems are in the report.
 // Errors: kInvalidArgument only if options.public_key_hex is not a 32-byte hex key.
 absl::StatusOr<VerifyReport> VerifyLog(std::string_view contents, const VerifyOptions& options);
 

@@ -191,6 +191,73 @@ TEST_F(VerifyTest, MalformedKeyIsAnError) {
   EXPECT_EQ(VerifyLog(text_, o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(VerifyTest, FileCutBackToACheckpointDoesNotPassAsRotated) {
+  // Lines 4.. start with an ordinary checkpoint: the chain must start at seq 1.
+  std::vector<std::string> l(lines_.begin() + 3, lines_.end());
+  VerifyReport r = Verify(Join(l), false);
+  ASSERT_TRUE(r.problem.has_value());
+  EXPECT_EQ(r.problem->kind, ProblemKind::kRemoved) << r.problem->message;
+  EXPECT_EQ(r.problem->line, 1u);
+}
+
+TEST_F(VerifyTest, CheckpointRelabelledAsRotationFailsUnderTheKey) {
+  std::vector<std::string> l(lines_.begin() + 3, lines_.end());
+  size_t at = l[0].find("\"checkpoint\"");
+  ASSERT_NE(at, std::string::npos);
+  l[0].replace(at, 12, "\"rotation\"");
+  // The next line links to the original checkpoint's bytes: relink it so that only the
+  // signature can tell.
+  auto head = HeadAfter(l[0]);
+  ASSERT_TRUE(head.ok());
+  boost::json::object rec = boost::json::parse(l[1]).as_object();
+  rec.erase("seq");
+  rec.erase("prev_hash");
+  l[1] = ChainLine(boost::json::serialize(rec), head->seq + 1, head->hash);
+  l.resize(2);
+  VerifyOptions open_tail;
+  open_tail.allow_open_tail = true;
+  auto nokey = VerifyLog(Join(l), open_tail);
+  ASSERT_TRUE(nokey.ok());
+  EXPECT_FALSE(nokey->problem.has_value());  // the hash chain alone cannot tell
+  open_tail.public_key_hex = testing::TestSigner().public_key_hex();
+  auto keyed = VerifyLog(Join(l), open_tail);
+  ASSERT_TRUE(keyed.ok());
+  ASSERT_TRUE(keyed->problem.has_value());
+  EXPECT_EQ(keyed->problem->kind, ProblemKind::kBadSignature);
+  EXPECT_EQ(keyed->problem->line, 1u);
+}
+
+TEST_F(VerifyTest, RotatedFileStartsWhereThePreviousEnded) {
+  VerifyReport first = Verify(text_);
+  ASSERT_FALSE(first.problem.has_value());
+  EXPECT_EQ(first.first_seq, 1u);
+  EXPECT_EQ(first.first_link, kGenesisHash);
+  EXPECT_EQ(first.last_seq, 14u);
+  EXPECT_EQ(first.last_hash, LineHash(lines_.back()));
+  std::string time = "2026-11-22T12:00:00Z";
+  auto sig = testing::TestSigner().Sign(RotationMessage(15, first.last_hash, time));
+  ASSERT_TRUE(sig.ok());
+  std::string rotation = RotationLine(15, first.last_hash, time, *sig);
+  std::string record = ChainLine(R"({"type":"request"})", 16, LineHash(rotation));
+  auto cp_sig = testing::TestSigner().Sign(CheckpointMessage(17, LineHash(record), time));
+  ASSERT_TRUE(cp_sig.ok());
+  std::string cp = CheckpointLine(17, LineHash(record), time, *cp_sig);
+  VerifyReport second = Verify(Join({rotation, record, cp}));
+  ASSERT_FALSE(second.problem.has_value()) << second.problem->message;
+  EXPECT_TRUE(second.starts_with_rotation);
+  EXPECT_EQ(second.records, 1u);
+  EXPECT_EQ(second.checkpoints_verified, 2u);
+  EXPECT_TRUE(FollowsFrom(first, second));
+  // A rotation line carrying the signature of an ordinary checkpoint at the same place is
+  // refused under the key.
+  auto as_checkpoint = testing::TestSigner().Sign(CheckpointMessage(15, first.last_hash, time));
+  ASSERT_TRUE(as_checkpoint.ok());
+  std::string forged = RotationLine(15, first.last_hash, time, *as_checkpoint);
+  VerifyReport bad = Verify(Join({forged}));
+  ASSERT_TRUE(bad.problem.has_value());
+  EXPECT_EQ(bad.problem->kind, ProblemKind::kBadSignature);
+}
+
 TEST(VerifyFileTest, MissingFileIsNotFound) {
   EXPECT_EQ(VerifyFile("/nonexistent/audit.log", {}).status().code(), absl::StatusCode::kNotFound);
 }

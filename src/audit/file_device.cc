@@ -95,10 +95,18 @@ absl::StatusOr<ChainHead> ResumeChain(int fd, uint64_t& size, const std::string&
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<FileDevice>> FileDevice::Open(std::string path, Hasher hasher,
-                                                             CheckpointSigner signer,
-                                                             core::Clock& clock,
-                                                             FileDeviceOptions options) {
+namespace {
+
+// A file opened for appending, with the chain head found at its end.
+struct OpenedFile {
+  int fd = -1;
+  bool regular = false;
+  uint64_t size = 0;
+  ChainHead head;
+};
+
+// Opens (creating with mode 0600 if needed) `path` for appending and resumes its chain.
+absl::StatusOr<OpenedFile> OpenForAppend(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0 && (errno == EACCES || errno == EISDIR || errno == ENXIO)) {
     fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -110,21 +118,32 @@ absl::StatusOr<std::unique_ptr<FileDevice>> FileDevice::Open(std::string path, H
     ::close(fd);
     return s;
   }
-  bool regular = S_ISREG(st.st_mode);
-  uint64_t size = regular ? static_cast<uint64_t>(st.st_size) : 0;
-  ChainHead head;
-  if (regular) {
-    auto resumed = ResumeChain(fd, size, path);
+  OpenedFile f;
+  f.fd = fd;
+  f.regular = S_ISREG(st.st_mode);
+  f.size = f.regular ? static_cast<uint64_t>(st.st_size) : 0;
+  if (f.regular) {
+    auto resumed = ResumeChain(fd, f.size, path);
     if (!resumed.ok()) {
       ::close(fd);
       return resumed.status();
     }
-    head = std::move(*resumed);
+    f.head = std::move(*resumed);
   }
-  std::unique_ptr<FileDevice> device(new FileDevice(std::move(path), fd, regular, std::move(head),
-                                                    std::move(hasher), std::move(signer), clock,
-                                                    std::move(options)));
-  device->offset_ = size;
+  return f;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileDevice>> FileDevice::Open(std::string path, Hasher hasher,
+                                                             CheckpointSigner signer,
+                                                             core::Clock& clock,
+                                                             FileDeviceOptions options) {
+  WARD_ASSIGN_OR_RETURN(OpenedFile f, OpenForAppend(path));
+  std::unique_ptr<FileDevice> device(new FileDevice(std::move(path), f.fd, f.regular,
+                                                    std::move(f.head), std::move(hasher),
+                                                    std::move(signer), clock, std::move(options)));
+  device->offset_ = f.size;
   // After a crash the records since the last checkpoint are unsigned: sign them on close.
   device->since_checkpoint_ = device->head_.seq > 0 && !device->head_.last_is_checkpoint ? 1 : 0;
   device->writer_ = std::thread([d = device.get()] { d->WriterLoop(); });
@@ -134,12 +153,12 @@ absl::StatusOr<std::unique_ptr<FileDevice>> FileDevice::Open(std::string path, H
 FileDevice::FileDevice(std::string path, int fd, bool regular, ChainHead head, Hasher hasher,
                        CheckpointSigner signer, core::Clock& clock, FileDeviceOptions options)
     : path_(std::move(path)),
-      fd_(fd),
-      regular_(regular),
       hasher_(std::move(hasher)),
       signer_(std::move(signer)),
       clock_(clock),
       options_(std::move(options)),
+      fd_(fd),
+      regular_(regular),
       head_(std::move(head)) {}
 
 FileDevice::~FileDevice() {
@@ -170,6 +189,96 @@ absl::Status FileDevice::Append(std::string record_json) {
                                                     absl::FormatDuration(options_.timeout)));
   }
   return slot->status;
+}
+
+absl::Status FileDevice::Reopen() {
+  absl::MutexLock lock(&mu_);
+  if (closing_)
+    return absl::FailedPreconditionError(absl::StrCat("audit: device ", path_, " is closed"));
+  if (reopen_ == nullptr) reopen_ = std::make_shared<Slot>();
+  std::shared_ptr<Slot> slot = reopen_;
+  // No deadline: the writer takes the request after its current batch, and every batch is
+  // bounded by the file system's own progress.
+  mu_.Await(absl::Condition(&slot->done));
+  return slot->status;
+}
+
+absl::Status FileDevice::SwitchFile() {
+  struct stat now, current;
+  if (::fstat(fd_, &current) == 0 && ::stat(path_.c_str(), &now) == 0 && now.st_dev == current.st_dev &&
+      now.st_ino == current.st_ino) {
+    spdlog::info("event=audit_reopen_skipped path={} reason=same_file", path_);
+    return absl::OkStatus();
+  }
+  // Sign the old file's tail so that it verifies on its own once rotated.
+  if (since_checkpoint_ > 0) {
+    ChainHead saved = head_;
+    size_t saved_since = since_checkpoint_;
+    std::string buf;
+    absl::Status s = AddCheckpoint(buf);
+    if (s.ok()) s = WriteBatch(buf);
+    if (s.ok()) s = Sync();
+    if (!s.ok()) {
+      head_ = std::move(saved);
+      since_checkpoint_ = saved_since;
+      spdlog::error("event=audit_rotation_checkpoint_failed path={} error={}", path_,
+                    std::string(s.message()));
+      // Go on: the old file ends with an open tail, the new one still links to its last line.
+    } else {
+      absl::MutexLock lock(&mu_);
+      ++stats_.checkpoints;
+      ++stats_.batches;
+      if (regular_) ++stats_.syncs;
+    }
+  }
+  WARD_ASSIGN_OR_RETURN(OpenedFile f, OpenForAppend(path_));
+  int old_fd = fd_;
+  bool old_regular = regular_;
+  uint64_t old_offset = offset_;
+  fd_ = f.fd;
+  regular_ = f.regular;
+  offset_ = f.size;
+  bool fresh = f.size == 0 && f.head.seq == 0;
+  if (fresh && head_.seq > 0) {
+    // Continue the chain in the new file with a signed rotation line.
+    std::string time = core::FormatRfc3339Nanos(clock_.Now());
+    uint64_t seq = head_.seq + 1;
+    absl::StatusOr<std::string> sig = signer_.Sign(RotationMessage(seq, head_.hash, time));
+    absl::Status s = sig.status();
+    std::string line;
+    if (s.ok()) {
+      line = RotationLine(seq, head_.hash, time, *sig);
+      s = WriteBatch(absl::StrCat(line, "\n"));
+    }
+    if (!s.ok()) {
+      ::close(fd_);
+      fd_ = old_fd;
+      regular_ = old_regular;
+      offset_ = old_offset;
+      return s;
+    }
+    head_.seq = seq;
+    head_.hash = LineHash(line);
+    head_.last_is_checkpoint = true;
+    since_checkpoint_ = 0;
+    if (absl::Status synced = Sync(); !synced.ok()) {
+      // As after any batch: nothing written since the last good sync can be trusted.
+      ::close(old_fd);
+      absl::MutexLock lock(&mu_);
+      broken_ = synced;
+      ++stats_.reopens;
+      return synced;
+    }
+  } else if (!fresh) {
+    // Another Ward audit file sits at the path (e.g. moved back): continue its chain, as Open.
+    spdlog::warn("event=audit_reopen_continues_existing_file path={} seq={}", path_, f.head.seq);
+    head_ = std::move(f.head);
+    since_checkpoint_ = head_.seq > 0 && !head_.last_is_checkpoint ? 1 : 0;
+  }
+  ::close(old_fd);
+  absl::MutexLock lock(&mu_);
+  ++stats_.reopens;
+  return absl::OkStatus();
 }
 
 absl::Status FileDevice::Close() {
@@ -238,11 +347,16 @@ void FileDevice::WriterLoop() {
   for (;;) {
     std::vector<Pending> batch;
     bool closing;
+    std::shared_ptr<Slot> reopen;  // a Reopen to serve after this batch
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return closing_ || !queue_.empty(); };
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return closing_ || !queue_.empty() || reopen_ != nullptr;
+      };
       mu_.Await(absl::Condition(&ready));
       closing = closing_;
+      reopen = std::move(reopen_);
+      reopen_ = nullptr;
       batch.reserve(queue_.size());
       for (Pending& p : queue_) batch.push_back(std::move(p));
       queue_.clear();
@@ -301,6 +415,19 @@ void FileDevice::WriterLoop() {
           broken_ = synced;
         }
       }
+    }
+    if (reopen != nullptr) {
+      absl::Status status = SwitchFile();
+      if (status.ok()) {
+        spdlog::info("event=audit_reopened path={}", path_);
+      } else {
+        spdlog::error("event=audit_reopen_failed path={} error={} (still appending to the "
+                      "previously open file)",
+                      path_, std::string(status.message()));
+      }
+      absl::MutexLock lock(&mu_);
+      reopen->status = status;
+      reopen->done = true;
     }
     if (closing) {
       absl::MutexLock lock(&mu_);

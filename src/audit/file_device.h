@@ -65,6 +65,18 @@ class FileDevice {
   //         then refuses every record until it is reopened).
   absl::Status Append(std::string record_json);
 
+  // Reopens the file at path() for log rotation (SIGHUP), between two batches of the writer,
+  // and returns once done. If the path still names the open file, nothing changes. Otherwise
+  // (the file was renamed or removed): the old file gets a closing checkpoint if records
+  // followed its last one and is closed, and the file now at the path is opened (created with
+  // mode 0600 if needed). A new empty file starts with a signed rotation line that continues
+  // the chain of the old file (audit/chain.h); an existing one is continued from its last
+  // line, as Open does. Records queued meanwhile wait and go to the new file.
+  // Errors: kFailedPrecondition if the device is closed; Open's errors for the new file (the
+  //         device then keeps appending to the old file, which stays open); kResourceExhausted
+  //         / kInternal if the rotation line cannot be written (likewise).
+  absl::Status Reopen();
+
   // Stops accepting records, writes what is queued, a final checkpoint if any record followed
   // the last one, syncs and closes the file. Idempotent. Returns the first error of that final
   // write or sync.
@@ -79,6 +91,7 @@ class FileDevice {
     uint64_t batches = 0;      // write() calls that succeeded
     uint64_t syncs = 0;        // fdatasync() calls
     uint64_t failures = 0;     // batches that failed to write
+    uint64_t reopens = 0;      // files switched by Reopen
     size_t queued = 0;         // records waiting for the writer now
   };
   Stats GetStats() const;
@@ -103,16 +116,19 @@ class FileDevice {
   // Writes `buf` at the end of the file; on failure cuts the file back to offset_.
   absl::Status WriteBatch(const std::string& buf);
   absl::Status Sync();
+  // Does the work of Reopen. Writer thread only.
+  absl::Status SwitchFile();
 
   const std::string path_;
-  const int fd_;
-  const bool regular_;  // a regular file: fsync and truncate apply
   const Hasher hasher_;
   const CheckpointSigner signer_;
   core::Clock& clock_;
   const FileDeviceOptions options_;
 
-  // Writer-thread state (no lock: only the writer thread touches these once it runs).
+  // Writer-thread state (no lock: only the writer thread touches these once it runs, and
+  // Close reads fd_ after joining it).
+  int fd_;
+  bool regular_;  // a regular file: fsync and truncate apply
   ChainHead head_;
   size_t since_checkpoint_ = 0;
   uint64_t offset_ = 0;  // file size after the last successful write
@@ -123,6 +139,8 @@ class FileDevice {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);  // set when fdatasync failed
   absl::Status close_status_ ABSL_GUARDED_BY(mu_);
+  // A Reopen waiting for the writer; every concurrent Reopen shares it.
+  std::shared_ptr<Slot> reopen_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::thread writer_;
 };

@@ -1,5 +1,8 @@
 #include "audit/file_device.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -97,6 +100,109 @@ TEST_F(FileDeviceTest, ReopenAfterCrashDropsPartialLineAndSignsTheTail) {
   VerifyReport r = VerifyClosed();
   EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
   EXPECT_EQ(r.records, 3u);
+}
+
+VerifyReport VerifyPath(const std::string& path, bool with_key = true) {
+  VerifyOptions o;
+  if (with_key) o.public_key_hex = testing::TestSigner().public_key_hex();
+  auto r = VerifyFile(path, o);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : VerifyReport{};
+}
+
+TEST_F(FileDeviceTest, ReopenAfterRenameStartsAFreshFileThatContinuesTheChain) {
+  auto dev = Open();
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*dev)->Append(R"({"type":"request"})").ok());
+  ASSERT_EQ(::rename(file().c_str(), dir_.Join("audit.log.1").c_str()), 0);
+  ASSERT_TRUE((*dev)->Reopen().ok());
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE((*dev)->Append(R"({"type":"response"})").ok());
+  ASSERT_TRUE((*dev)->Close().ok());
+  EXPECT_EQ((*dev)->GetStats().reopens, 1u);
+
+  // The rotated file ends with a checkpoint; the new one starts with a rotation line.
+  VerifyReport old_file = VerifyPath(dir_.Join("audit.log.1"));
+  ASSERT_FALSE(old_file.problem.has_value()) << old_file.problem->message;
+  EXPECT_EQ(old_file.records, 3u);
+  EXPECT_EQ(old_file.last_seq, 4u);  // 3 records + the closing checkpoint
+  VerifyReport new_file = VerifyPath(file());
+  ASSERT_FALSE(new_file.problem.has_value()) << new_file.problem->message;
+  EXPECT_TRUE(new_file.starts_with_rotation);
+  EXPECT_EQ(new_file.first_seq, 5u);
+  EXPECT_EQ(new_file.records, 2u);
+  EXPECT_EQ(new_file.checkpoints_verified, 2u);  // rotation line + closing checkpoint
+  EXPECT_TRUE(FollowsFrom(old_file, new_file));
+  EXPECT_FALSE(FollowsFrom(new_file, old_file));
+  std::vector<std::string> lines = testing::Lines(testing::ReadAll(file()));
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines[0].find(R"("type":"rotation")"), std::string::npos) << lines[0];
+}
+
+TEST_F(FileDeviceTest, ReopenWithoutRotationKeepsTheSameFile) {
+  auto dev = Open();
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  ASSERT_TRUE((*dev)->Append(R"({"type":"request"})").ok());
+  ASSERT_TRUE((*dev)->Reopen().ok());
+  ASSERT_TRUE((*dev)->Append(R"({"type":"request"})").ok());
+  ASSERT_TRUE((*dev)->Close().ok());
+  EXPECT_EQ((*dev)->GetStats().reopens, 0u);
+  VerifyReport r = VerifyClosed();
+  ASSERT_FALSE(r.problem.has_value()) << r.problem->message;
+  EXPECT_EQ(r.records, 2u);
+  EXPECT_EQ(r.checkpoints, 1u);  // only the closing one
+  EXPECT_FALSE(r.starts_with_rotation);
+}
+
+TEST_F(FileDeviceTest, ReopenThatCannotOpenTheNewFileKeepsWritingTheOldOne) {
+  std::string sub = dir_.Join("logs");
+  ASSERT_EQ(::mkdir(sub.c_str(), 0700), 0);
+  std::string path = sub + "/audit.log";
+  auto dev = Open({}, path);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  ASSERT_TRUE((*dev)->Append(R"({"type":"request"})").ok());
+  std::string moved = dir_.Join("moved.log");
+  ASSERT_EQ(::rename(path.c_str(), moved.c_str()), 0);
+  ASSERT_EQ(::rmdir(sub.c_str()), 0);  // the directory is gone: the new file cannot be created
+  EXPECT_EQ((*dev)->Reopen().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE((*dev)->Append(R"({"type":"request"})").ok());
+  ASSERT_TRUE((*dev)->Close().ok());
+  VerifyReport r = VerifyPath(moved);
+  ASSERT_FALSE(r.problem.has_value()) << r.problem->message;
+  EXPECT_EQ(r.records, 2u);
+  EXPECT_EQ(r.checkpoints, 2u);  // the rotation attempt's checkpoint and the closing one
+}
+
+TEST_F(FileDeviceTest, ReopenAfterCloseIsRefused) {
+  auto dev = Open();
+  ASSERT_TRUE(dev.ok());
+  ASSERT_TRUE((*dev)->Close().ok());
+  EXPECT_EQ((*dev)->Reopen().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FileDeviceTest, ConcurrentRecordsDuringReopenAllLandInOneOfTheFiles) {
+  auto dev = Open();
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  ASSERT_TRUE((*dev)->Append(R"({"type":"request"})").ok());  // the old file is not empty
+  std::atomic<int> ok{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        if ((*dev)->Append(R"({"type":"request"})").ok()) ++ok;
+      }
+    });
+  }
+  ASSERT_EQ(::rename(file().c_str(), dir_.Join("audit.log.1").c_str()), 0);
+  ASSERT_TRUE((*dev)->Reopen().ok());
+  for (auto& w : writers) w.join();
+  ASSERT_TRUE((*dev)->Close().ok());
+  EXPECT_EQ(ok.load(), 100);
+  VerifyReport a = VerifyPath(dir_.Join("audit.log.1"));
+  VerifyReport b = VerifyPath(file());
+  ASSERT_FALSE(a.problem.has_value()) << a.problem->message;
+  ASSERT_FALSE(b.problem.has_value()) << b.problem->message;
+  EXPECT_EQ(a.records + b.records, 101u);
+  EXPECT_TRUE(FollowsFrom(a, b));
 }
 
 TEST_F(FileDeviceTest, ForeignFileIsNotAppendedTo) {

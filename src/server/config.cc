@@ -3,6 +3,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <yaml-cpp/yaml.h>
 
@@ -47,11 +48,79 @@ absl::StatusOr<absl::Duration> Duration(const YAML::Node& node, std::string_view
   return *d;
 }
 
+// Options each audit device type accepts; the first is required.
+absl::Status CheckAuditOptions(const YAML::Node& options, const std::string& field,
+                               AuditDeviceConfig& out) {
+  if (!options) return FieldError(absl::StrCat(field, ".file_path"), "required");
+  if (auto s = CheckKeys(options, field, {"file_path"}); !s.ok()) return s;
+  std::string fp_field = absl::StrCat(field, ".file_path");
+  if (!options["file_path"]) return FieldError(fp_field, "required");
+  auto fp = Scalar(options["file_path"], fp_field);
+  if (!fp.ok()) return fp.status();
+  if (fp->empty()) return FieldError(fp_field, "required");
+  if (*fp == "stdout" || *fp == "discard") {
+    return FieldError(fp_field, "must be a file path (\"stdout\" and \"discard\" are not supported)");
+  }
+  if (fp->front() != '/') return FieldError(fp_field, "must be an absolute path");
+  out.options["file_path"] = *fp;
+  return absl::OkStatus();
+}
+
+// `audit:`: a list of devices (docs/audit.md).
+absl::StatusOr<std::vector<AuditDeviceConfig>> ParseAudit(const YAML::Node& node) {
+  if (!node.IsSequence()) return FieldError("audit", "must be a list");
+  std::vector<AuditDeviceConfig> devices;
+  for (size_t i = 0; i < node.size(); ++i) {
+    std::string field = absl::StrCat("audit[", i, "]");
+    const YAML::Node entry = node[i];
+    if (auto s = CheckKeys(entry, field, {"type", "path", "description", "options"}); !s.ok()) {
+      return s;
+    }
+    AuditDeviceConfig d;
+    for (auto [key, target, required] :
+         {std::tuple{"type", &d.type, true}, std::tuple{"path", &d.path, true},
+          std::tuple{"description", &d.description, false}}) {
+      std::string name = absl::StrCat(field, ".", key);
+      if (!entry[key]) {
+        if (required) return FieldError(name, "required");
+        continue;
+      }
+      auto v = Scalar(entry[key], name);
+      if (!v.ok()) return v.status();
+      *target = *v;
+    }
+    if (d.type != "file") {
+      return FieldError(absl::StrCat(field, ".type"), "only \"file\" is supported");
+    }
+    // Normalised as sys/audit does: no leading or trailing '/'.
+    size_t b = d.path.find_first_not_of('/');
+    size_t e = d.path.find_last_not_of('/');
+    d.path = b == std::string::npos ? "" : d.path.substr(b, e - b + 1);
+    if (d.path.empty()) return FieldError(absl::StrCat(field, ".path"), "required");
+    if (auto s = CheckAuditOptions(entry["options"], absl::StrCat(field, ".options"), d); !s.ok()) {
+      return s;
+    }
+    for (size_t j = 0; j < devices.size(); ++j) {
+      if (devices[j].path == d.path) {
+        return FieldError(absl::StrCat(field, ".path"),
+                          absl::StrCat("\"", d.path, "\" is already used by audit[", j, "]"));
+      }
+      // Two devices on one file would interleave two hash chains: neither would verify.
+      if (devices[j].options["file_path"] == d.options["file_path"]) {
+        return FieldError(absl::StrCat(field, ".options.file_path"),
+                          absl::StrCat("already used by audit[", j, "]"));
+      }
+    }
+    devices.push_back(std::move(d));
+  }
+  return devices;
+}
+
 absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
   Config c;
   if (!root || root.IsNull()) return FieldError("config", "empty document");
   if (auto s = CheckKeys(root, "", {"listener", "storage", "seal", "log_level", "shutdown_grace",
-                                     "disable_mlock", "disable_core_dumps"});
+                                     "disable_mlock", "disable_core_dumps", "audit"});
       !s.ok()) {
     return s;
   }
@@ -59,8 +128,10 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
   if (!listener) return FieldError("listener", "required");
   if (auto s = CheckKeys(listener, "listener",
                          {"address", "tls_cert_file", "tls_key_file", "max_request_size",
-                          "read_timeout", "idle_timeout", "unauthenticated_metrics_access",
-                          "tls_client_ca_file", "tls_require_client_cert", "tls_crl_file"});
+                          "read_timeout", "idle_timeout", "tls_handshake_timeout",
+                          "unauthenticated_metrics_access",
+                          "tls_client_ca_file", "tls_require_client_cert", "tls_crl_file",
+                          "tls_trust_pki_mounts", "tls_ticket_key_rotation"});
       !s.ok()) {
     return s;
   }
@@ -96,6 +167,11 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
     if (!d.ok()) return d.status();
     c.listener.idle_timeout = *d;
   }
+  if (listener["tls_handshake_timeout"]) {
+    auto d = Duration(listener["tls_handshake_timeout"], "listener.tls_handshake_timeout");
+    if (!d.ok()) return d.status();
+    c.listener.tls_handshake_timeout = *d;
+  }
   if (listener["unauthenticated_metrics_access"]) {
     auto v = Scalar(listener["unauthenticated_metrics_access"],
                     "listener.unauthenticated_metrics_access");
@@ -121,6 +197,22 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
       return FieldError("listener.tls_require_client_cert", "must be true or false");
     }
     c.listener.tls_require_client_cert = *v == "true";
+  }
+  if (listener["tls_trust_pki_mounts"]) {
+    auto v = Scalar(listener["tls_trust_pki_mounts"], "listener.tls_trust_pki_mounts");
+    if (!v.ok()) return v.status();
+    if (*v != "true" && *v != "false") {
+      return FieldError("listener.tls_trust_pki_mounts", "must be true or false");
+    }
+    c.listener.tls_trust_pki_mounts = *v == "true";
+  }
+  if (listener["tls_ticket_key_rotation"]) {
+    auto d = Duration(listener["tls_ticket_key_rotation"], "listener.tls_ticket_key_rotation");
+    if (!d.ok()) return d.status();
+    if (*d < absl::Minutes(1)) {
+      return FieldError("listener.tls_ticket_key_rotation", "must be at least 1m");
+    }
+    c.listener.tls_ticket_key_rotation = *d;
   }
   if (c.listener.tls_require_client_cert && c.listener.tls_client_ca_file.empty()) {
     return FieldError("listener.tls_require_client_cert",
@@ -169,6 +261,11 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
     if (!v.ok()) return v.status();
     if (*v != "true" && *v != "false") return FieldError(key, "must be true or false");
     *target = *v == "true";
+  }
+  if (root["audit"]) {
+    auto audit = ParseAudit(root["audit"]);
+    if (!audit.ok()) return audit.status();
+    c.audit = *std::move(audit);
   }
   return c;
 }

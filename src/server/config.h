@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -17,12 +19,19 @@ struct ListenerConfig {
   size_t max_request_size = 32 * 1024 * 1024;  // bodies above this get 413
   absl::Duration read_timeout = absl::Seconds(30);  // headers + body of one request
   absl::Duration idle_timeout = absl::Seconds(60);  // keep-alive connections
+  // From accepting a connection to the end of its TLS handshake; slower clients are cut.
+  absl::Duration tls_handshake_timeout = absl::Seconds(10);
   bool unauthenticated_metrics_access = false;  // GET sys/metrics without a token
   // Mutual TLS (docs/configuration.md). With a client CA file, clients are asked for a
   // certificate, which must chain to one of its CAs if presented.
   std::string tls_client_ca_file;        // PEM bundle of CAs trusted for client certificates
   bool tls_require_client_cert = false;  // true: no certificate, no connection
   std::string tls_crl_file;              // PEM or DER CRL(s) applied to client certificates
+  // While unsealed, also trust the trust bundle of every PKI mount for client certificates
+  // and apply its issuers' CRLs (docs/pki.md, "Listener trust"); refreshed within seconds.
+  bool tls_trust_pki_mounts = true;
+  // How often the shared session ticket key (stored in the barrier) is replaced.
+  absl::Duration tls_ticket_key_rotation = absl::Hours(12);
 };
 
 // `storage:` in ward.yaml.
@@ -34,6 +43,16 @@ struct StorageConfig {
 // `ward operator init` proposes.
 struct SealConfig {
   std::string type = "shamir";
+};
+
+// One entry of `audit:` in ward.yaml: an audit device enabled on every unseal if no device is
+// enabled at `path` yet (docs/audit.md, "Devices from the config file").
+struct AuditDeviceConfig {
+  std::string type;         // required: "file" (the only type)
+  std::string path;         // required: where it is mounted, e.g. "file" (sys/audit/file)
+  std::string description;  // optional
+  // The device's options; for "file" only `file_path` (required, an absolute path).
+  std::map<std::string, std::string> options;
 };
 
 // The whole server configuration (docs/configuration.md).
@@ -48,6 +67,8 @@ struct Config {
   // true (default): no core files and no ptrace by other processes of the same user;
   // false: both allowed (debugging only: a core file of an unsealed server holds its keys).
   bool disable_core_dumps = true;
+  // Audit devices to enable on unseal when missing (empty: none).
+  std::vector<AuditDeviceConfig> audit;
 };
 
 // Parses and validates a YAML config document. Unknown keys are errors (a typo must not be

@@ -1,5 +1,6 @@
 #include "server/config.h"
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace ward::server {
@@ -12,6 +13,7 @@ listener:
   tls_key_file: /etc/ward/server-key.pem
   max_request_size: 1048576
   read_timeout: 10s
+  tls_handshake_timeout: 3s
 storage:
   path: /var/lib/ward
 seal:
@@ -26,6 +28,7 @@ TEST(ConfigTest, ParsesAValidConfig) {
   EXPECT_EQ(c->listener.tls_cert_file, "/etc/ward/server.pem");
   EXPECT_EQ(c->listener.max_request_size, 1048576u);
   EXPECT_EQ(c->listener.read_timeout, absl::Seconds(10));
+  EXPECT_EQ(c->listener.tls_handshake_timeout, absl::Seconds(3));
   EXPECT_EQ(c->storage.path, "/var/lib/ward");
   EXPECT_EQ(c->log_level, "debug");
 }
@@ -61,6 +64,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "listener.max_request_size"},
         BadCase{"listener: {tls_cert_file: c, tls_key_file: k, read_timeout: soon}\nstorage: {path: /x}\n",
                 "listener.read_timeout"},
+        BadCase{"listener: {tls_cert_file: c, tls_key_file: k, tls_handshake_timeout: -1s}\n"
+                "storage: {path: /x}\n",
+                "listener.tls_handshake_timeout"},
         BadCase{"listener: {tls_cert_file: c, tls_key_file: k}\nstorage: {path: /x}\nseal: {type: awskms}\n",
                 "seal.type"},
         BadCase{"listener: {tls_cert_file: c, tls_key_file: k}\nstorage: {path: /x}\nlog_level: loud\n",
@@ -129,6 +135,89 @@ storage:
   EXPECT_EQ(c->listener.tls_client_ca_file, "/etc/ward/clients.pem");
   EXPECT_TRUE(c->listener.tls_require_client_cert);
   EXPECT_EQ(c->listener.tls_crl_file, "/etc/ward/clients.crl");
+}
+
+TEST(ConfigTest, PkiTrustAndTicketRotationDefaultAndParse) {
+  auto defaults = ParseConfig(kValid);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_TRUE(defaults->listener.tls_trust_pki_mounts);
+  EXPECT_EQ(defaults->listener.tls_ticket_key_rotation, absl::Hours(12));
+  auto c = ParseConfig(
+      "listener: {tls_cert_file: c, tls_key_file: k, tls_trust_pki_mounts: false,\n"
+      "           tls_ticket_key_rotation: 1h}\nstorage: {path: /x}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->listener.tls_trust_pki_mounts);
+  EXPECT_EQ(c->listener.tls_ticket_key_rotation, absl::Hours(1));
+  for (const char* bad : {"tls_trust_pki_mounts: yes", "tls_ticket_key_rotation: 30s",
+                          "tls_ticket_key_rotation: soon"}) {
+    auto r = ParseConfig(absl::StrCat("listener: {tls_cert_file: c, tls_key_file: k, ", bad,
+                                      "}\nstorage: {path: /x}\n"));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(std::string(r.status().message()).find(std::string(bad).substr(0, 12)),
+              std::string::npos)
+        << r.status();
+  }
+}
+
+TEST(ConfigTest, AuditDevicesParse) {
+  auto none = ParseConfig(kValid);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->audit.empty());
+  auto c = ParseConfig(std::string(kValid) + R"(
+audit:
+  - type: file
+    path: /file/
+    description: main trail
+    options:
+      file_path: /var/log/ward/audit.log
+  - type: file
+    path: backup
+    options: {file_path: /mnt/audit/ward.log}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->audit.size(), 2u);
+  EXPECT_EQ(c->audit[0].type, "file");
+  EXPECT_EQ(c->audit[0].path, "file");  // normalised like sys/audit/<path>
+  EXPECT_EQ(c->audit[0].description, "main trail");
+  EXPECT_EQ(c->audit[0].options.at("file_path"), "/var/log/ward/audit.log");
+  EXPECT_EQ(c->audit[1].path, "backup");
+  EXPECT_EQ(c->audit[1].description, "");
+  EXPECT_EQ(c->audit[1].options.at("file_path"), "/mnt/audit/ward.log");
+}
+
+TEST(ConfigTest, BadAuditDevicesNameTheField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"audit: {type: file}", "audit: must be a list"},
+      {"audit: [{path: f, options: {file_path: /a}}]", "audit[0].type: required"},
+      {"audit: [{type: syslog, path: f, options: {file_path: /a}}]", "audit[0].type: only"},
+      {"audit: [{type: file, options: {file_path: /a}}]", "audit[0].path: required"},
+      {"audit: [{type: file, path: /, options: {file_path: /a}}]", "audit[0].path: required"},
+      {"audit: [{type: file, path: f}]", "audit[0].options.file_path: required"},
+      {"audit: [{type: file, path: f, options: {}}]", "audit[0].options.file_path: required"},
+      {"audit: [{type: file, path: f, options: {file_path: ''}}]",
+       "audit[0].options.file_path: required"},
+      {"audit: [{type: file, path: f, options: {file_path: stdout}}]",
+       "audit[0].options.file_path: must be a file path"},
+      {"audit: [{type: file, path: f, options: {file_path: rel.log}}]",
+       "audit[0].options.file_path: must be an absolute path"},
+      {"audit: [{type: file, path: f, options: {file_path: /a, hmac_accessor: false}}]",
+       "audit[0].options.hmac_accessor: unknown field"},
+      {"audit: [{type: file, path: f, local: true, options: {file_path: /a}}]",
+       "audit[0].local: unknown field"},
+      {"audit: [{type: file, path: f, options: [a]}]", "audit[0].options: must be a mapping"},
+      {"audit: [{type: file, path: f, options: {file_path: /a}},\n"
+       "        {type: file, path: f/, options: {file_path: /b}}]",
+       "audit[1].path: \"f\" is already used by audit[0]"},
+      {"audit: [{type: file, path: f, options: {file_path: /a}},\n"
+       "        {type: file, path: g, options: {file_path: /a}}]",
+       "audit[1].options.file_path: already used by audit[0]"},
+  };
+  for (const auto& [yaml, message] : cases) {
+    auto c = ParseConfig(absl::StrCat(kValid, yaml, "\n"));
+    ASSERT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << yaml;
+    EXPECT_NE(std::string(c.status().message()).find(message), std::string::npos)
+        << yaml << " -> " << c.status();
+  }
 }
 
 TEST(ConfigTest, SplitsIpv6HostPort) {

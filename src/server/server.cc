@@ -9,6 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +20,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -27,13 +32,16 @@
 #include "absl/synchronization/notification.h"
 #include "api/core.h"
 #include "api/handler.h"
+#include "api/pki_trust.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/secure_bytes.h"
 #include "core/status_macros.h"
+#include "crypto/openssl_handles.h"
 #include "crypto/random.h"
 #include "crypto/x509.h"
 #include "net/http_server.h"
+#include "server/ticket_keys.h"
 #include "spdlog/spdlog.h"
 #include "storage/sqlite_backend.h"
 
@@ -219,14 +227,10 @@ net::TlsServerOptions ListenerTls(const ListenerConfig& listener) {
   return tls;
 }
 
-// Where the listener's session ticket keys come from: today random keys made by this process,
-// a new one every kTicketKeyRotation, the previous one kept so that tickets issued just before
-// a rotation still resume.
-//
-// HOOK for clusters: Rotate() is the one place to change so that every node shares the keys
-// (e.g. the active node writes the new key into the barrier and standbys read it; a node then
-// resumes sessions another node began). Keys are 80 bytes (net::TicketKey) and must never be
-// logged or stored outside the barrier.
+// The listener's session ticket keys while sealed: random keys made by this process, a new one
+// every rotation period, the previous one kept so that tickets issued just before a rotation
+// still resume. While unsealed the keys come from the barrier instead (SharedTicketKeys,
+// server/ticket_keys.h), shared by every node over the same storage.
 //
 // Not thread-safe: used by TlsMaintenance's thread only (and once before it starts).
 class TicketKeyRotation {
@@ -250,27 +254,88 @@ class TicketKeyRotation {
   std::optional<core::SecureBytes> previous_;
 };
 
-constexpr absl::Duration kTicketKeyRotation = absl::Hours(12);
-constexpr absl::Duration kTlsFilePoll = absl::Seconds(5);
+// How often TLS files and the PKI trust are polled, and the shared ticket keys re-read.
+constexpr absl::Duration kTlsPoll = absl::Seconds(2);
+constexpr absl::Duration kTicketKeySync = absl::Minutes(1);
 
-// Keeps the listener's TLS material current without dropping connections: reloads the
-// certificate, key, client CAs and CRL on SIGHUP (Reload) or when one of those files changes
-// (polled every kTlsFilePoll), and rotates the session ticket keys every kTicketKeyRotation.
+// The notAfter of the first certificate in the PEM file `path`, or InfinitePast if unreadable.
+absl::Time CertificateNotAfter(const std::string& path) {
+  crypto::BioPtr bio(BIO_new_file(path.c_str(), "r"));
+  if (bio == nullptr) return absl::InfinitePast();
+  crypto::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (cert == nullptr) return absl::InfinitePast();
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) return absl::InfinitePast();
+  return absl::FromTimeT(::timegm(&tm));
+}
+
+// What sys/metrics reads of the listener (api::ListenerCounters), shared between the handler's
+// callback and the objects that fill it. Thread-safe (atomics).
+struct ListenerProbe {
+  std::atomic<net::HttpServer*> http{nullptr};  // set once the server exists
+  std::atomic<int64_t> cert_not_after_unix{std::numeric_limits<int64_t>::min()};
+
+  api::ListenerCounters Read() const {
+    api::ListenerCounters c;
+    if (net::HttpServer* server = http.load(); server != nullptr) {
+      const net::HttpServerStats s = server->Stats();
+      c.handshakes_full = s.handshakes_full;
+      c.handshakes_resumed = s.handshakes_resumed;
+      c.client_cert_expired = s.client_cert_expired;
+      c.client_cert_revoked = s.client_cert_revoked;
+      c.client_cert_untrusted = s.client_cert_untrusted;
+      c.client_cert_other = s.client_cert_other;
+    }
+    const int64_t not_after = cert_not_after_unix.load();
+    if (not_after != std::numeric_limits<int64_t>::min()) {
+      c.server_cert_not_after = absl::FromUnixSeconds(not_after);
+    }
+    return c;
+  }
+
+  void SetCertificate(const std::string& cert_file) {
+    const absl::Time t = CertificateNotAfter(cert_file);
+    cert_not_after_unix.store(t == absl::InfinitePast() ? std::numeric_limits<int64_t>::min()
+                                                        : absl::ToUnixSeconds(t));
+  }
+};
+
+// What TlsMaintenance does besides watching files.
+struct TlsMaintenanceOptions {
+  bool trust_pki_mounts = true;                        // listener.tls_trust_pki_mounts
+  absl::Duration ticket_key_rotation = absl::Hours(12);  // listener.tls_ticket_key_rotation
+};
+
+// Keeps the listener's TLS material current without dropping connections:
+// - reloads the certificate, key, client CAs and CRL on SIGHUP (Reload) or when one of those
+//   files changes (polled every kTlsPoll);
+// - while unsealed and trust_pki_mounts, adds every PKI mount's trust bundle to the client CAs
+//   and its issuers' CRLs to the CRLs (api::CollectPkiTrust, polled every kTlsPoll; the context
+//   is rebuilt only when the fingerprint changes); sealed: the configured CAs only;
+// - session ticket keys: while unsealed, the shared keys in the barrier (SharedTicketKeys,
+//   re-read every kTicketKeySync and at once after unsealing; the node that finds them due
+//   rotates them); while sealed, random keys of this process, rotated every period.
 // A reload that fails is logged and the listener keeps its previous context.
 //
-// Thread-safe. `http` is borrowed and must outlive this object.
+// Thread-safe. `http`, `core` are borrowed and must outlive this object.
 class TlsMaintenance {
  public:
   // Installs the first ticket keys and starts the polling thread.
   // Errors: kInternal if no ticket key can be generated.
-  static absl::StatusOr<std::unique_ptr<TlsMaintenance>> Start(net::HttpServer& http,
-                                                              net::TlsServerOptions options) {
-    std::unique_ptr<TlsMaintenance> m(new TlsMaintenance(http, std::move(options)));
+  static absl::StatusOr<std::unique_ptr<TlsMaintenance>> Start(
+      net::HttpServer& http, net::TlsServerOptions options, api::Core& core,
+      TlsMaintenanceOptions maintenance, std::shared_ptr<ListenerProbe> probe) {
+    std::unique_ptr<TlsMaintenance> m(new TlsMaintenance(http, std::move(options), core,
+                                                         maintenance, std::move(probe)));
     WARD_RETURN_IF_ERROR(m->RotateTicketKeys());
     {
       absl::MutexLock lock(&m->mu_);
       m->stamps_ = m->Stamps();
+      m->probe_->SetCertificate(m->options_.cert_file);
+      // Unsealed already (dev mode): serve the PKI trust from the start.
+      m->RefreshPkiTrustLocked();
     }
+    m->SyncTicketKeys();
     m->thread_ = std::thread([raw = m.get()] { raw->Run(); });
     return m;
   }
@@ -291,8 +356,14 @@ class TlsMaintenance {
   // What identifies a version of a file: modification time, size and inode.
   using Stamp = std::tuple<int64_t, int64_t, uint64_t>;
 
-  TlsMaintenance(net::HttpServer& http, net::TlsServerOptions options)
-      : http_(http), options_(std::move(options)) {}
+  TlsMaintenance(net::HttpServer& http, net::TlsServerOptions options, api::Core& core,
+                 TlsMaintenanceOptions maintenance, std::shared_ptr<ListenerProbe> probe)
+      : http_(http),
+        options_(std::move(options)),
+        core_(core),
+        maintenance_(maintenance),
+        probe_(std::move(probe)),
+        shared_keys_(core.barrier(), core::RealClock::Get(), maintenance.ticket_key_rotation) {}
 
   std::vector<Stamp> Stamps() const {
     std::vector<Stamp> stamps;
@@ -311,8 +382,12 @@ class TlsMaintenance {
   }
 
   void ReloadLocked(std::string_view reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    absl::Status status = http_.ReloadTls(options_);
+    net::TlsServerOptions options = options_;
+    options.client_ca_pem = pki_.ca_pem;
+    options.crl_pem_or_der = pki_.crl_pem;
+    absl::Status status = http_.ReloadTls(std::move(options));
     if (status.ok()) {
+      probe_->SetCertificate(options_.cert_file);
       spdlog::info("event=tls_reloaded reason={}", reason);
     } else {
       spdlog::error("event=tls_reload_failed reason={} error=\"{}\" (keeping the previous TLS "
@@ -321,15 +396,61 @@ class TlsMaintenance {
     }
   }
 
+  // This process's own random ticket keys (sealed).
   absl::Status RotateTicketKeys() {
     WARD_ASSIGN_OR_RETURN(std::vector<net::TicketKey> keys, rotation_.Rotate());
     WARD_RETURN_IF_ERROR(http_.SetTicketKeys(std::move(keys)));
     last_rotation_ = absl::Now();
+    using_shared_keys_ = false;
     return absl::OkStatus();
   }
 
+  // Unsealed: installs the barrier's shared keys if they changed (or local keys are in use).
+  // Sealed: leaves shared keys (barrier material) behind for fresh local ones.
+  void SyncTicketKeys() {
+    std::shared_ptr<const api::UnsealedState> state = core_.State();
+    if (state == nullptr) {
+      if (using_shared_keys_) {
+        if (absl::Status s = RotateTicketKeys(); !s.ok()) {
+          spdlog::error("event=ticket_key_rotation_failed error=\"{}\"", std::string(s.message()));
+        }
+      }
+      return;
+    }
+    state.reset();
+    last_shared_sync_ = absl::Now();
+    absl::StatusOr<TicketKeySet> set = shared_keys_.Sync();
+    if (!set.ok()) {
+      // E.g. sealed meanwhile or storage unavailable: keep the current keys, retry later.
+      spdlog::warn("event=ticket_key_sync_failed error=\"{}\"", std::string(set.status().message()));
+      return;
+    }
+    if (set->rotated) spdlog::info("event=ticket_keys_rotated shared=true");
+    if (!set->changed && using_shared_keys_) return;
+    if (absl::Status s = http_.SetTicketKeys(std::move(set->keys)); !s.ok()) {
+      spdlog::error("event=ticket_keys_install_failed error=\"{}\"", std::string(s.message()));
+      return;
+    }
+    using_shared_keys_ = true;
+    spdlog::info("event=ticket_keys_installed shared=true");
+  }
+
+  // Recomputes the PKI trust (empty while sealed or when disabled) and reloads the context if
+  // its fingerprint changed.
+  void RefreshPkiTrustLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    api::PkiTrust trust;
+    if (maintenance_.trust_pki_mounts) {
+      std::shared_ptr<const api::UnsealedState> state = core_.State();
+      if (state != nullptr) trust = api::CollectPkiTrust(*state);
+    }
+    if (trust.fingerprint == pki_.fingerprint) return;
+    // Remembered even if the reload fails, as for files: no error every poll.
+    pki_ = std::move(trust);
+    ReloadLocked("pki_trust_changed");
+  }
+
   void Run() {
-    while (!stop_.WaitForNotificationWithTimeout(kTlsFilePoll)) {
+    while (!stop_.WaitForNotificationWithTimeout(kTlsPoll)) {
       {
         absl::MutexLock lock(&mu_);
         std::vector<Stamp> now = Stamps();
@@ -339,12 +460,18 @@ class TlsMaintenance {
           stamps_ = std::move(now);
           ReloadLocked("file_changed");
         }
+        RefreshPkiTrustLocked();
       }
-      if (absl::Now() - last_rotation_ >= kTicketKeyRotation) {
+      const bool unsealed = core_.State() != nullptr;
+      if (unsealed != using_shared_keys_ || absl::Now() - last_shared_sync_ >= kTicketKeySync) {
+        SyncTicketKeys();  // unsealed or sealed since the last poll, or time to re-read
+      }
+      if (!using_shared_keys_ &&
+          absl::Now() - last_rotation_ >= maintenance_.ticket_key_rotation) {
         if (absl::Status s = RotateTicketKeys(); !s.ok()) {
           spdlog::error("event=ticket_key_rotation_failed error=\"{}\"", std::string(s.message()));
         } else {
-          spdlog::info("event=ticket_keys_rotated");
+          spdlog::info("event=ticket_keys_rotated shared=false");
         }
       }
     }
@@ -352,10 +479,18 @@ class TlsMaintenance {
 
   net::HttpServer& http_;
   const net::TlsServerOptions options_;
-  absl::Mutex mu_;  // serialises reloads (SIGHUP and polling)
+  api::Core& core_;
+  const TlsMaintenanceOptions maintenance_;
+  const std::shared_ptr<ListenerProbe> probe_;
+  absl::Mutex mu_;  // serialises reloads (SIGHUP, file and PKI polling)
   std::vector<Stamp> stamps_ ABSL_GUARDED_BY(mu_);
-  TicketKeyRotation rotation_;     // used by Start, then only by the thread
-  absl::Time last_rotation_;       // likewise
+  api::PkiTrust pki_ ABSL_GUARDED_BY(mu_);  // what the current context trusts from PKI mounts
+  // Ticket keys: used by Start, then only by the thread.
+  TicketKeyRotation rotation_;
+  absl::Time last_rotation_;
+  SharedTicketKeys shared_keys_;
+  bool using_shared_keys_ = false;
+  absl::Time last_shared_sync_ = absl::InfinitePast();
   absl::Notification stop_;
   std::thread thread_;
 };
@@ -372,7 +507,8 @@ struct Node {
   std::unique_ptr<TlsMaintenance> tls_maintenance;  // uses `http`: declared after it
 };
 
-absl::StatusOr<Node> OpenNode(const std::string& data_dir) {
+absl::StatusOr<Node> OpenNode(const std::string& data_dir,
+                              api::Core::Options core_options = api::Core::Options{}) {
   Node node;
   WARD_RETURN_IF_ERROR(MakePrivateDir(data_dir));
   WARD_ASSIGN_OR_RETURN(node.lock, DirLock::Acquire(data_dir));
@@ -380,15 +516,36 @@ absl::StatusOr<Node> OpenNode(const std::string& data_dir) {
   sqlite.path = data_dir + "/ward.db";
   WARD_ASSIGN_OR_RETURN(node.storage, storage::SqliteBackend::Create(sqlite));
   WARD_ASSIGN_OR_RETURN(node.core,
-                        api::Core::Create(*node.storage, core::RealClock::Get(), api::Core::Options{}));
+                        api::Core::Create(*node.storage, core::RealClock::Get(), core_options));
   node.tidier = std::make_unique<TokenTidier>(*node.core);
   return node;
+}
+
+// The audit devices ward.yaml declares, for the broker to enable on unseal (docs/audit.md).
+std::vector<audit::Broker::ConfiguredDevice> ConfiguredAuditDevices(const Config& config) {
+  std::vector<audit::Broker::ConfiguredDevice> out;
+  for (const AuditDeviceConfig& d : config.audit) {
+    out.push_back(audit::Broker::ConfiguredDevice{d.path, d.type, d.description, d.options});
+  }
+  return out;
+}
+
+// SIGHUP: reopens every audit file for log rotation. Nothing to do while sealed (no device is
+// open). A device whose new file cannot be opened keeps writing its old one (logged).
+void ReopenAuditDevices(api::Core& core) {
+  auto state = core.State();
+  if (state == nullptr) return;
+  if (absl::Status s = state->audit->Reopen(); !s.ok()) {
+    spdlog::error("event=audit_reopen_failed error=\"{}\"", std::string(s.message()));
+  }
 }
 
 absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
   api::HandlerOptions handler_options;
   WARD_ASSIGN_OR_RETURN(handler_options.cluster_id, crypto::RandomUuid());
   handler_options.unauthenticated_metrics_access = listener.unauthenticated_metrics_access;
+  auto probe = std::make_shared<ListenerProbe>();
+  handler_options.listener_counters = [probe] { return probe->Read(); };
   node.handler = std::make_unique<api::VaultHandler>(*node.core, core::RealClock::Get(),
                                                      handler_options);
   WARD_ASSIGN_OR_RETURN(auto host_port, SplitHostPort(listener.address, "listener.address"));
@@ -399,12 +556,18 @@ absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
   http.body_limit = listener.max_request_size;
   http.read_timeout = listener.read_timeout;
   http.idle_timeout = listener.idle_timeout;
+  http.handshake_timeout = listener.tls_handshake_timeout;
   api::VaultHandler* handler = node.handler.get();
   WARD_ASSIGN_OR_RETURN(node.http, net::HttpServer::Create(http, [handler](const net::HttpRequest& r) {
                           return handler->Handle(r);
                         }));
+  probe->http.store(node.http.get());
   node.http->Start();
-  WARD_ASSIGN_OR_RETURN(node.tls_maintenance, TlsMaintenance::Start(*node.http, http.tls));
+  TlsMaintenanceOptions maintenance;
+  maintenance.trust_pki_mounts = listener.tls_trust_pki_mounts;
+  maintenance.ticket_key_rotation = listener.tls_ticket_key_rotation;
+  WARD_ASSIGN_OR_RETURN(node.tls_maintenance, TlsMaintenance::Start(*node.http, http.tls, *node.core,
+                                                                    maintenance, probe));
   return absl::OkStatus();
 }
 
@@ -502,7 +665,10 @@ absl::Status RunDevServer(const DevOptions& options) {
             << std::flush;
   core::SecureZero(root_token);
 
-  int sig = WaitForShutdownSignal(signals, [&node] { node.tls_maintenance->Reload("sighup"); });
+  int sig = WaitForShutdownSignal(signals, [&node] {
+    node.tls_maintenance->Reload("sighup");
+    ReopenAuditDevices(*node.core);
+  });
   Drain(node, absl::Seconds(10), sig);
   node.tls_maintenance.reset();
   node.http.reset();
@@ -522,7 +688,9 @@ absl::Status RunServer(const Config& config) {
   WARD_RETURN_IF_ERROR(core::InitLogging(config.log_level));
   HardenProcess(config.disable_core_dumps, /*lock_memory=*/!config.disable_mlock);
   sigset_t signals = BlockShutdownSignals();
-  WARD_ASSIGN_OR_RETURN(Node node, OpenNode(config.storage.path));
+  api::Core::Options core_options;
+  core_options.audit.configured = ConfiguredAuditDevices(config);
+  WARD_ASSIGN_OR_RETURN(Node node, OpenNode(config.storage.path, std::move(core_options)));
   WARD_RETURN_IF_ERROR(StartHttp(node, config.listener));
   WARD_ASSIGN_OR_RETURN(auto host_port, SplitHostPort(config.listener.address, "listener.address"));
   WARD_ASSIGN_OR_RETURN(barrier::SealStatus seal, node.core->SealStatus());
@@ -530,7 +698,10 @@ absl::Status RunServer(const Config& config) {
             << (seal.initialized ? "Sealed: unseal with `ward operator unseal`.\n"
                                  : "Not initialised: run `ward operator init`.\n")
             << std::flush;
-  int sig = WaitForShutdownSignal(signals, [&node] { node.tls_maintenance->Reload("sighup"); });
+  int sig = WaitForShutdownSignal(signals, [&node] {
+    node.tls_maintenance->Reload("sighup");
+    ReopenAuditDevices(*node.core);
+  });
   Drain(node, config.shutdown_grace, sig);
   return absl::OkStatus();
 }

@@ -1,0 +1,199 @@
+// The KV read fast path (docs/benchmarks.md): VaultHandler::MayRunInline, which lets the HTTP
+// server run non-blocking requests on its event loop, and the KV read response that is written
+// without a JSON tree. Core runs over a MemoryBackend with a fake clock.
+
+#include <boost/json.hpp>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "api/core.h"
+#include "api/handler.h"
+#include "core/testing/fake_clock.h"
+#include "core/testing/temp_dir.h"
+#include "core/time_format.h"
+#include "gtest/gtest.h"
+#include "storage/memory_backend.h"
+
+namespace ward::api {
+namespace {
+
+namespace json = boost::json;
+
+json::value Body(const net::HttpResponse& r) {
+  boost::system::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  EXPECT_FALSE(ec) << "not JSON: " << r.body;
+  return v;
+}
+
+class FastPathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto created = Core::Create(backend_, clock_, Core::Options{});
+    ASSERT_TRUE(created.ok()) << created.status();
+    core_ = *std::move(created);
+    auto key = core_->InitializeSingleKey();
+    ASSERT_TRUE(key.ok()) << key.status();
+    ASSERT_TRUE(core_->UnsealWithKey(*key).ok());
+    auto root = core_->State()->tokens->CreateRootToken("");
+    ASSERT_TRUE(root.ok()) << root.status();
+    root_ = root->token;
+    // The mount table mounts KV v2 at secret/ on first use.
+    handler_ = std::make_unique<VaultHandler>(*core_, clock_, HandlerOptions{});
+  }
+
+  static net::HttpRequest Request(const std::string& method, const std::string& path,
+                                  const std::string& token, const std::string& body = "") {
+    net::HttpRequest request;
+    request.method = method;
+    request.target = "/v1/" + path;
+    if (!token.empty()) request.headers.emplace_back("x-vault-token", token);
+    request.body = body;
+    request.remote_address = "127.0.0.1";
+    request.remote_port = 50000;
+    request.request_id = "00000000-0000-4000-8000-000000000003";
+    return request;
+  }
+
+  net::HttpResponse Call(const std::string& method, const std::string& path,
+                         const std::string& token, const std::string& body = "") {
+    return handler_->Handle(Request(method, path, token, body));
+  }
+
+  bool Inline(const std::string& method, const std::string& path, const std::string& token) {
+    return handler_->MayRunInline(Request(method, path, token));
+  }
+
+  // A child token of root with `num_uses` uses (0: unlimited).
+  std::string ChildToken(int num_uses) {
+    net::HttpResponse r = Call("POST", "auth/token/create", root_,
+                               absl::StrCat(R"({"policies":["root"],"num_uses":)", num_uses, "}"));
+    EXPECT_EQ(r.status, 200) << r.body;
+    if (r.status != 200) return "";
+    return std::string(Body(r).at("auth").at("client_token").as_string());
+  }
+
+  core::FakeClock clock_;
+  storage::MemoryBackend backend_;
+  std::unique_ptr<Core> core_;
+  std::unique_ptr<VaultHandler> handler_;
+  std::string root_;
+};
+
+TEST_F(FastPathTest, KvReadsAndStatusRoutesMayRunInline) {
+  EXPECT_TRUE(Inline("GET", "secret/data/a", root_));
+  EXPECT_TRUE(Inline("HEAD", "secret/data/a", root_));
+  EXPECT_TRUE(Inline("GET", "secret/data/a?version=2", root_));
+  EXPECT_TRUE(Inline("GET", "secret/metadata/a", root_));
+  EXPECT_TRUE(Inline("LIST", "secret/metadata/", root_));
+  EXPECT_TRUE(Inline("GET", "secret/metadata/?list=true", root_));
+  EXPECT_TRUE(Inline("GET", "auth/token/lookup-self", root_));
+  EXPECT_TRUE(Inline("GET", "sys/health", ""));
+  EXPECT_TRUE(Inline("GET", "sys/seal-status", ""));
+  // An unknown token is a fast 403 (no storage either).
+  EXPECT_TRUE(Inline("GET", "secret/data/a", "not-a-token"));
+}
+
+TEST_F(FastPathTest, WritesAndOtherRoutesRunOnTheWorkerPool) {
+  for (const char* method : {"PUT", "POST", "PATCH", "DELETE", "get", "OPTIONS"}) {
+    EXPECT_FALSE(Inline(method, "secret/data/a", root_)) << method;
+  }
+  EXPECT_FALSE(Inline("GET", "secret/config", root_));
+  EXPECT_FALSE(Inline("GET", "secret/subkeys/a", root_));
+  EXPECT_FALSE(Inline("GET", "sys/mounts", root_));
+  EXPECT_FALSE(Inline("GET", "auth/token/lookup-accessor", root_));
+  EXPECT_FALSE(Inline("GET", "nomount/data/a", root_));
+  // Percent-encoded paths and targets outside /v1/ take the general path.
+  EXPECT_FALSE(Inline("GET", "secret/data/%61", root_));
+  net::HttpRequest odd = Request("GET", "secret/data/a", root_);
+  odd.target = "/v2/secret/data/a";
+  EXPECT_FALSE(handler_->MayRunInline(odd));
+  // No token: direct certificate identity or a 403, both on the pool.
+  EXPECT_FALSE(Inline("GET", "secret/data/a", ""));
+}
+
+TEST_F(FastPathTest, UseLimitedTokensRunOnTheWorkerPool) {
+  // Each request consumes a use, which is a storage commit: it must not run on the event loop.
+  const std::string limited = ChildToken(5);
+  ASSERT_FALSE(limited.empty());
+  EXPECT_FALSE(Inline("GET", "secret/data/a", limited));
+  const std::string unlimited = ChildToken(0);
+  ASSERT_FALSE(unlimited.empty());
+  EXPECT_TRUE(Inline("GET", "secret/data/a", unlimited));
+}
+
+TEST_F(FastPathTest, NothingRunsInlineWhileSealedOrWithAnAuditDevice) {
+  core::TempDir dir;
+  ASSERT_EQ(Call("PUT", "sys/audit/file", root_,
+                 absl::StrCat(R"({"type":"file","options":{"file_path":")",
+                              dir.Join("audit.log"), R"("}})"))
+                .status,
+            204);
+  // Every audited request waits for the device's writer thread, which may be in an fdatasync.
+  EXPECT_FALSE(Inline("GET", "secret/data/a", root_));
+  EXPECT_FALSE(Inline("GET", "auth/token/lookup-self", root_));
+  // sys/health and sys/seal-status are never audited.
+  EXPECT_TRUE(Inline("GET", "sys/health", ""));
+  ASSERT_EQ(Call("DELETE", "sys/audit/file", root_).status, 204);
+  EXPECT_TRUE(Inline("GET", "secret/data/a", root_));
+  core_->Seal();
+  EXPECT_FALSE(Inline("GET", "sys/health", ""));
+  EXPECT_FALSE(Inline("GET", "secret/data/a", root_));
+}
+
+TEST_F(FastPathTest, KvReadResponseIsTheVaultEnvelope) {
+  ASSERT_EQ(Call("PUT", "secret/metadata/a", root_,
+                 R"({"custom_metadata":{"owner":"team \"a\"\n","z":"\u00e9"}})")
+                .status,
+            204);
+  ASSERT_EQ(Call("PUT", "secret/data/a", root_, R"({"data":{"b":[1,2,{"c":null}],"a":"x\"y"}})")
+                .status,
+            200);
+  net::HttpResponse r = Call("GET", "secret/data/a", root_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("content-type"), "application/json");
+  EXPECT_EQ(r.Header("cache-control"), "no-store");
+  ASSERT_FALSE(r.body.empty());
+  EXPECT_EQ(r.body.back(), '\n');
+  json::value body = Body(r);
+  const json::object& o = body.as_object();
+  // Keys in the order the tree-built envelope had them.
+  std::vector<std::string> keys;
+  for (const auto& kv : o) keys.emplace_back(kv.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"request_id", "lease_id", "renewable",
+                                            "lease_duration", "data", "wrap_info", "warnings",
+                                            "auth", "mount_type"}));
+  EXPECT_EQ(o.at("request_id"), "00000000-0000-4000-8000-000000000003");
+  EXPECT_EQ(o.at("lease_id"), "");
+  EXPECT_EQ(o.at("renewable"), false);
+  EXPECT_EQ(o.at("lease_duration"), 0);
+  EXPECT_TRUE(o.at("wrap_info").is_null());
+  EXPECT_TRUE(o.at("warnings").is_null());
+  EXPECT_TRUE(o.at("auth").is_null());
+  EXPECT_EQ(o.at("mount_type"), "kv");
+  EXPECT_EQ(o.at("data").at("data"), json::parse(R"({"a":"x\"y","b":[1,2,{"c":null}]})"));
+  const json::object& meta = o.at("data").at("metadata").as_object();
+  EXPECT_EQ(meta.at("version"), 1);
+  EXPECT_EQ(meta.at("destroyed"), false);
+  EXPECT_EQ(meta.at("deletion_time"), "");
+  EXPECT_EQ(meta.at("created_time"), json::value(core::FormatRfc3339Nanos(clock_.Now())));
+  EXPECT_EQ(meta.at("custom_metadata"), json::parse(R"({"owner":"team \"a\"\n","z":"\u00e9"})"));
+}
+
+TEST_F(FastPathTest, DeletedVersionIs404WithItsMetadata) {
+  ASSERT_EQ(Call("PUT", "secret/data/a", root_, R"({"data":{"k":"v"}})").status, 200);
+  ASSERT_EQ(Call("DELETE", "secret/data/a", root_).status, 204);
+  net::HttpResponse r = Call("GET", "secret/data/a", root_);
+  ASSERT_EQ(r.status, 404) << r.body;
+  json::value body = Body(r);
+  EXPECT_TRUE(body.at("data").at("data").is_null());
+  EXPECT_TRUE(body.at("data").at("metadata").at("custom_metadata").is_null());
+  EXPECT_EQ(body.at("data").at("metadata").at("deletion_time"),
+            json::value(core::FormatRfc3339Nanos(clock_.Now())));
+}
+
+}  // namespace
+}  // namespace ward::api
