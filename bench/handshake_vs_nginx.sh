@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # TLS handshake rate, Ward against nginx, side by side: a new TCP + TLS 1.3 connection for every
 # request, first with full handshakes (no session reuse), then resuming the previous session
-# (TLS 1.3 session tickets). Server authentication only: Ward's listener does not ask for client
-# certificates yet, so mTLS handshakes (ward-bench --cert/--key against nginx with
-# ssl_verify_client on) are not compared here.
+# (TLS 1.3 session tickets).
+#
+# MTLS=1 makes every handshake mutual: the client presents a certificate from the dev CA (the
+# dev server's own certificate, which carries clientAuth), Ward's dev listener verifies it
+# against the dev CA, and nginx runs with `ssl_verify_client on` and the same CA. MTLS=0
+# (default) authenticates the server only.
 #
 # Each request is a small GET answered with the same bytes by both: Ward's /v1/sys/health, and
 # nginx serving a copy of that answer as a file. Runs REPEAT times alternating the servers and
 # prints the medians and the ratios Ward/nginx.
 #
-# Settings (environment): CONNECTIONS=16 THREADS=1 DURATION=8 WARMUP=1 REPEAT=3
+# Settings (environment): MTLS=0 CONNECTIONS=16 THREADS=1 DURATION=8 WARMUP=1 REPEAT=3
 #   NGINX_WORKERS (default: nproc), BUILD_DIR=build/release
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -18,21 +21,30 @@ THREADS=${THREADS:-1}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-1}
 REPEAT=${REPEAT:-3}
+MTLS=${MTLS:-0}
 NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
 
 bench_init
 print_context
 start_ward ward
-start_nginx "$NGINX_WORKERS" "$WARD_TLS_DIR/server.pem" "$WARD_TLS_DIR/server-key.pem"
+client_ca=() client_args=()
+if [ "$MTLS" = 1 ]; then
+  BENCH_CLIENT_CERT=$WARD_TLS_DIR/server.pem
+  BENCH_CLIENT_KEY=$WARD_TLS_DIR/server-key.pem
+  client_ca=("$WARD_CA")
+  client_args=(--cert "$BENCH_CLIENT_CERT" --key "$BENCH_CLIENT_KEY")
+fi
+start_nginx "$NGINX_WORKERS" "$WARD_TLS_DIR/server.pem" "$WARD_TLS_DIR/server-key.pem" "${client_ca[@]}"
 curl -sf --cacert "$WARD_CA" "$WARD_URL/v1/sys/health" -o "$BENCH_TMP/nginx/www/health"
 chmod 0644 "$BENCH_TMP/nginx/www/health"
 echo "ward:     $WARD_URL, GET /v1/sys/health ($(wc -c <"$BENCH_TMP/nginx/www/health") bytes)"
 echo "nginx:    $NGINX_URL, $NGINX_WORKERS workers, GET /health (the same bytes)"
+echo "mtls:     $MTLS (1: both servers require and verify a client certificate)"
 echo "settings: -c $CONNECTIONS -t $THREADS -d $DURATION --warmup $WARMUP, $REPEAT repeats"
 echo
 
 common=(--ca-file "$WARD_CA" -c "$CONNECTIONS" -t "$THREADS" -d "$DURATION" --warmup "$WARMUP"
-        --json)
+        --json "${client_args[@]}")
 summary=()
 for scenario in handshake-full handshake-resumed; do
   ward_tp=() nginx_tp=() ward_p99=() nginx_p99=()

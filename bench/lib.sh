@@ -77,13 +77,19 @@ start_ward() {
   WARD_CA=$WARD_TLS_DIR/ca.pem
 }
 
-# start_nginx WORKERS CERT KEY
+# start_nginx WORKERS CERT KEY [CLIENT_CA]
 # Starts nginx (Debian package) in the foreground as a child with a generated config under
 # $BENCH_TMP/nginx: HTTPS only, TLS 1.3, keep-alive without a request limit, no access log,
-# serving $BENCH_TMP/nginx/www (which holds 1k.bin, 1024 bytes). Sets NGINX_URL.
+# serving $BENCH_TMP/nginx/www (which holds 1k.bin, 1024 bytes). Sets NGINX_URL. With
+# CLIENT_CA, nginx requires and verifies client certificates (ssl_verify_client on); the
+# readiness probe then presents $BENCH_CLIENT_CERT / $BENCH_CLIENT_KEY.
 start_nginx() {
-  local workers=$1 cert=$2 key=$3
-  local dir=$BENCH_TMP/nginx port i
+  local workers=$1 cert=$2 key=$3 client_ca=${4:-}
+  local dir=$BENCH_TMP/nginx port i mtls_conf="" probe_cert=()
+  if [ -n "$client_ca" ]; then
+    mtls_conf="ssl_client_certificate $client_ca; ssl_verify_client on; ssl_verify_depth 2;"
+    probe_cert=(--cert "$BENCH_CLIENT_CERT" --key "$BENCH_CLIENT_KEY")
+  fi
   if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
     echo "nginx is not installed: run scripts/bench-deps.sh" >&2
     exit 2
@@ -117,6 +123,7 @@ http {
     ssl_protocols TLSv1.3;
     ssl_session_cache shared:SSL:10m;
     ssl_session_tickets on;
+    $mtls_conf
     root $dir/www;
   }
 }
@@ -127,7 +134,9 @@ EOF
   BENCH_PIDS+=($!)
   NGINX_URL=https://127.0.0.1:$port
   for i in $(seq 100); do
-    if curl -sf --cacert "$WARD_CA" "$NGINX_URL/1k.bin" -o /dev/null; then return 0; fi
+    if curl -sf --cacert "$WARD_CA" "${probe_cert[@]}" "$NGINX_URL/1k.bin" -o /dev/null; then
+      return 0
+    fi
     sleep 0.1
   done
   echo "nginx did not start; its log:" >&2
@@ -142,6 +151,34 @@ put_secret() {
     "$size" >"$BENCH_TMP/secret.json"
   curl -sf --cacert "$WARD_CA" -H "X-Vault-Token: $WARD_ROOT_TOKEN" -X PUT \
     --data-binary @"$BENCH_TMP/secret.json" "$WARD_URL/v1/$path" -o /dev/null
+}
+
+# ward_api METHOD PATH [JSON]: one request to the started Ward with the root token; prints the
+# response body and fails on an error status.
+ward_api() {
+  curl -sf --cacert "$WARD_CA" -H "X-Vault-Token: $WARD_ROOT_TOKEN" -X "$1" \
+    ${3:+--data "$3"} "$WARD_URL/v1/$2"
+}
+
+# setup_identity_bench: on the started Ward, enables AppRole with role "bench" (a secret-id with
+# unlimited uses) and a PKI mount at pki/ with a root for spiffe://example.org and role "svc";
+# writes the request bodies $BENCH_TMP/login.json (approle-login) and $BENCH_TMP/issue.json
+# (pki-issue of spiffe://example.org/ns/bench/sa/web).
+setup_identity_bench() {
+  local role_id secret_id
+  ward_api POST sys/auth/approle '{"type":"approle"}' >/dev/null
+  ward_api POST auth/approle/role/bench '{"token_ttl":"1h","secret_id_num_uses":0}' >/dev/null
+  role_id=$(ward_api GET auth/approle/role/bench/role-id |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["role_id"])')
+  secret_id=$(ward_api POST auth/approle/role/bench/secret-id '{}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["secret_id"])')
+  printf '{"role_id":"%s","secret_id":"%s"}' "$role_id" "$secret_id" >"$BENCH_TMP/login.json"
+  ward_api POST sys/mounts/pki '{"type":"pki"}' >/dev/null
+  ward_api POST pki/root/generate/internal \
+    '{"common_name":"Bench Root","trust_domain":"spiffe://example.org","ttl":"8760h"}' >/dev/null
+  ward_api POST pki/roles/svc \
+    '{"allowed_uri_sans":["spiffe://example.org/ns/*/sa/*"],"ttl":"1h","max_ttl":"24h"}' >/dev/null
+  printf '{"uri_sans":"spiffe://example.org/ns/bench/sa/web"}' >"$BENCH_TMP/issue.json"
 }
 
 # json_field FILE FIELD: the value of FIELD (dotted for nesting: latency_ms.p99) in the last

@@ -59,6 +59,9 @@ run kv-read-open-loop --scenario kv-read --path secret/data/bench --rate 200
 run static --scenario static --path /v1/sys/health
 run handshake-full --scenario handshake-full --path /v1/sys/health
 run handshake-resumed --scenario handshake-resumed --path /v1/sys/health
+setup_identity_bench
+run approle-login --scenario approle-login --path auth/approle/login --body @"$BENCH_TMP/login.json"
+run pki-issue --scenario pki-issue --path pki/issue/svc --body @"$BENCH_TMP/issue.json"
 
 # An error must be reported as one: a path with no secret answers 404.
 out=$BENCH_TMP/missing.out

@@ -39,9 +39,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,7 +73,16 @@ constexpr auto kErrorBackoff = std::chrono::milliseconds(10);
 constexpr uint32_t kMaxResponseHeader = 64 * 1024;
 constexpr uint64_t kMaxResponseBody = 64 * 1024 * 1024;
 
-enum class Scenario { kKvRead, kKvWrite, kStatic, kHandshakeFull, kHandshakeResumed };
+// approle-login and pki-issue POST one fixed JSON body (--body) to a Vault path, keep-alive.
+enum class Scenario {
+  kKvRead,
+  kKvWrite,
+  kStatic,
+  kHandshakeFull,
+  kHandshakeResumed,
+  kAppRoleLogin,
+  kPkiIssue
+};
 
 // kv-write: which secret each write goes to.
 enum class PathMode {
@@ -86,14 +97,20 @@ absl::StatusOr<Scenario> ParseScenario(std::string_view name) {
   if (name == "static") return Scenario::kStatic;
   if (name == "handshake-full") return Scenario::kHandshakeFull;
   if (name == "handshake-resumed") return Scenario::kHandshakeResumed;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown scenario \"", core::ToAbsl(name),
-                   "\"; expected kv-read, kv-write, static, handshake-full or handshake-resumed"));
+  if (name == "approle-login") return Scenario::kAppRoleLogin;
+  if (name == "pki-issue") return Scenario::kPkiIssue;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown scenario \"", core::ToAbsl(name),
+      "\"; expected kv-read, kv-write, static, handshake-full, handshake-resumed, approle-login "
+      "or pki-issue"));
 }
 
 bool IsHandshakeScenario(Scenario s) {
   return s == Scenario::kHandshakeFull || s == Scenario::kHandshakeResumed;
 }
+
+// Scenarios that POST --body to a Vault path.
+bool IsPostScenario(Scenario s) { return s == Scenario::kAppRoleLogin || s == Scenario::kPkiIssue; }
 
 // Everything the command line sets. Defaults in the CLI definitions in main().
 struct Options {
@@ -111,6 +128,7 @@ struct Options {
   double warmup_s = 1;
   double rate = 0;
   size_t body_size = 1024;
+  std::string body;  // approle-login / pki-issue: the JSON body, or @FILE
   std::string paths = "same";
   double timeout_s = 10;
   bool json = false;
@@ -251,6 +269,12 @@ http::request<http::string_body> MakeRequest(const Plan& plan, int conn, uint64_
         req.target(absl::StrCat(plan.target, "-", conn, "-", seq));
         break;
     }
+    req.set(http::field::content_type, "application/json");
+    req.body() = plan.body;
+    req.prepare_payload();
+  } else if (IsPostScenario(plan.scenario)) {
+    req.method(http::verb::post);
+    req.target(plan.target);
     req.set(http::field::content_type, "application/json");
     req.body() = plan.body;
     req.prepare_payload();
@@ -509,11 +533,13 @@ absl::StatusOr<Plan> MakePlan(const Options& o) {
   tls.skip_verify = o.insecure;
   WARD_ASSIGN_OR_RETURN(plan.tls, net::TlsContext::CreateClient(tls));
 
-  const bool kv = plan.scenario == Scenario::kKvRead || plan.scenario == Scenario::kKvWrite;
-  if (kv) {
+  const bool vault_path = plan.scenario == Scenario::kKvRead ||
+                          plan.scenario == Scenario::kKvWrite || IsPostScenario(plan.scenario);
+  if (vault_path) {
     if (o.path.empty() || o.path.front() == '/') {
       return absl::InvalidArgumentError(
-          "kv scenarios need --path as a Vault path without /v1/, e.g. secret/data/bench");
+          "kv-*, approle-login and pki-issue need --path as a Vault path without /v1/, e.g. "
+          "secret/data/bench or auth/approle/login");
     }
     plan.target = "/v1/" + o.path;
   } else {
@@ -530,6 +556,19 @@ absl::StatusOr<Plan> MakePlan(const Options& o) {
   }
   plan.token = o.token;
   if (plan.scenario == Scenario::kKvWrite) plan.body = MakeBody(o.body_size);
+  if (IsPostScenario(plan.scenario)) {
+    if (o.body.empty()) {
+      return absl::InvalidArgumentError("approle-login and pki-issue need --body (JSON or @FILE)");
+    }
+    plan.body = o.body;
+    if (o.body.front() == '@') {
+      std::ifstream in(o.body.substr(1), std::ios::binary);
+      if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", o.body.substr(1)));
+      std::stringstream text;
+      text << in.rdbuf();
+      plan.body = text.str();
+    }
+  }
   if (o.paths == "same") {
     plan.paths = PathMode::kSame;
   } else if (o.paths == "connection") {
@@ -633,7 +672,8 @@ int main(int argc, char** argv) {
   CLI::App app{"ward-bench: HTTPS/1.1 load generator for Ward and nginx (docs/benchmarks.md)"};
   app.add_option("--url", o.url, "Server address, https://host:port")->required();
   app.add_option("--scenario", o.scenario_name,
-                 "kv-read | kv-write | static | handshake-full | handshake-resumed")
+                 "kv-read | kv-write | static | handshake-full | handshake-resumed | "
+                 "approle-login | pki-issue")
       ->capture_default_str();
   app.add_option("--path", o.path,
                  "kv-*: Vault path without /v1/ (secret/data/bench); others: URL path (/1k.bin)");
@@ -652,6 +692,8 @@ int main(int argc, char** argv) {
                  "Total requests/s on a fixed schedule (open loop); 0 = closed loop")
       ->capture_default_str();
   app.add_option("--body-size", o.body_size, "kv-write body size in bytes")->capture_default_str();
+  app.add_option("--body", o.body,
+                 "approle-login, pki-issue: the JSON body to POST, or @FILE to read it from");
   app.add_option("--paths", o.paths,
                  "kv-write: same (all write --path), connection (--path-<conn>) or request "
                  "(a new secret per write, --path-<conn>-<seq>)")

@@ -38,6 +38,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -57,8 +58,6 @@
 #include "absl/strings/strip.h"
 #include "api/core.h"
 #include "api/handler.h"
-#include "core/log.h"
-#include "core/secure_bytes.h"
 #include "core/strings.h"
 #include "core/testing/fake_clock.h"
 #include "net/http.h"

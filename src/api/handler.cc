@@ -192,6 +192,36 @@ net::HttpResponse VaultHandler::Handle(const net::HttpRequest& http) {
   return response;
 }
 
+bool VaultHandler::MayRunInline(const net::HttpRequest& http) const {
+  if (http.method != "GET" && http.method != "HEAD" && http.method != "LIST") return false;
+  constexpr std::string_view kPrefix = "/v1/";
+  std::string_view path = std::string_view(http.target).substr(0, http.target.find('?'));
+  if (path.substr(0, kPrefix.size()) != kPrefix || path.find('%') != std::string_view::npos) {
+    return false;
+  }
+  path.remove_prefix(kPrefix.size());
+  // Sealed: the seal status may read storage (before initialisation), and nothing else is fast.
+  std::shared_ptr<const UnsealedState> state = core_.State();
+  if (state == nullptr) return false;
+  if (http.method != "LIST" && (path == "sys/health" || path == "sys/seal-status")) return true;
+  if (state->audit != nullptr && !state->audit->Snapshot()->empty()) return false;
+  bool fast_route = http.method == "GET" && path == "auth/token/lookup-self";
+  if (!fast_route) {
+    std::optional<MountMatch> mount = state->mounts->Find(path);
+    fast_route = mount && mount->engine != nullptr && mount->pki == nullptr &&
+                 mount->entry.type == "kv" &&
+                 (absl::StartsWith(mount->rest, "data/") || absl::StartsWith(mount->rest, "metadata/"));
+  }
+  if (!fast_route) return false;
+  // Authorize consumes a use of a use-limited token, which is a storage commit.
+  std::string token = internal::TokenFromHeaders(http);
+  if (token.empty()) return false;
+  absl::StatusOr<auth::TokenEntry> entry = state->tokens->Lookup(token);
+  core::SecureZero(token);
+  if (!entry.ok()) return entry.status().code() == absl::StatusCode::kNotFound;
+  return entry->num_uses == 0;
+}
+
 net::HttpResponse VaultHandler::Dispatch(Request& req) {
   // Routes that work while sealed and need no token.
   if (PathIs(req.path, "sys/health")) return HandleHealth(req);

@@ -59,6 +59,18 @@ class VaultHandler {
 
   net::HttpResponse Handle(const net::HttpRequest& request);
 
+  // Whether Handle(request) may run on the HTTP server's event loop (net::HttpServerOptions::
+  // run_inline): true only if serving it cannot block on storage or on another thread's I/O.
+  // That is, while unsealed: GET/HEAD sys/health and sys/seal-status; and, while no audit
+  // device is enabled (an audited request waits for the device's writer thread, which may be in
+  // an fdatasync), GET/HEAD/LIST of a KV mount's data/ and metadata/ paths and GET
+  // auth/token/lookup-self, carrying a token that is unknown or has unlimited uses (a use of a
+  // limited token is a storage commit). Everything else is false, and so is every request
+  // while sealed, or with a lower-case method, a percent-encoded path or no token. A device
+  // enabled between this check and Handle only costs that request a stall of the loop.
+  // Costs a mount-table lookup and a token lookup. Thread-safe.
+  bool MayRunInline(const net::HttpRequest& request) const;
+
  private:
   net::HttpResponse Dispatch(internal::Request& req);
   // Sets req.token from the request's token. Returns the error response if there is none,

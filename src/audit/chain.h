@@ -2,9 +2,10 @@
 
 // The tamper-evident line format of audit files and its offline verifier (docs/audit.md).
 //
-// Every line is one JSON object. Records carry "seq" (1, 2, 3, ... within the file) and
-// "prev_hash", the lower-case hex SHA-256 of the previous line's bytes (without its newline;
-// kGenesisHash for the first line). Checkpoint lines are
+// Every line is one JSON object. Records carry "seq" (1, 2, 3, ...; a rotated file's successor
+// carries on) and "prev_hash", the lower-case hex SHA-256 of the previous line's bytes (without
+// its newline; kGenesisHash for the first line of a file that is not a rotation successor).
+// Checkpoint lines are
 //   {"type":"checkpoint","seq":N,"hash":H,"time":T,"sig":S}
 // where H plays the role of prev_hash and S is the hex Ed25519 signature of
 // CheckpointMessage(N, H, T) under the device's checkpoint key.

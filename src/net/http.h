@@ -21,7 +21,7 @@ struct HttpRequest {
   std::string body;
   std::string remote_address;  // the peer's IP address as text ("127.0.0.1", "::1")
   uint16_t remote_port = 0;    // the peer's TCP port
-  std::string request_id;      // a random UUID the server generated for this request
+  std::string request_id;      // a UUID-shaped id the server generated, unique per server
   // The client certificate chain from the TLS handshake, leaf first, each DER-encoded; empty if
   // the client presented none. The listener refuses a handshake whose chain does not verify
   // against its trust store (or whose leaf is revoked or expired), so a non-empty chain here has
@@ -48,7 +48,9 @@ struct HttpResponse {
 };
 
 // Serves one request. Called on a worker thread, possibly concurrently with other calls, so it
-// must be thread-safe; it may block (storage fsync, key generation). It should not throw: an
+// must be thread-safe; it may block (storage fsync, key generation). Requests that
+// HttpServerOptions::run_inline accepts are served on an event-loop thread instead and must not
+// block. It should not throw: an
 // exception is caught by the server and answered with 500.
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 

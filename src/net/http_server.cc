@@ -2,6 +2,7 @@
 #include "net/internal/http_syntax.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,6 +19,7 @@
 #include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <optional>
@@ -156,6 +158,67 @@ beast::error_code CheckFraming(const http::request_parser<http::string_body>& pa
   return {};
 }
 
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+// A keyed permutation of [0, 2^62): a 4-round Feistel network on two 31-bit halves, so distinct
+// inputs give distinct outputs whatever the round function. Not cryptographic: it only keeps
+// request ids from reading as a request counter.
+uint64_t Permute62(uint64_t x, const std::array<uint64_t, 4>& keys) {
+  constexpr uint64_t kMask31 = (uint64_t{1} << 31) - 1;
+  uint64_t left = (x >> 31) & kMask31;
+  uint64_t right = x & kMask31;
+  for (const uint64_t key : keys) {
+    uint64_t f = (right ^ key) * 0x9E3779B97F4A7C15u;
+    f ^= f >> 29;
+    const uint64_t next = left ^ (f & kMask31);
+    left = right;
+    right = next;
+  }
+  return (left << 31) | right;
+}
+
+// The server's request ids: "pppppppp-pppp-8ppp-Vccc-cccccccccccc", an RFC 9562 version 8
+// (custom) UUID where p is 60 random bits drawn once per server, V carries the variant bits and
+// c is a 62-bit counter through Permute62. Unique for 2^62 requests; costs one relaxed atomic
+// increment instead of a DRBG call per request (RandomUuid was ~10% of a KV read).
+class RequestIds {
+ public:
+  // Draws the prefix and the permutation keys. Call before Next. Errors: as crypto::RandomBytes.
+  absl::Status Seed() {
+    WARD_ASSIGN_OR_RETURN(core::SecureBytes bytes, crypto::RandomBytes(8 + 8 * keys_.size()));
+    uint64_t p = 0;
+    for (size_t i = 0; i < 8; ++i) p = (p << 8) | bytes.data()[i];
+    std::memcpy(keys_.data(), bytes.data() + 8, 8 * keys_.size());
+    char hex[16];
+    for (int i = 0; i < 16; ++i) hex[i] = kHexDigits[(p >> (60 - 4 * i)) & 0xf];
+    std::memcpy(prefix_, hex, 8);
+    prefix_[8] = '-';
+    std::memcpy(prefix_ + 9, hex + 8, 4);
+    prefix_[13] = '-';
+    prefix_[14] = '8';
+    std::memcpy(prefix_ + 15, hex + 12, 3);
+    prefix_[18] = '-';
+    return absl::OkStatus();
+  }
+
+  // The next id. Thread-safe.
+  std::string Next() {
+    constexpr uint64_t kMask62 = (uint64_t{1} << 62) - 1;
+    const uint64_t c = Permute62(next_.fetch_add(1, std::memory_order_relaxed) & kMask62, keys_);
+    std::string id(36, '-');
+    std::memcpy(id.data(), prefix_, sizeof(prefix_));
+    id[19] = kHexDigits[0x8 | (c >> 60)];
+    for (int i = 0; i < 3; ++i) id[20 + i] = kHexDigits[(c >> (56 - 4 * i)) & 0xf];
+    for (int i = 0; i < 12; ++i) id[24 + i] = kHexDigits[(c >> (44 - 4 * i)) & 0xf];
+    return id;
+  }
+
+ private:
+  char prefix_[19] = {};  // "pppppppp-pppp-8ppp-"
+  std::array<uint64_t, 4> keys_{};
+  std::atomic<uint64_t> next_{0};
+};
+
 }  // namespace
 
 struct HttpServer::Runtime {
@@ -194,6 +257,7 @@ struct HttpServer::Runtime {
     std::atomic<uint64_t> malformed_requests{0};
     std::atomic<uint64_t> read_timeouts{0};
     std::atomic<uint64_t> handler_exceptions{0};
+    std::atomic<uint64_t> handled_inline{0};
     std::atomic<uint64_t> handshakes_full{0};
     std::atomic<uint64_t> handshakes_resumed{0};
     std::atomic<uint64_t> client_cert_expired{0};
@@ -246,6 +310,8 @@ struct HttpServer::Runtime {
   absl::Status ReloadTls(TlsServerOptions tls_options);
   asio::awaitable<bool> Write(Stream& stream, http::response<http::string_body>& res);
   HttpResponse Invoke(const HttpRequest& request);
+  // options.run_inline's verdict on `request`; false if there is none or it throws.
+  bool RunsInline(const HttpRequest& request);
   // The response for a request the parser rejected, or nullopt if nothing should be sent
   // (the peer went away or was too slow). Counts the outcome.
   std::optional<HttpResponse> Rejection(const beast::error_code& ec);
@@ -262,6 +328,7 @@ struct HttpServer::Runtime {
   const int io_threads_wanted;
   uint16_t bound_port = 0;  // set by Listen
   Counters counters;
+  RequestIds request_ids;  // seeded by Create before Start
   std::atomic<bool> stopping{false};  // set (under mu) when Shutdown begins
 
   // Declared before the Asio objects so that they outlive any session frame those destroy.
@@ -373,6 +440,7 @@ HttpServerStats HttpServer::Runtime::Stats() const {
   s.malformed_requests = counters.malformed_requests.load();
   s.read_timeouts = counters.read_timeouts.load();
   s.handler_exceptions = counters.handler_exceptions.load();
+  s.handled_inline = counters.handled_inline.load();
   s.handshakes_full = counters.handshakes_full.load();
   s.handshakes_resumed = counters.handshakes_resumed.load();
   s.client_cert_expired = counters.client_cert_expired.load();
@@ -579,11 +647,7 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
                               asio::redirect_error(asio::use_awaitable, ec));
   }
 
-  absl::StatusOr<std::string> request_id = crypto::RandomUuid();
-  if (!request_id.ok()) {
-    spdlog::error("http: cannot generate a request id: {}", request_id.status().ToString());
-    request_id = std::string();
-  }
+  const std::string request_id = request_ids.Next();
 
   if (ec) {
     std::optional<HttpResponse> rejection = Rejection(ec);
@@ -597,10 +661,10 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
       path = PathOf(Text(parser.get().target()));
     }
     auto res =
-        ToBeast(std::move(*rejection), 11, /*keep_alive=*/false, /*head=*/false, *request_id);
+        ToBeast(std::move(*rejection), 11, /*keep_alive=*/false, /*head=*/false, request_id);
     const bool written = co_await Write(stream, res);
     const std::chrono::duration<double, std::milli> ms = Clock::now() - start;
-    spdlog::debug("request_id={} method={} path={} status={} ms={:.3f} remote={}", *request_id,
+    spdlog::debug("request_id={} method={} path={} status={} ms={:.3f} remote={}", request_id,
                   method, path, status, ms.count(), remote_address);
     co_return written ? Next::kClose : Next::kDrop;
   }
@@ -616,17 +680,24 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
   request.body = std::move(req.body());
   request.remote_address = remote_address;
   request.remote_port = remote_port;
-  request.request_id = *request_id;
+  request.request_id = request_id;
   request.peer_certificates_der = peer_certificates;
   const unsigned version = req.version();
   const bool head = req.method() == http::verb::head;
   const bool client_keep_alive = req.keep_alive();
 
-  // The handler may block, so it runs on the worker pool; this coroutine resumes on the
-  // connection's strand when it returns.
-  HttpResponse response = co_await asio::co_spawn(
-      workers, [this, &request]() -> asio::awaitable<HttpResponse> { co_return Invoke(request); },
-      asio::use_awaitable);
+  // A request the application marked as non-blocking is served right here on the event loop.
+  // Any other handler call may block, so it runs on the worker pool; this coroutine resumes on
+  // the connection's strand when it returns.
+  HttpResponse response;
+  if (RunsInline(request)) {
+    counters.handled_inline.fetch_add(1, std::memory_order_relaxed);
+    response = Invoke(request);
+  } else {
+    response = co_await asio::co_spawn(
+        workers, [this, &request]() -> asio::awaitable<HttpResponse> { co_return Invoke(request); },
+        asio::use_awaitable);
+  }
 
   const bool keep_alive = client_keep_alive && !stopping.load();
   const int status = response.status;
@@ -659,6 +730,18 @@ HttpResponse HttpServer::Runtime::Invoke(const HttpRequest& request) {
   }
   counters.handler_exceptions.fetch_add(1);
   return JsonError(500, kInternalError);
+}
+
+bool HttpServer::Runtime::RunsInline(const HttpRequest& request) {
+  if (!options.run_inline) return false;
+  try {
+    return options.run_inline(request);
+  } catch (const std::exception& e) {
+    spdlog::error("request_id={} run_inline threw: {}", request.request_id, e.what());
+  } catch (...) {
+    spdlog::error("request_id={} run_inline threw a non-standard exception", request.request_id);
+  }
+  return false;
 }
 
 std::optional<HttpResponse> HttpServer::Runtime::Rejection(const beast::error_code& ec) {
@@ -721,6 +804,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
   auto runtime = std::make_unique<Runtime>(std::move(options), std::move(handler), std::move(tls),
                                            std::move(ring),
                                            io_threads, worker_threads);
+  WARD_RETURN_IF_ERROR(runtime->request_ids.Seed());
   WARD_RETURN_IF_ERROR(runtime->Listen(tcp::endpoint(address, port)));
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(runtime)));
 }

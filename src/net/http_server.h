@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,14 @@ struct HttpServerOptions {
   // 0 = 2 * cores. Measured trade-off (docs/benchmarks.md): more threads let more writes share
   // an fsync but slow keep-alive reads through extra hand-offs; 2 * cores favours reads.
   int worker_threads = 0;
+  // Decides, on the event-loop thread, whether a parsed request may be served right there
+  // instead of on the worker pool, which saves the two thread hand-offs (loop -> pool -> loop)
+  // that dominate the cost of a small request (docs/benchmarks.md). Return true only for
+  // requests whose handler never blocks: no storage I/O, no waiting for another thread's I/O.
+  // A blocking handler run inline stalls every connection of that event loop. Called for every
+  // request, concurrently from the event-loop threads: it must be cheap and thread-safe; if it
+  // throws, the request runs on the pool. Empty (the default): every request runs on the pool.
+  std::function<bool(const HttpRequest&)> run_inline;
 };
 
 // Counters since the server was created. Each is read atomically, not all together.
@@ -47,6 +56,7 @@ struct HttpServerStats {
   uint64_t malformed_requests = 0;      // requests answered 400 by the parser
   uint64_t read_timeouts = 0;           // requests cut off by read_timeout
   uint64_t handler_exceptions = 0;      // handler calls that threw (answered 500)
+  uint64_t handled_inline = 0;          // requests served on the event loop (run_inline)
   uint64_t handshakes_full = 0;         // TLS handshakes completed without resumption
   uint64_t handshakes_resumed = 0;      // TLS handshakes that resumed a session (ticket)
   // Handshakes that failed because the client's certificate was refused, by reason (each is
@@ -58,12 +68,16 @@ struct HttpServerStats {
 };
 
 // Ward's HTTPS/1.1 server (HTTP/1.0 also accepted). One coroutine per connection on a pool of
-// event loop threads; keep-alive; the handler runs on a separate worker pool so it may block.
+// event loop threads; keep-alive; the handler runs on a separate worker pool so it may block,
+// except for requests HttpServerOptions::run_inline marks as non-blocking, which it runs on the
+// event loop.
 // Every read, write and handshake has a deadline. Requests whose headers exceed header_limit
 // get 431, bodies over body_limit get 413, unparseable requests 400; each of those closes the
 // connection. Failures caused by clients are counted (Stats) and never stop the server.
 //
-// Each request gets a request id (a random UUID) and is logged at debug level as
+// Each request gets a request id, unique within the server and UUID-shaped (RFC 9562 version 8:
+// a random per-server prefix and a permuted counter, so ids do not reveal request counts but
+// cost no call into the DRBG), and is logged at debug level as
 // "request_id=... method=... path=... status=... ms=..." (the path without its query string).
 //
 // Mutual TLS: see TlsServerOptions. The client certificate chain of a connection (verified by

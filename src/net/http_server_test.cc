@@ -13,6 +13,8 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -20,6 +22,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "core/strings.h"
@@ -641,6 +644,68 @@ TEST_F(HttpServerTest, CreateReportsAnAddressInUseAsUnavailable) {
   options.address = "not-an-address";
   auto bad = HttpServer::Create(options, [](const HttpRequest&) { return HttpResponse{}; });
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(HttpServerTest, RunInlineServesChosenRequestsOnTheEventLoop) {
+  absl::Mutex mu;
+  std::set<std::thread::id> loop_threads;  // where run_inline was asked: the event loops
+  std::thread::id inline_thread;
+  std::thread::id pooled_thread;
+  HttpServerOptions options = Options();
+  options.run_inline = [&](const HttpRequest& r) {
+    {
+      absl::MutexLock lock(&mu);
+      loop_threads.insert(std::this_thread::get_id());
+    }
+    if (r.target == "/boom") throw std::runtime_error("predicate failure");
+    return r.target == "/inline";
+  };
+  auto server = HttpServer::Create(std::move(options), [&](const HttpRequest& r) {
+    absl::MutexLock lock(&mu);
+    (r.target == "/inline" ? inline_thread : pooled_thread) = std::this_thread::get_id();
+    return HttpResponse{200, {}, r.target};
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = std::move(*server);
+  server_->Start();
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  for (const char* target : {"/inline", "/pooled"}) {
+    auto response = client->Send("GET", target, {}, "");
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->body, target);
+  }
+  EXPECT_EQ(server_->Stats().handled_inline, 1u);
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(loop_threads.count(inline_thread), 1u);
+    EXPECT_EQ(loop_threads.count(pooled_thread), 0u);
+  }
+  // A predicate that throws sends the request to the pool; the request is still served.
+  auto response = client->Send("GET", "/boom", {}, "");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(server_->Stats().handled_inline, 1u);
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(loop_threads.count(pooled_thread), 0u);
+}
+
+TEST_F(HttpServerTest, RequestIdsAreUniqueVersion8Uuids) {
+  StartServer(Options());
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  const std::regex shape("[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  std::set<std::string> ids;
+  for (int i = 0; i < 50; ++i) {
+    auto response = client->Send("GET", "/id", {}, "");
+    ASSERT_TRUE(response.ok()) << response.status();
+    const std::string id(response->Header("x-request-id"));
+    EXPECT_TRUE(std::regex_match(id, shape)) << id;
+    // One random prefix per server; the rest is a permuted counter, not a visible sequence.
+    if (!ids.empty()) EXPECT_EQ(id.substr(0, 19), ids.begin()->substr(0, 19));
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 50u);
 }
 
 TEST(HttpClientTest, CreateRefusesPlainHttpAndMalformedAddresses) {

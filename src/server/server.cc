@@ -257,6 +257,7 @@ class TicketKeyRotation {
 // How often TLS files and the PKI trust are polled, and the shared ticket keys re-read.
 constexpr absl::Duration kTlsPoll = absl::Seconds(2);
 constexpr absl::Duration kTicketKeySync = absl::Minutes(1);
+constexpr absl::Duration kTicketKeyRetry = absl::Seconds(10);
 
 // The notAfter of the first certificate in the PEM file `path`, or InfinitePast if unreadable.
 absl::Time CertificateNotAfter(const std::string& path) {
@@ -462,10 +463,12 @@ class TlsMaintenance {
         }
         RefreshPkiTrustLocked();
       }
+      // Sealed since the last poll: back to local keys. Unsealed: re-read every kTicketKeySync,
+      // or every kTicketKeyRetry while the shared keys could not be loaded yet.
       const bool unsealed = core_.State() != nullptr;
-      if (unsealed != using_shared_keys_ || absl::Now() - last_shared_sync_ >= kTicketKeySync) {
-        SyncTicketKeys();  // unsealed or sealed since the last poll, or time to re-read
-      }
+      const bool due = absl::Now() - last_shared_sync_ >=
+                       (using_shared_keys_ ? kTicketKeySync : kTicketKeyRetry);
+      if ((!unsealed && using_shared_keys_) || (unsealed && due)) SyncTicketKeys();
       if (!using_shared_keys_ &&
           absl::Now() - last_rotation_ >= maintenance_.ticket_key_rotation) {
         if (absl::Status s = RotateTicketKeys(); !s.ok()) {
@@ -558,6 +561,8 @@ absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
   http.idle_timeout = listener.idle_timeout;
   http.handshake_timeout = listener.tls_handshake_timeout;
   api::VaultHandler* handler = node.handler.get();
+  // Non-blocking requests (KV reads, token lookup-self) run on the event loop (docs/benchmarks.md).
+  http.run_inline = [handler](const net::HttpRequest& r) { return handler->MayRunInline(r); };
   WARD_ASSIGN_OR_RETURN(node.http, net::HttpServer::Create(http, [handler](const net::HttpRequest& r) {
                           return handler->Handle(r);
                         }));

@@ -119,7 +119,7 @@ TEST_F(AuditConfigTest, ConfiguredDeviceLogsAndSighupRotatesTheFile) {
   json::object devices = ListDevices();
   ASSERT_TRUE(devices.contains("trail/")) << json::serialize(devices);
   EXPECT_EQ(devices.at("trail/").at("description"), "from ward.yaml");
-  EXPECT_EQ(devices.at("trail/").at("options").at("file_path"), log_);
+  EXPECT_EQ(devices.at("trail/").at("options").at("file_path"), json::value(log_));
   std::string key(devices.at("trail/").at("checkpoint_public_key").as_string());
 
   WriteSecret("before-rotation");
@@ -187,7 +187,7 @@ TEST_F(AuditConfigTest, ConfiguredDeviceIsEnabledOnceAcrossRestarts) {
   StartAndUnseal(Config(AuditConfig()));
   json::object devices = ListDevices();
   ASSERT_EQ(devices.size(), 1u) << json::serialize(devices);
-  EXPECT_EQ(devices.at("trail/").at("checkpoint_public_key"), key);
+  EXPECT_EQ(devices.at("trail/").at("checkpoint_public_key"), json::value(key));
   ASSERT_EQ(server_->Terminate(), 0);
   server_.reset();
   CommandResult v = Verify(key, log_);
@@ -199,7 +199,7 @@ TEST_F(AuditConfigTest, ConfiguredDeviceIsEnabledOnceAcrossRestarts) {
                         other + "}\n";
   StartAndUnseal(Config(changed));
   devices = ListDevices();
-  EXPECT_EQ(devices.at("trail/").at("options").at("file_path"), log_);
+  EXPECT_EQ(devices.at("trail/").at("options").at("file_path"), json::value(log_));
   struct stat st {};
   EXPECT_NE(::stat(other.c_str(), &st), 0);
   EXPECT_NE(server_->Log().find("audit_config_differs"), std::string::npos) << server_->Log();

@@ -75,8 +75,12 @@ class PkiMtlsTest : public ::testing::Test {
     ASSERT_EQ(init.status, 200) << init.body;
     json::value iv = Parse(init.body);
     root_ = Str(iv.at("root_token"));
-    Reply unseal = Call(*client_, "PUT", "sys/unseal", "",
-                        R"({"key":")" + Str(iv.at("keys").at(0)) + R"("})");
+    unseal_key_ = Str(iv.at("keys").at(0));
+    ASSERT_NO_FATAL_FAILURE(Unseal());
+  }
+
+  void Unseal() {
+    Reply unseal = Call(*client_, "PUT", "sys/unseal", "", R"({"key":")" + unseal_key_ + R"("})");
     ASSERT_EQ(unseal.status, 200) << unseal.body;
   }
 
@@ -136,6 +140,7 @@ class PkiMtlsTest : public ::testing::Test {
   std::unique_ptr<WardProcess> server_;
   std::unique_ptr<net::HttpClient> client_;
   std::string root_;
+  std::string unseal_key_;
   std::string last_curl_output_;
 };
 
@@ -163,6 +168,14 @@ TEST_F(PkiMtlsTest, SvidIsAcceptedWithinSecondsAndRefusedWithinSecondsOfRevocati
   ASSERT_EQ(login.exit_code, 0) << login.output;
   EXPECT_TRUE(absl::StrContains(login.output, "client_token")) << login.output;
 
+  // Sealed: only the configured CA file is trusted; unsealed again: the PKI trust is back.
+  ASSERT_EQ(Root("PUT", "sys/seal").status, 204);
+  EXPECT_TRUE(Eventually([&] { return CurlWithCert("svid") != 0; }))
+      << "the SVID is still accepted while sealed\n" << server_->Log();
+  ASSERT_NO_FATAL_FAILURE(Unseal());
+  EXPECT_TRUE(Eventually([&] { return CurlWithCert("svid") == 0; }))
+      << "the SVID was not accepted after unsealing: " << last_curl_output_;
+
   Reply revoked = Root("POST", "pki/revoke", json::serialize(json::object{{"serial_number", serial}}));
   ASSERT_EQ(revoked.status, 200) << revoked.body;
   int code = 0;
@@ -180,6 +193,9 @@ TEST_F(PkiMtlsTest, SvidIsAcceptedWithinSecondsAndRefusedWithinSecondsOfRevocati
   const double expiry = Sample("ward_tls_certificate_expiry_seconds");
   EXPECT_GT(expiry, 3600);           // WriteSelfSignedServerCert: valid one day
   EXPECT_LE(expiry, 24 * 3600 + 60);
+  // Unsealed: the session ticket keys came from the barrier (server/ticket_keys.h).
+  EXPECT_TRUE(absl::StrContains(server_->Log(), "event=ticket_keys_installed shared=true"))
+      << server_->Log();
 }
 
 TEST_F(PkiMtlsTest, OptOutKeepsPkiCertificatesUntrusted) {

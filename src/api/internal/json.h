@@ -54,6 +54,16 @@ net::HttpResponse ErrorResponse(int status, std::string_view message);
 // Maps `status` through HttpStatusFor; kNotFound becomes 404 {"errors":[]} as Vault does.
 net::HttpResponse ErrorResponse(const absl::Status& status);
 
+// Appends `s` to `out` as a JSON string literal, escaped as Boost.JSON's serializer does
+// (quote, backslash and control characters; other bytes verbatim, so `s` should be UTF-8).
+void AppendJsonString(std::string& out, std::string_view s);
+
+// The standard Vault response envelope (as Envelope with a null `auth` and no sys_inject)
+// around `data_json`, serialized JSON that is copied in verbatim: no JSON tree is built. The
+// caller vouches that `data_json` is one valid JSON value.
+net::HttpResponse RawEnvelope(std::string_view request_id, std::string_view data_json,
+                              std::string_view mount_type, int status = 200);
+
 // The standard Vault response envelope. `data` and `auth` may be null. For sys/ routes Vault
 // also copies every key of `data` to the top level; `sys_inject` does that.
 net::HttpResponse Envelope(std::string_view request_id, json::value data, json::value auth,
