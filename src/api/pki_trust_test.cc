@@ -52,7 +52,9 @@ class PkiTrustTest : public ::testing::Test {
         "web", boost::json::object{{"allowed_uri_sans", "spiffe://example.org/ns/*/sa/*"}},
         nullptr);
     EXPECT_TRUE(role.ok()) << role.status();
-    if (role.ok()) EXPECT_TRUE(m->pki->WriteRole(*role).ok());
+    if (role.ok()) {
+      EXPECT_TRUE(m->pki->WriteRole(*role).ok());
+    }
     return m->pki;
   }
 

@@ -494,46 +494,64 @@ void AddOperator(CLI::App& app, std::shared_ptr<int> rc) {
   }
 }
 
-// `ward audit verify FILE [--key HEX] [--allow-open-tail]`: checks an audit file offline
-// (docs/audit.md). Exit 0 if intact, 1 if a problem was found, 2 if the file cannot be read.
+// `ward audit verify FILE... [--key HEX] [--allow-open-tail]`: checks audit files offline
+// (docs/audit.md). Several files are taken oldest first, as log rotation left them: each is
+// verified on its own and each must continue the one before it. Exit 0 if intact, 1 if a
+// problem was found, 2 if a file cannot be read.
 void AddAudit(CLI::App& app, std::shared_ptr<int> rc) {
   CLI::App* audit_cmd = app.add_subcommand("audit", "Audit log tools");
   audit_cmd->require_subcommand(1);
   struct VerifyArgs {
-    std::string file;
+    std::vector<std::string> files;
     audit::VerifyOptions options;
   };
   auto va = std::make_shared<VerifyArgs>();
   CLI::App* verify = audit_cmd->add_subcommand(
-      "verify", "Check an audit file's hash chain and (with --key) its checkpoint signatures");
-  verify->add_option("file", va->file, "The audit file")->required();
+      "verify", "Check audit files' hash chain and (with --key) their checkpoint signatures");
+  verify->add_option("files", va->files, "The audit file(s), oldest first if rotated")->required();
   verify->add_option("--key", va->options.public_key_hex,
                      "Hex Ed25519 checkpoint public key (GET sys/audit: checkpoint_public_key)");
   verify->add_flag("--allow-open-tail", va->options.allow_open_tail,
                    "Accept records after the last checkpoint (a file still being written)");
   verify->callback([va, rc]() {
-    auto report = audit::VerifyFile(va->file, va->options);
-    if (!report.ok()) {
-      std::cerr << "Error: " << report.status().message() << "\n";
-      *rc = 2;
-      return;
+    std::optional<audit::VerifyReport> previous;
+    for (size_t i = 0; i < va->files.size(); ++i) {
+      const std::string& file = va->files[i];
+      // Only the newest file may still be open for writing.
+      audit::VerifyOptions options = va->options;
+      options.allow_open_tail = va->options.allow_open_tail && i + 1 == va->files.size();
+      auto report = audit::VerifyFile(file, options);
+      if (!report.ok()) {
+        std::cerr << "Error: " << file << ": " << report.status().message() << "\n";
+        *rc = 2;
+        return;
+      }
+      if (va->files.size() > 1) std::cout << file << ": ";
+      std::cout << "Lines: " << report->lines << ", records: " << report->records
+                << ", checkpoints: " << report->checkpoints;
+      if (va->options.public_key_hex.empty()) {
+        std::cout << " (signatures not checked: no --key; the hash chain alone cannot detect a "
+                     "rewritten file)\n";
+      } else {
+        std::cout << " (" << report->checkpoints_verified << " signatures verified)\n";
+      }
+      if (report->problem.has_value()) {
+        std::cout << "FAILED at line " << report->problem->line << " ("
+                  << audit::ProblemKindName(report->problem->kind)
+                  << "): " << report->problem->message << "\n";
+        *rc = 1;
+        return;
+      }
+      if (previous.has_value() && !audit::FollowsFrom(*previous, *report)) {
+        std::cout << "FAILED: " << file << " does not continue " << va->files[i - 1]
+                  << " (files missing between them, or not in rotation order)\n";
+        *rc = 1;
+        return;
+      }
+      previous = *std::move(report);
     }
-    std::cout << "Lines: " << report->lines << ", records: " << report->records
-              << ", checkpoints: " << report->checkpoints;
-    if (va->options.public_key_hex.empty()) {
-      std::cout << " (signatures not checked: no --key; the hash chain alone cannot detect a "
-                   "rewritten file)\n";
-    } else {
-      std::cout << " (" << report->checkpoints_verified << " signatures verified)\n";
-    }
-    if (report->problem.has_value()) {
-      std::cout << "FAILED at line " << report->problem->line << " ("
-                << audit::ProblemKindName(report->problem->kind)
-                << "): " << report->problem->message << "\n";
-      *rc = 1;
-      return;
-    }
-    std::cout << "OK: the audit file is intact\n";
+    std::cout << (va->files.size() > 1 ? "OK: the audit files are intact and follow each other\n"
+                                        : "OK: the audit file is intact\n");
   });
 }
 

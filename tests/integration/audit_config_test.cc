@@ -103,8 +103,12 @@ class AuditConfigTest : public ::testing::Test {
   }
 
   CommandResult Verify(const std::string& key, const std::string& file) {
-    return RunCommand(ShellQuote(WardBinary()) + " audit verify --key " + key + " " +
-                      ShellQuote(file));
+    return VerifyFiles(key, {file});
+  }
+  CommandResult VerifyFiles(const std::string& key, const std::vector<std::string>& files) {
+    std::string command = ShellQuote(WardBinary()) + " audit verify --key " + key;
+    for (const std::string& f : files) command += " " + ShellQuote(f);
+    return RunCommand(command);
   }
 
   core::TempDir dir_;
@@ -171,6 +175,13 @@ TEST_F(AuditConfigTest, ConfiguredDeviceLogsAndSighupRotatesTheFile) {
   EXPECT_EQ(v_old.exit_code, 0) << v_old.output;
   CommandResult v_new = Verify(key, log_);
   EXPECT_EQ(v_new.exit_code, 0) << v_new.output;
+  // Both files at once, in rotation order: they link up; in the wrong order they do not.
+  CommandResult v_both = VerifyFiles(key, {rotated, log_});
+  EXPECT_EQ(v_both.exit_code, 0) << v_both.output;
+  EXPECT_NE(v_both.output.find("follow each other"), std::string::npos) << v_both.output;
+  CommandResult v_swapped = VerifyFiles(key, {log_, rotated});
+  EXPECT_EQ(v_swapped.exit_code, 1) << v_swapped.output;
+  EXPECT_NE(v_swapped.output.find("does not continue"), std::string::npos) << v_swapped.output;
 
   // The file never holds the secret values.
   EXPECT_EQ(old_contents.find("before-rotation"), std::string::npos);
