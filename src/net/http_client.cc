@@ -12,6 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
 #include "net/tls.h"
@@ -135,13 +137,38 @@ struct Outcome {
 
 }  // namespace
 
+// The newest resumable TLS session to an endpoint, shared by a pool's connections.
+struct SharedSession {
+  absl::Mutex mu;
+  SslSessionPtr session ABSL_GUARDED_BY(mu);
+
+  // A new reference to the session, or null.
+  SslSessionPtr Get() {
+    absl::MutexLock lock(&mu);
+    if (session == nullptr) return nullptr;
+    SSL_SESSION_up_ref(session.get());
+    return SslSessionPtr(session.get());
+  }
+  void Set(SSL_SESSION* s) {
+    SSL_SESSION_up_ref(s);
+    absl::MutexLock lock(&mu);
+    session.reset(s);
+  }
+  void Clear() {
+    absl::MutexLock lock(&mu);
+    session.reset();
+  }
+};
+
 struct HttpClient::Transport {
-  Transport(HttpClientOptions opts, Endpoint ep, std::shared_ptr<const TlsContext> tls_context)
+  Transport(HttpClientOptions opts, Endpoint ep, std::shared_ptr<const TlsContext> tls_context,
+            std::shared_ptr<SharedSession> shared_session = nullptr)
       : options(std::move(opts)),
         endpoint(std::move(ep)),
         where(endpoint.host_header),
         tls(std::move(tls_context)),
-        ssl_ctx(AddRef(tls->native_handle())) {}
+        ssl_ctx(AddRef(tls->native_handle())),
+        shared(std::move(shared_session)) {}
 
   static SSL_CTX* AddRef(SSL_CTX* ctx) {
     SSL_CTX_up_ref(ctx);  // asio::ssl::context takes ownership of one reference
@@ -186,6 +213,7 @@ struct HttpClient::Transport {
   std::optional<Stream> stream;  // the kept connection, if any
   beast::flat_buffer buffer;     // bytes read from `stream` and not yet parsed
   SslSessionPtr session;         // the last resumable TLS session, offered on reconnect
+  std::shared_ptr<SharedSession> shared;  // a pool's session cache, or null
   int connections_opened = 0;
   int tls_resumptions = 0;
 };
@@ -224,6 +252,7 @@ asio::awaitable<absl::Status> HttpClient::Transport::Connect(Clock::time_point d
     Drop();
     co_return s;
   }
+  if (session == nullptr && shared != nullptr) session = shared->Get();
   if (session != nullptr) SSL_set_session(ssl, session.get());
   co_await stream->async_handshake(asio::ssl::stream_base::client,
                                    asio::redirect_error(asio::use_awaitable, ec));
@@ -235,6 +264,7 @@ asio::awaitable<absl::Status> HttpClient::Transport::Connect(Clock::time_point d
     }
     Drop();
     session.reset();
+    if (shared != nullptr) shared->Clear();
     co_return ExchangeError(absl::StrCat("TLS handshake with ", where), ec, detail);
   }
   if (SSL_session_reused(ssl) == 1) ++tls_resumptions;
@@ -293,7 +323,11 @@ asio::awaitable<Outcome> HttpClient::Transport::Exchange(
   out.response.body = std::move(res.body());
   if (SSL_SESSION* s = SSL_get1_session(stream->native_handle()); s != nullptr) {
     session.reset(s);
-    if (SSL_SESSION_is_resumable(s) != 1) session.reset();
+    if (SSL_SESSION_is_resumable(s) != 1) {
+      session.reset();
+    } else if (shared != nullptr) {
+      shared->Set(s);
+    }
   }
   if (write_ec) {
     Drop();  // the request never fully went out: the connection is done
@@ -400,5 +434,77 @@ absl::StatusOr<HttpResponse> HttpClient::Send(
 int HttpClient::connections_opened() const { return transport_->connections_opened; }
 
 int HttpClient::tls_resumptions() const { return transport_->tls_resumptions; }
+
+struct HttpClientPool::State {
+  HttpClientOptions options;
+  Endpoint endpoint;
+  std::shared_ptr<const TlsContext> tls;
+  std::shared_ptr<SharedSession> sessions = std::make_shared<SharedSession>();
+  size_t max_idle = 0;
+  mutable absl::Mutex mu;
+  std::vector<std::unique_ptr<HttpClient>> idle ABSL_GUARDED_BY(mu);
+  std::atomic<int> opened{0};
+  std::atomic<int> resumed{0};
+};
+
+HttpClientPool::HttpClientPool(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+HttpClientPool::~HttpClientPool() = default;
+
+absl::StatusOr<std::unique_ptr<HttpClientPool>> HttpClientPool::Create(HttpClientOptions options,
+                                                                       size_t max_idle) {
+  if (max_idle == 0) return absl::InvalidArgumentError("http client pool: max_idle must be > 0");
+  // Validates everything HttpClient::Create does, once.
+  WARD_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> first, HttpClient::Create(options));
+  auto state = std::make_unique<State>();
+  state->endpoint = first->transport_->endpoint;
+  state->tls = first->transport_->tls;
+  state->options = std::move(options);
+  state->max_idle = max_idle;
+  return std::unique_ptr<HttpClientPool>(new HttpClientPool(std::move(state)));
+}
+
+std::unique_ptr<HttpClient> HttpClientPool::Borrow() {
+  {
+    absl::MutexLock lock(&state_->mu);
+    if (!state_->idle.empty()) {
+      std::unique_ptr<HttpClient> client = std::move(state_->idle.back());
+      state_->idle.pop_back();
+      return client;
+    }
+  }
+  return std::unique_ptr<HttpClient>(new HttpClient(std::make_unique<HttpClient::Transport>(
+      state_->options, state_->endpoint, state_->tls, state_->sessions)));
+}
+
+void HttpClientPool::Return(std::unique_ptr<HttpClient> client) {
+  const bool open = client->transport_->stream.has_value();
+  absl::MutexLock lock(&state_->mu);
+  if (open && state_->idle.size() < state_->max_idle) {
+    state_->idle.push_back(std::move(client));
+  }
+}
+
+absl::StatusOr<HttpResponse> HttpClientPool::Send(
+    std::string_view method, std::string_view target,
+    const std::vector<std::pair<std::string, std::string>>& headers, std::string_view body) {
+  std::unique_ptr<HttpClient> client = Borrow();
+  const int opened_before = client->connections_opened();
+  const int resumed_before = client->tls_resumptions();
+  absl::StatusOr<HttpResponse> response = client->Send(method, target, headers, body);
+  state_->opened += client->connections_opened() - opened_before;
+  state_->resumed += client->tls_resumptions() - resumed_before;
+  Return(std::move(client));
+  return response;
+}
+
+size_t HttpClientPool::idle() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->idle.size();
+}
+
+int HttpClientPool::connections_opened() const { return state_->opened.load(); }
+
+int HttpClientPool::tls_resumptions() const { return state_->resumed.load(); }
 
 }  // namespace ward::net

@@ -58,11 +58,46 @@ class HttpClient {
   int tls_resumptions() const;
 
  private:
+  friend class HttpClientPool;
   // The implementation, private to http_client.cc: it holds the Asio objects.
   struct Transport;
   explicit HttpClient(std::unique_ptr<Transport> transport);
 
   std::unique_ptr<Transport> transport_;
+};
+
+// A thread-safe pool of keep-alive connections to one endpoint, for code that calls Ward (or
+// another HTTPS server) from many threads. Each Send borrows an idle connection (or opens a new
+// one), and returns it afterwards if the server kept it open; at most `max_idle` wait idle.
+// All connections share one TLS context and one session cache, so a new connection resumes
+// the session another one negotiated (one full handshake per endpoint, not per connection).
+//
+// Thread-safe: Send may run concurrently; each call uses its own connection.
+class HttpClientPool {
+ public:
+  // Errors: as HttpClient::Create; kInvalidArgument if max_idle is 0.
+  static absl::StatusOr<std::unique_ptr<HttpClientPool>> Create(HttpClientOptions options,
+                                                                size_t max_idle = 16);
+  ~HttpClientPool();
+
+  // As HttpClient::Send, on a pooled connection.
+  absl::StatusOr<HttpResponse> Send(std::string_view method, std::string_view target,
+                                    const std::vector<std::pair<std::string, std::string>>& headers,
+                                    std::string_view body);
+
+  // Connections waiting idle now; connections opened and TLS resumptions over the pool's
+  // lifetime (for tests and diagnostics).
+  size_t idle() const;
+  int connections_opened() const;
+  int tls_resumptions() const;
+
+ private:
+  struct State;
+  explicit HttpClientPool(std::unique_ptr<State> state);
+  std::unique_ptr<HttpClient> Borrow();
+  void Return(std::unique_ptr<HttpClient> client);
+
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace ward::net
