@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# What the audit log costs a KV read: two `ward server --dev` instances side by side, the same
+# 1 KB secret, one with a file audit device enabled (every request and response written,
+# hash-chained, HMAC'd, batched: no fsync per request) and one without. Runs the identical
+# closed-loop kv-read load REPEAT times alternating the two and prints the medians and the
+# ratio audited / unaudited.
+#
+# Settings (environment): CONNECTIONS=32 THREADS=1 DURATION=8 WARMUP=1 REPEAT=3
+#   BUILD_DIR=build/release (ward and ward-bench)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-1}
+REPEAT=${REPEAT:-3}
+
+bench_init
+print_context
+start_ward plain
+plain_url=$WARD_URL plain_ca=$WARD_CA
+put_secret secret/data/bench 1024
+start_ward audited
+audited_url=$WARD_URL audited_ca=$WARD_CA
+put_secret secret/data/bench 1024
+ward_api PUT sys/audit/file \
+  "{\"type\":\"file\",\"options\":{\"file_path\":\"$BENCH_TMP/audited/audit.log\"}}" >/dev/null
+echo "plain:    $plain_url (no audit device)"
+echo "audited:  $audited_url (file audit device at $BENCH_TMP/audited/audit.log)"
+echo "settings: -c $CONNECTIONS -t $THREADS -d $DURATION --warmup $WARMUP, $REPEAT repeats"
+echo
+
+common=(--scenario kv-read --path secret/data/bench --token "$WARD_ROOT_TOKEN"
+        -c "$CONNECTIONS" -t "$THREADS" -d "$DURATION" --warmup "$WARMUP" --json)
+plain_tp=() audited_tp=() plain_p99=() audited_p99=()
+for i in $(seq "$REPEAT"); do
+  echo "--- run $i (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$WARD_BENCH" --url "$plain_url" --ca-file "$plain_ca" "${common[@]}" | tee "$BENCH_TMP/plain-$i.out"
+  "$WARD_BENCH" --url "$audited_url" --ca-file "$audited_ca" "${common[@]}" |
+    tee "$BENCH_TMP/audited-$i.out"
+  plain_tp+=("$(json_field "$BENCH_TMP/plain-$i.out" throughput)")
+  audited_tp+=("$(json_field "$BENCH_TMP/audited-$i.out" throughput)")
+  plain_p99+=("$(json_field "$BENCH_TMP/plain-$i.out" latency_ms.p99)")
+  audited_p99+=("$(json_field "$BENCH_TMP/audited-$i.out" latency_ms.p99)")
+done
+p=$(median "${plain_tp[@]}")
+a=$(median "${audited_tp[@]}")
+echo
+echo "=== summary (medians of $REPEAT runs)"
+printf '%-10s %10s %10s\n' server "req/s" "p99 ms"
+printf '%-10s %10.0f %10.3f   per run: %s\n' plain "$p" "$(median "${plain_p99[@]}")" "${plain_tp[*]}"
+printf '%-10s %10.0f %10.3f   per run: %s\n' audited "$a" "$(median "${audited_p99[@]}")" "${audited_tp[*]}"
+echo "audited / plain: $(python3 -c "print(round($a / $p, 3))")"
+echo "audit log: $(wc -l <"$BENCH_TMP/audited/audit.log") lines"
