@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/core.h"
 #include "api/handler.h"
+#include "api/internal/json.h"
 #include "core/testing/fake_clock.h"
 #include "core/testing/temp_dir.h"
 #include "core/time_format.h"
@@ -146,10 +147,10 @@ TEST_F(FastPathTest, NothingRunsInlineWhileSealedOrWithAnAuditDevice) {
 
 TEST_F(FastPathTest, KvReadResponseIsTheVaultEnvelope) {
   ASSERT_EQ(Call("PUT", "secret/metadata/a", root_,
-                 R"({"custom_metadata":{"owner":"team \"a\"\n","z":"\u00e9"}})")
+                 R"({"custom_metadata":{"owner":"team \"a\" \\ b","z":"\u00e9"}})")
                 .status,
             204);
-  ASSERT_EQ(Call("PUT", "secret/data/a", root_, R"({"data":{"b":[1,2,{"c":null}],"a":"x\"y"}})")
+  ASSERT_EQ(Call("PUT", "secret/data/a", root_, R"({"data":{"b":[1,2,{"c":null}],"a":"x\"y\n\u0001"}})")
                 .status,
             200);
   net::HttpResponse r = Call("GET", "secret/data/a", root_);
@@ -174,13 +175,13 @@ TEST_F(FastPathTest, KvReadResponseIsTheVaultEnvelope) {
   EXPECT_TRUE(o.at("warnings").is_null());
   EXPECT_TRUE(o.at("auth").is_null());
   EXPECT_EQ(o.at("mount_type"), "kv");
-  EXPECT_EQ(o.at("data").at("data"), json::parse(R"({"a":"x\"y","b":[1,2,{"c":null}]})"));
+  EXPECT_EQ(o.at("data").at("data"), json::parse(R"({"a":"x\"y\n\u0001","b":[1,2,{"c":null}]})"));
   const json::object& meta = o.at("data").at("metadata").as_object();
   EXPECT_EQ(meta.at("version"), 1);
   EXPECT_EQ(meta.at("destroyed"), false);
   EXPECT_EQ(meta.at("deletion_time"), "");
   EXPECT_EQ(meta.at("created_time"), json::value(core::FormatRfc3339Nanos(clock_.Now())));
-  EXPECT_EQ(meta.at("custom_metadata"), json::parse(R"({"owner":"team \"a\"\n","z":"\u00e9"})"));
+  EXPECT_EQ(meta.at("custom_metadata"), json::parse(R"({"owner":"team \"a\" \\ b","z":"\u00e9"})"));
 }
 
 TEST_F(FastPathTest, DeletedVersionIs404WithItsMetadata) {
@@ -193,6 +194,17 @@ TEST_F(FastPathTest, DeletedVersionIs404WithItsMetadata) {
   EXPECT_TRUE(body.at("data").at("metadata").at("custom_metadata").is_null());
   EXPECT_EQ(body.at("data").at("metadata").at("deletion_time"),
             json::value(core::FormatRfc3339Nanos(clock_.Now())));
+}
+
+TEST(AppendJsonStringTest, EscapesAsBoostJsonDoes) {
+  std::string every_ascii;
+  for (int c = 0; c < 0x80; ++c) every_ascii.push_back(static_cast<char>(c));
+  for (const std::string& s : {std::string(), std::string("plain"), every_ascii,
+                               std::string("caf\xc3\xa9 \xe2\x82\xac")}) {
+    std::string out = "prefix";
+    internal::AppendJsonString(out, s);
+    EXPECT_EQ(out, "prefix" + json::serialize(json::string(s)));
+  }
 }
 
 }  // namespace

@@ -37,7 +37,8 @@ struct HttpServerOptions {
   int worker_threads = 0;
   // Decides, on the event-loop thread, whether a parsed request may be served right there
   // instead of on the worker pool, which saves the two thread hand-offs (loop -> pool -> loop)
-  // that dominate the cost of a small request (docs/benchmarks.md). Return true only for
+  // per request (on a loaded 2-core machine it measured slower, not faster: docs/benchmarks.md,
+  // session 4; Ward does not set it yet). Return true only for
   // requests whose handler never blocks: no storage I/O, no waiting for another thread's I/O.
   // A blocking handler run inline stalls every connection of that event loop. Called for every
   // request, concurrently from the event-loop threads: it must be cheap and thread-safe; if it

@@ -702,7 +702,9 @@ TEST_F(HttpServerTest, RequestIdsAreUniqueVersion8Uuids) {
     const std::string id(response->Header("x-request-id"));
     EXPECT_TRUE(std::regex_match(id, shape)) << id;
     // One random prefix per server; the rest is a permuted counter, not a visible sequence.
-    if (!ids.empty()) EXPECT_EQ(id.substr(0, 19), ids.begin()->substr(0, 19));
+    if (!ids.empty()) {
+      EXPECT_EQ(id.substr(0, 19), ids.begin()->substr(0, 19));
+    }
     ids.insert(id);
   }
   EXPECT_EQ(ids.size(), 50u);
