@@ -337,10 +337,25 @@ absl::Status FileDevice::WriteBatch(const std::string& buf) {
 }
 
 absl::Status FileDevice::Sync() {
+  dirty_ = false;
+  last_sync_ = std::chrono::steady_clock::now();
   if (!regular_) return absl::OkStatus();  // devices, pipes: nothing to sync
   if (options_.before_sync) options_.before_sync();
   if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, "fdatasync", path_);
   return absl::OkStatus();
+}
+
+void FileDevice::SyncWritten() {
+  absl::Status synced = Sync();
+  absl::MutexLock lock(&mu_);
+  if (regular_) ++stats_.syncs;
+  if (!synced.ok()) {
+    // After a failed fdatasync the kernel may have dropped the dirty pages: nothing written
+    // since the last good sync can be trusted, so stop accepting records.
+    spdlog::error("event=audit_sync_failed path={} error={}", path_,
+                  std::string(synced.message()));
+    broken_ = synced;
+  }
 }
 
 void FileDevice::WriterLoop() {
@@ -348,12 +363,28 @@ void FileDevice::WriterLoop() {
     std::vector<Pending> batch;
     bool closing;
     std::shared_ptr<Slot> reopen;  // a Reopen to serve after this batch
+    bool sync_due = false;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return closing_ || !queue_.empty() || reopen_ != nullptr;
       };
-      mu_.Await(absl::Condition(&ready));
+      if (!dirty_) {
+        mu_.Await(absl::Condition(&ready));
+      } else {
+        // Records written but not yet synced: wait no longer than their sync is due.
+        const auto due = last_sync_ + absl::ToChronoNanoseconds(options_.sync_interval);
+        const auto now = std::chrono::steady_clock::now();
+        sync_due = due <= now || !mu_.AwaitWithTimeout(absl::Condition(&ready),
+                                                        absl::FromChrono(due - now));
+      }
+    }
+    if (sync_due) {
+      SyncWritten();
+      continue;
+    }
+    {
+      absl::MutexLock lock(&mu_);
       closing = closing_;
       reopen = std::move(reopen_);
       reopen_ = nullptr;
@@ -404,15 +435,11 @@ void FileDevice::WriterLoop() {
         spdlog::error("event=audit_write_failed path={} records={} error={}", path_, batch.size(),
                       std::string(result.message()));
       } else {
-        absl::Status synced = Sync();
-        absl::MutexLock lock(&mu_);
-        if (regular_) ++stats_.syncs;
-        if (!synced.ok()) {
-          // After a failed fdatasync the kernel may have dropped the dirty pages: nothing
-          // written since the last good sync can be trusted, so stop accepting records.
-          spdlog::error("event=audit_sync_failed path={} error={}", path_,
-                        std::string(synced.message()));
-          broken_ = synced;
+        dirty_ = true;
+        const bool due = std::chrono::steady_clock::now() - last_sync_ >=
+                         absl::ToChronoNanoseconds(options_.sync_interval);
+        if (options_.sync_interval <= absl::ZeroDuration() || checkpoints > 0 || due) {
+          SyncWritten();
         }
       }
     }

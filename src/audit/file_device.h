@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -28,7 +29,14 @@ struct FileDeviceOptions {
   // How long Append waits for room in the queue and then for its record to be written before
   // it gives up (fail closed).
   absl::Duration timeout = absl::Seconds(5);
-  // Test hook: runs on the writer thread after a batch is written, before its fdatasync.
+  // Longest time a written record may wait for its fdatasync. Records are acknowledged once
+  // written (write(2): they survive the process being killed); the writer syncs the file when
+  // this much time has passed since its last sync, when a batch holds a checkpoint line, and
+  // when the device closes or rotates, so a busy device syncs a few times a second, not once
+  // per batch. Zero: sync after every batch (the writer then waits for each sync before it
+  // takes the next batch).
+  absl::Duration sync_interval = absl::Milliseconds(250);
+  // Test hook: runs on the writer thread before each fdatasync.
   std::function<void()> before_sync;
 };
 
@@ -36,8 +44,10 @@ struct FileDeviceOptions {
 // (audit/chain.h, docs/audit.md).
 //
 // Append queues a record and blocks until a single writer thread has written it to the file
-// with write(2) (not necessarily fsynced). The writer takes everything queued as one batch:
-// one write() then one fdatasync() per batch, so concurrent requests share a sync. An existing
+// with write(2) (not necessarily fsynced). The writer takes everything queued as one batch and
+// writes it with one write(); fdatasync follows at most options.sync_interval later (and with
+// every checkpoint), so no request waits for a disk flush and records are lost only if the
+// machine itself goes down within that interval. An existing
 // file is continued: its last line gives the chain head (an incomplete last line, left by a
 // crash mid-write, is cut off first).
 //
@@ -115,7 +125,10 @@ class FileDevice {
   absl::Status AddCheckpoint(std::string& buf);
   // Writes `buf` at the end of the file; on failure cuts the file back to offset_.
   absl::Status WriteBatch(const std::string& buf);
+  // fdatasync (regular files only); clears dirty_. Writer thread only.
   absl::Status Sync();
+  // Sync, counting it and marking the device broken if it fails. Writer thread only; takes mu_.
+  void SyncWritten();
   // Does the work of Reopen. Writer thread only.
   absl::Status SwitchFile();
 
@@ -132,6 +145,8 @@ class FileDevice {
   ChainHead head_;
   size_t since_checkpoint_ = 0;
   uint64_t offset_ = 0;  // file size after the last successful write
+  bool dirty_ = false;   // written since the last fdatasync
+  std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
 
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
