@@ -20,3 +20,21 @@ function(ward_test name)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES TIMEOUT 300)
 endfunction()
+
+# ward_tsan_shim()
+#   ThreadSanitizer build only (WARD_TSAN). Debian's Abseil is not built with TSan, so
+#   absl::Mutex/CondVar/Notification (and absl::Status's reference count) give TSan no
+#   happens-before edges. The shim
+#   (src/core/testing/tsan_absl_shim.cc) defines those exported member functions in the
+#   executable, annotates them for TSan and forwards to the library's definitions. Every
+#   executable created after this call links the shim's object directly (an OBJECT library, so
+#   the static-archive linker cannot drop it); libraries do not.
+function(ward_tsan_shim)
+  add_library(ward_tsan_shim OBJECT ${PROJECT_SOURCE_DIR}/src/core/testing/tsan_absl_shim.cc)
+  target_link_libraries(ward_tsan_shim PUBLIC absl::synchronization absl::status absl::time
+                        ${CMAKE_DL_LIBS})
+  link_libraries("$<$<STREQUAL:$<TARGET_PROPERTY:TYPE>,EXECUTABLE>:ward_tsan_shim>")
+  # Fails (TSan reports races) if the shim stops annotating a primitive.
+  ward_test(tsan_absl_shim_test SRCS ${PROJECT_SOURCE_DIR}/src/core/testing/tsan_absl_shim_test.cc
+            DEPS absl::synchronization absl::status absl::time)
+endfunction()
