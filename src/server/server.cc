@@ -50,16 +50,18 @@ namespace {
 
 constexpr char kDevUnsealKeyFile[] = "dev-unseal-key";
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;
+// AddressSanitizer and ThreadSanitizer map terabytes of shadow memory, which cannot be locked;
+// their runtimes also turn mlockall into a no-op that reports success.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kShadowMemorySanitizer = true;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kShadowMemorySanitizer = true;
 #else
-constexpr bool kAddressSanitizer = false;
+constexpr bool kShadowMemorySanitizer = false;
 #endif
 #else
-constexpr bool kAddressSanitizer = false;
+constexpr bool kShadowMemorySanitizer = false;
 #endif
 
 // Process-wide protections, applied once at start (docs/security.md, "Process hardening").
@@ -74,8 +76,8 @@ constexpr bool kAddressSanitizer = false;
 // - `lock_memory`: mlockall, so keys are never written to swap. MCL_ONFAULT locks each page
 //   when it is first touched instead of populating every mapping up front (thread stacks,
 //   arena reservations): the same protection for every page that ever holds data, without
-//   the memory cost. Skipped under AddressSanitizer, whose terabytes of shadow mappings
-//   cannot be locked.
+//   the memory cost. Skipped under AddressSanitizer and ThreadSanitizer, whose terabytes of
+//   shadow mappings cannot be locked.
 void HardenProcess(bool disable_core_dumps, bool lock_memory) {
   rlimit files{};
   if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
@@ -96,8 +98,8 @@ void HardenProcess(bool disable_core_dumps, bool lock_memory) {
     }
   }
   if (!lock_memory) return;
-  if (kAddressSanitizer) {
-    spdlog::warn("event=mlock_unavailable reason=\"AddressSanitizer build\"");
+  if (kShadowMemorySanitizer) {
+    spdlog::warn("event=mlock_unavailable reason=\"sanitizer build\"");
     return;
   }
 #ifdef MCL_ONFAULT
