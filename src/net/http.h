@@ -3,8 +3,11 @@
 // The HTTP request and response types shared by Ward's server, client and API layer. Plain
 // data with no Boost types, so code above `net` never includes Asio or Beast.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,6 +45,19 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 
+  // Server side only: a response that may be sent only once some work elsewhere has finished
+  // (an audited read waits for its audit records to be written: docs/audit.md), without a
+  // thread waiting for it. If set, the server calls `hold(release)` once, after the handler has
+  // returned, on the connection's event loop, and sends nothing until `release` is called, from
+  // any thread, exactly once: `release(std::nullopt)` sends this response as it is,
+  // `release(other)` sends `other` instead. If `release` has not been called `hold_timeout`
+  // after `hold` was, the server sends `hold_timeout_response` and ignores the later call.
+  // `hold` must not block.
+  using Release = std::function<void(std::optional<HttpResponse>)>;
+  std::function<void(Release)> hold = nullptr;
+  std::chrono::milliseconds hold_timeout{10'000};
+  std::shared_ptr<const HttpResponse> hold_timeout_response = nullptr;  // sent on timeout
+
   // Returns the value of the first header whose name equals `name` ignoring ASCII case, or ""
   // if there is none.
   std::string_view Header(std::string_view name) const;
@@ -50,8 +66,8 @@ struct HttpResponse {
 // Serves one request. Called on a worker thread, possibly concurrently with other calls, so it
 // must be thread-safe; it may block (storage fsync, key generation). Requests that
 // HttpServerOptions::run_inline accepts are served on an event-loop thread instead and must not
-// block. It should not throw: an
-// exception is caught by the server and answered with 500.
+// block (a response that must wait for other work uses HttpResponse::hold). It should not
+// throw: an exception is caught by the server and answered with 500.
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
 }  // namespace ward::net

@@ -11,7 +11,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -52,6 +53,8 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kReadChunk = 16 * 1024;
 // Pause after a failed accept (e.g. out of file descriptors) before trying again.
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
+// Handler threads by default: enough for that many durable writes to wait on one group commit.
+constexpr int kMinWorkerThreads = 32;
 // How long to wait for the peer's close_notify after we sent ours.
 constexpr auto kTlsCloseTimeout = std::chrono::seconds(2);
 
@@ -225,8 +228,9 @@ struct HttpServer::Runtime {
   // What Shutdown needs to reach a connection. The session coroutine owns the stream; this
   // only points at it while it is alive.
   struct Connection {
-    explicit Connection(asio::any_io_executor strand) : executor(std::move(strand)) {}
-    const asio::any_io_executor executor;  // the connection's strand
+    explicit Connection(asio::any_io_executor loop) : executor(std::move(loop)) {}
+    // The connection's event loop: one thread runs it, so its handlers never run concurrently.
+    const asio::any_io_executor executor;
     // Accessed only on `executor`.
     beast::tcp_stream* tcp = nullptr;
     // True while waiting for the first byte of a request (or during the TLS handshake or the
@@ -281,13 +285,24 @@ struct HttpServer::Runtime {
       : options(std::move(opts)),
         handler(std::move(h)),
         ticket_keys(std::move(ring)),
-        io_threads_wanted(io_thread_count),
-        ioc(io_thread_count),
-        acceptor(asio::make_strand(ioc)),
+        loops(MakeLoops(io_thread_count)),
+        acceptor(loops.front()->ioc),
         workers(static_cast<size_t>(worker_thread_count)),
         tls_generation(std::make_shared<TlsGeneration>(std::move(tls_context))) {}
 
   ~Runtime() { Shutdown(absl::ZeroDuration()); }
+
+  // One event loop: an io_context run by exactly one thread, kept running while it has no
+  // connection by `work` (released by Shutdown).
+  struct Loop {
+    asio::io_context ioc{1};
+    asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ioc);
+  };
+  static std::vector<std::unique_ptr<Loop>> MakeLoops(int count) {
+    std::vector<std::unique_ptr<Loop>> made;
+    for (int i = 0; i < count; ++i) made.push_back(std::make_unique<Loop>());
+    return made;
+  }
 
   static SSL_CTX* AddRef(SSL_CTX* ctx) {
     SSL_CTX_up_ref(ctx);  // asio::ssl::context takes ownership of one reference
@@ -320,12 +335,13 @@ struct HttpServer::Runtime {
   void Unregister(uint64_t id);
   // Closes every registered connection, or only the idle ones.
   void CloseConnections(bool idle_only);
-  void RunLoop();
+  void RunLoop(asio::io_context& ioc);
+  // Waits for `hold` to release a response (HttpResponse::hold); returns what to send.
+  asio::awaitable<HttpResponse> AwaitHold(HttpResponse response);
 
   const HttpServerOptions options;
   const Handler handler;
   const std::shared_ptr<TicketKeyRing> ticket_keys;  // shared by every TLS generation
-  const int io_threads_wanted;
   uint16_t bound_port = 0;  // set by Listen
   Counters counters;
   RequestIds request_ids;  // seeded by Create before Start
@@ -338,8 +354,11 @@ struct HttpServer::Runtime {
   uint64_t next_id ABSL_GUARDED_BY(mu) = 0;
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections ABSL_GUARDED_BY(mu);
 
-  asio::io_context ioc;
-  tcp::acceptor acceptor;  // its executor is a strand; used only there once started
+  // One per core by default. Each connection lives on one loop for its whole life (assigned
+  // round-robin as accepted), so a request that is served inline never changes threads.
+  std::vector<std::unique_ptr<Loop>> loops;
+  size_t next_loop = 0;    // the acceptor's loop only
+  tcp::acceptor acceptor;  // runs on loops[0]; used only there once started
   asio::thread_pool workers;
   std::vector<std::thread> io_threads;  // written by Start, joined by Shutdown
   // The TLS context for new connections (ReloadTls replaces it).
@@ -376,10 +395,12 @@ void HttpServer::Runtime::Start() {
   asio::co_spawn(acceptor.get_executor(), AcceptLoop(), [](std::exception_ptr e) {
     if (e) spdlog::error("http accept loop ended by an exception");
   });
-  for (int i = 0; i < io_threads_wanted; ++i) io_threads.emplace_back([this] { RunLoop(); });
+  for (auto& loop : loops) {
+    io_threads.emplace_back([this, ioc = &loop->ioc] { RunLoop(*ioc); });
+  }
 }
 
-void HttpServer::Runtime::RunLoop() {
+void HttpServer::Runtime::RunLoop(asio::io_context& ioc) {
   for (;;) {
     try {
       ioc.run();
@@ -424,6 +445,7 @@ void HttpServer::Runtime::Shutdown(absl::Duration deadline) {
   if (!drained) CloseConnections(/*idle_only=*/false);
   // The event loops end once every session has ended, which for a session waiting on its
   // handler means once the handler returns; the worker pool keeps running until then.
+  for (auto& loop : loops) loop->work.reset();
   for (std::thread& t : io_threads) t.join();
   io_threads.clear();
   workers.join();
@@ -517,10 +539,10 @@ void HttpServer::Runtime::CloseConnections(bool idle_only) {
 asio::awaitable<void> HttpServer::Runtime::AcceptLoop() {
   asio::steady_timer retry(acceptor.get_executor());
   while (acceptor.is_open()) {
-    asio::any_io_executor strand = asio::make_strand(ioc);
+    asio::any_io_executor loop = loops[next_loop++ % loops.size()]->ioc.get_executor();
     beast::error_code ec;
     tcp::socket socket =
-        co_await acceptor.async_accept(strand, asio::redirect_error(asio::use_awaitable, ec));
+        co_await acceptor.async_accept(loop, asio::redirect_error(asio::use_awaitable, ec));
     if (!acceptor.is_open() || ec == asio::error::operation_aborted) break;
     if (ec) {
       // Out of descriptors or memory, or the peer gave up before we accepted: keep serving.
@@ -533,9 +555,9 @@ asio::awaitable<void> HttpServer::Runtime::AcceptLoop() {
     // delayed ACK hold back the last segment of a handshake or response by ~40 ms.
     socket.set_option(tcp::no_delay(true), ec);
     uint64_t id = 0;
-    std::shared_ptr<Connection> conn = Register(strand, id);
+    std::shared_ptr<Connection> conn = Register(loop, id);
     if (conn == nullptr) break;  // shutting down; the socket closes as it goes out of scope
-    asio::co_spawn(strand, Session(std::move(conn), id, std::move(socket)),
+    asio::co_spawn(loop, Session(std::move(conn), id, std::move(socket)),
                    [](std::exception_ptr) {});
   }
 }
@@ -688,7 +710,7 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
 
   // A request the application marked as non-blocking is served right here on the event loop.
   // Any other handler call may block, so it runs on the worker pool; this coroutine resumes on
-  // the connection's strand when it returns.
+  // the connection's loop when it returns.
   HttpResponse response;
   if (RunsInline(request)) {
     counters.handled_inline.fetch_add(1, std::memory_order_relaxed);
@@ -698,6 +720,7 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
         workers, [this, &request]() -> asio::awaitable<HttpResponse> { co_return Invoke(request); },
         asio::use_awaitable);
   }
+  if (response.hold) response = co_await AwaitHold(std::move(response));
 
   const bool keep_alive = client_keep_alive && !stopping.load();
   const int status = response.status;
@@ -718,6 +741,47 @@ asio::awaitable<bool> HttpServer::Runtime::Write(Stream& stream,
   if (ec) co_return false;
   counters.responses.fetch_add(1);
   co_return true;
+}
+
+asio::awaitable<HttpResponse> HttpServer::Runtime::AwaitHold(HttpResponse response) {
+  // Shared with `release`, which may run on any thread and after this coroutine has given up:
+  // it only posts to the connection's loop, where everything below runs.
+  struct Wait {
+    explicit Wait(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    bool done = false;  // released, or timed out
+    std::optional<HttpResponse> replacement;
+  };
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  auto wait = std::make_shared<Wait>(ex);
+  wait->timer.expires_after(response.hold_timeout);
+  HttpResponse::Release release = [wait, ex](std::optional<HttpResponse> replacement) {
+    asio::post(ex, [wait, replacement = std::move(replacement)]() mutable {
+      if (wait->done) return;
+      wait->done = true;
+      wait->replacement = std::move(replacement);
+      wait->timer.cancel();
+    });
+  };
+  std::function<void(HttpResponse::Release)> hold = std::move(response.hold);
+  response.hold = nullptr;
+  try {
+    hold(std::move(release));
+  } catch (const std::exception& e) {
+    spdlog::error("http response hold threw: {}", e.what());
+    wait->done = true;
+    counters.handler_exceptions.fetch_add(1);
+    co_return JsonError(500, kInternalError);
+  }
+  beast::error_code ec;
+  co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (!wait->done) {  // the deadline passed first
+    wait->done = true;
+    if (response.hold_timeout_response != nullptr) co_return *response.hold_timeout_response;
+    co_return JsonError(500, kInternalError);
+  }
+  if (wait->replacement.has_value()) co_return std::move(*wait->replacement);
+  co_return response;
 }
 
 HttpResponse HttpServer::Runtime::Invoke(const HttpRequest& request) {
@@ -799,7 +863,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const int io_threads = options.io_threads > 0 ? options.io_threads : cores;
   const int worker_threads =
-      options.worker_threads > 0 ? options.worker_threads : 2 * cores;
+      options.worker_threads > 0 ? options.worker_threads : std::max(kMinWorkerThreads, 4 * cores);
   const uint16_t port = options.port;
   auto runtime = std::make_unique<Runtime>(std::move(options), std::move(handler), std::move(tls),
                                            std::move(ring),

@@ -30,19 +30,19 @@ struct HttpServerOptions {
   // How long a keep-alive connection may wait for the first byte of its next request.
   absl::Duration idle_timeout = absl::Seconds(60);
   absl::Duration handshake_timeout = absl::Seconds(10);
-  int io_threads = 0;  // event loop threads; 0 = hardware concurrency
-  // Threads that run the handler (it may block: a durable write waits for its group commit).
-  // 0 = 2 * cores. Measured trade-off (docs/benchmarks.md): more threads let more writes share
-  // an fsync but slow keep-alive reads through extra hand-offs; 2 * cores favours reads.
+  int io_threads = 0;  // event loops, one thread each; 0 = hardware concurrency
+  // Threads that run the handler for requests not served inline (they may block: a durable
+  // write waits for its group commit, so the pool bounds how many writes can share an fsync).
+  // 0 = max(32, 4 * cores). Threads waiting on a commit cost no CPU; reads served inline never
+  // touch the pool (docs/benchmarks.md).
   int worker_threads = 0;
   // Decides, on the event-loop thread, whether a parsed request may be served right there
-  // instead of on the worker pool, which saves the two thread hand-offs (loop -> pool -> loop)
-  // per request (on a loaded 2-core machine it measured slower, not faster: docs/benchmarks.md,
-  // session 4; Ward does not set it yet). Return true only for
-  // requests whose handler never blocks: no storage I/O, no waiting for another thread's I/O.
-  // A blocking handler run inline stalls every connection of that event loop. Called for every
-  // request, concurrently from the event-loop threads: it must be cheap and thread-safe; if it
-  // throws, the request runs on the pool. Empty (the default): every request runs on the pool.
+  // instead of on the worker pool, which saves two thread hand-offs (loop -> pool -> loop)
+  // per request. Return true only for requests whose handler never blocks: no storage I/O, no
+  // waiting for another thread (a response that must wait uses HttpResponse::hold). A blocking
+  // handler run inline stalls every connection of that event loop. Called for every request,
+  // concurrently from the event-loop threads: it must be cheap and thread-safe; if it throws,
+  // the request runs on the pool. Empty (the default): every request runs on the pool.
   std::function<bool(const HttpRequest&)> run_inline;
 };
 
@@ -68,10 +68,12 @@ struct HttpServerStats {
   uint64_t client_cert_other = 0;      // any other verification failure (bad purpose, ...)
 };
 
-// Ward's HTTPS/1.1 server (HTTP/1.0 also accepted). One coroutine per connection on a pool of
-// event loop threads; keep-alive; the handler runs on a separate worker pool so it may block,
-// except for requests HttpServerOptions::run_inline marks as non-blocking, which it runs on the
-// event loop.
+// Ward's HTTPS/1.1 server (HTTP/1.0 also accepted). One event loop per core (an io_context
+// run by one thread); each accepted connection is given to one loop, round-robin, and stays
+// there: one coroutine per connection; keep-alive. The handler runs on a separate worker pool
+// so it may block, except for requests HttpServerOptions::run_inline marks as non-blocking,
+// which it runs on the connection's loop. A response with HttpResponse::hold set is sent when
+// released, with no thread waiting meanwhile.
 // Every read, write and handshake has a deadline. Requests whose headers exceed header_limit
 // get 431, bodies over body_limit get 413, unparseable requests 400; each of those closes the
 // connection. Failures caused by clients are counted (Stats) and never stop the server.

@@ -690,6 +690,104 @@ TEST_F(HttpServerTest, RunInlineServesChosenRequestsOnTheEventLoop) {
   EXPECT_EQ(loop_threads.count(pooled_thread), 0u);
 }
 
+// A held response is sent when released, from another thread, and no thread waits meanwhile:
+// with one event loop and one pool thread, eight connections are all held at once.
+TEST_F(HttpServerTest, HeldResponsesWaitForReleaseWithoutOccupyingAThread) {
+  absl::Mutex mu;
+  std::vector<HttpResponse::Release> held;  // guarded by mu
+  HttpServerOptions options = Options();
+  options.io_threads = 1;
+  options.worker_threads = 1;
+  options.run_inline = [](const HttpRequest& r) { return absl::StartsWith(r.target, "/inline"); };
+  auto server = HttpServer::Create(std::move(options), [&](const HttpRequest& r) {
+    HttpResponse response{200, {}, "as returned " + r.target};
+    response.hold_timeout_response = std::make_shared<HttpResponse>(HttpResponse{503, {}, "late"});
+    response.hold = [&](HttpResponse::Release release) {
+      absl::MutexLock lock(&mu);
+      held.push_back(std::move(release));
+    };
+    return response;
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = std::move(*server);
+  server_->Start();
+
+  constexpr int kClients = 8;
+  std::vector<std::string> bodies(kClients);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      auto client = Client();
+      if (client == nullptr) return;
+      auto response = client->Send("GET", absl::StrCat(i % 2 == 0 ? "/inline/" : "/pool/", i), {}, "");
+      bodies[i] = response.ok() ? absl::StrCat(response->status, " ", response->body)
+                                : std::string(response.status().message());
+    });
+  }
+  ASSERT_TRUE(Eventually([&] {
+    absl::MutexLock lock(&mu);
+    return held.size() == kClients;
+  }));
+  // Nothing was sent while held.
+  EXPECT_EQ(server_->Stats().responses, 0u);
+  std::thread releaser([&] {
+    absl::MutexLock lock(&mu);
+    for (size_t i = 0; i < held.size(); ++i) {
+      if (i == 0) {
+        held[i](HttpResponse{500, {}, "replaced"});
+      } else {
+        held[i](std::nullopt);
+      }
+      held[i](HttpResponse{418, {}, "a second release is ignored"});
+    }
+  });
+  releaser.join();
+  for (auto& t : clients) t.join();
+  int replaced = 0;
+  for (int i = 0; i < kClients; ++i) {
+    if (bodies[i] == "500 replaced") {
+      ++replaced;
+      continue;
+    }
+    EXPECT_EQ(bodies[i], absl::StrCat("200 as returned ", i % 2 == 0 ? "/inline/" : "/pool/", i));
+  }
+  EXPECT_EQ(replaced, 1);
+}
+
+TEST_F(HttpServerTest, HeldResponseNotReleasedInTimeGetsTheTimeoutResponse) {
+  HttpResponse::Release kept;
+  absl::Mutex mu;
+  auto server = HttpServer::Create(Options(), [&](const HttpRequest&) {
+    HttpResponse response{200, {}, "never sent"};
+    response.hold_timeout = std::chrono::milliseconds(200);
+    response.hold_timeout_response =
+        std::make_shared<HttpResponse>(HttpResponse{503, {}, "timed out"});
+    response.hold = [&](HttpResponse::Release release) {
+      absl::MutexLock lock(&mu);
+      kept = std::move(release);
+    };
+    return response;
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = std::move(*server);
+  server_->Start();
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  auto response = client->Send("GET", "/x", {}, "");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 503);
+  EXPECT_EQ(response->body, "timed out");
+  // Releasing after the deadline changes nothing and the connection keeps serving.
+  {
+    absl::MutexLock lock(&mu);
+    kept(HttpResponse{200, {}, "too late"});
+  }
+  response = client->Send("GET", "/y", {}, "");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 503);
+  EXPECT_EQ(client->connections_opened(), 1);
+}
+
 TEST_F(HttpServerTest, RequestIdsAreUniqueVersion8Uuids) {
   StartServer(Options());
   auto client = Client();
