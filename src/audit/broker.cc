@@ -334,4 +334,81 @@ absl::Status Broker::LogResponse(const DeviceSet& devices, const AuthInfo& auth,
   return ok ? absl::OkStatus() : absl::InternalError("audit: failed to log response");
 }
 
+namespace {
+
+// Counts the answers of every device for every record of one LogAsync call.
+class AsyncTally {
+ public:
+  AsyncTally(size_t records, size_t devices, Broker::Done done)
+      : remaining_(records * devices), counts_(records), done_(std::move(done)) {}
+
+  // Records one device's answer for record `index` (0: the first record queued).
+  void Answer(size_t index, const absl::Status& status, const std::string& device) {
+    if (!status.ok() && status.code() != absl::StatusCode::kFailedPrecondition) {
+      spdlog::error("event=audit_log_failed device={} error={}", device,
+                    std::string(status.message()));
+    }
+    Broker::Done done;
+    absl::Status outcome;
+    {
+      absl::MutexLock lock(&mu_);
+      Count& c = counts_[index];
+      if (status.ok()) {
+        ++c.written;
+      } else if (status.code() != absl::StatusCode::kFailedPrecondition) {  // not merely closed
+        ++c.failed;
+      }
+      if (--remaining_ > 0) return;
+      done = std::move(done_);
+      for (size_t i = 0; i < counts_.size(); ++i) {
+        if (counts_[i].written == 0 && counts_[i].failed > 0) {
+          outcome = absl::InternalError(i + 1 < counts_.size() ? "audit: failed to log request"
+                                                               : "audit: failed to log response");
+          break;
+        }
+      }
+    }
+    done(std::move(outcome));
+  }
+
+ private:
+  struct Count {
+    size_t written = 0;
+    size_t failed = 0;
+  };
+  absl::Mutex mu_;
+  size_t remaining_ ABSL_GUARDED_BY(mu_);
+  std::vector<Count> counts_ ABSL_GUARDED_BY(mu_);  // by record
+  Broker::Done done_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+void Broker::LogAsync(const DeviceSet& devices, const AuthInfo& auth, const RequestInfo& request,
+                      bool with_request, const ResponseInfo& response, Done done) const {
+  if (devices.empty()) {
+    done(absl::OkStatus());
+    return;
+  }
+  const absl::Time now = clock_.Now();
+  const size_t records = with_request ? 2 : 1;
+  auto tally = std::make_shared<AsyncTally>(records, devices.size(), std::move(done));
+  for (const auto& d : devices) {
+    std::vector<absl::StatusOr<json::object>> built;
+    if (with_request) built.push_back(BuildRequestRecord(d->file->hasher(), now, auth, request));
+    built.push_back(BuildResponseRecord(d->file->hasher(), now, auth, request, response));
+    for (size_t i = 0; i < built.size(); ++i) {
+      if (!built[i].ok()) {
+        tally->Answer(i, built[i].status(), d->info.path);
+        continue;
+      }
+      // The path, not the device: the callback must not own the device it runs on.
+      d->file->AppendAsync(json::serialize(*built[i]),
+                           [tally, i, path = d->info.path](absl::Status s) {
+                             tally->Answer(i, s, path);
+                           });
+    }
+  }
+}
+
 }  // namespace ward::audit

@@ -1,8 +1,11 @@
 #include "audit/broker.h"
 
 #include <cstdio>
+#include <memory>
+#include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "audit/chain.h"
 #include "audit/test_util.h"
 #include "barrier/testing/unsealed_barrier.h"
@@ -145,6 +148,58 @@ TEST_F(BrokerTest, OneWorkingDeviceIsEnough) {
   EXPECT_TRUE(broker->LogRequest(*broker->Snapshot(), {}, Request()).ok());
 }
 
+
+// Waits for a LogAsync outcome.
+absl::Status AwaitLogAsync(const Broker& broker, const DeviceSet& devices, const RequestInfo& req,
+                           bool with_request, const ResponseInfo& resp) {
+  auto outcome = std::make_shared<std::pair<absl::Notification, absl::Status>>();
+  broker.LogAsync(devices, {}, req, with_request, resp, [outcome](absl::Status s) {
+    outcome->second = std::move(s);
+    outcome->first.Notify();
+  });
+  outcome->first.WaitForNotification();
+  return outcome->second;
+}
+
+TEST_F(BrokerTest, LogAsyncWritesTheRequestThenTheResponseRecord) {
+  auto broker = NewBroker();
+  EXPECT_TRUE(AwaitLogAsync(*broker, *broker->Snapshot(), Request(), true, Resp(200)).ok());
+  ASSERT_TRUE(broker->Enable("file", "file", "", FileOptions()).ok());
+  ASSERT_TRUE(AwaitLogAsync(*broker, *broker->Snapshot(), Request(), true, Resp(200)).ok());
+  ASSERT_TRUE(AwaitLogAsync(*broker, *broker->Snapshot(), Request(), false, Resp(204)).ok());
+  const std::string log = testing::ReadAll(dir_.Join("a.log"));
+  std::vector<std::string> lines = testing::Lines(log);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[0].find(R"("type":"request")"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find(R"("type":"response")"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find(R"("type":"response")"), std::string::npos) << lines[2];
+  // Hashed on the way, as the blocking calls do.
+  EXPECT_EQ(log.find("plain-secret"), std::string::npos);
+  EXPECT_EQ(log.find("plain-token"), std::string::npos);
+  ASSERT_TRUE(broker->Disable("file").ok());
+  auto r = VerifyFile(dir_.Join("a.log"), {});
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->problem.has_value());
+  EXPECT_EQ(r->records, 3u);
+}
+
+TEST_F(BrokerTest, LogAsyncFailsClosedUnlessOneDeviceWroteEachRecord) {
+  auto broker = NewBroker();
+  ASSERT_TRUE(broker->Enable("full", "file", "", {{"file_path", "/dev/full"}}).ok());
+  absl::Status s = AwaitLogAsync(*broker, *broker->Snapshot(), Request(), true, Resp(200));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(s.message(), "audit: failed to log request");
+  s = AwaitLogAsync(*broker, *broker->Snapshot(), Request(), false, Resp(200));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(s.message(), "audit: failed to log response");
+  ASSERT_TRUE(broker->Enable("file", "file", "", FileOptions()).ok());
+  EXPECT_TRUE(AwaitLogAsync(*broker, *broker->Snapshot(), Request(), true, Resp(200)).ok());
+  // A device disabled while a request was in flight is skipped, not a failure.
+  auto in_flight = broker->Snapshot();
+  ASSERT_TRUE(broker->Disable("full").ok());
+  ASSERT_TRUE(broker->Disable("file").ok());
+  EXPECT_TRUE(AwaitLogAsync(*broker, *in_flight, Request(), true, Resp(200)).ok());
+}
 
 TEST_F(BrokerTest, ConfiguredDeviceIsEnabledOnceAndPersisted) {
   Broker::Options options;

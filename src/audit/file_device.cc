@@ -181,7 +181,7 @@ absl::Status FileDevice::Append(std::string record_json) {
   if (closing_)
     return absl::FailedPreconditionError(absl::StrCat("audit: device ", path_, " is closed"));
   if (!broken_.ok()) return broken_;
-  queue_.push_back(Pending{std::move(record_json), slot});
+  queue_.push_back(Pending{std::move(record_json), slot, nullptr});
   stats_.queued = queue_.size();
   if (!mu_.AwaitWithTimeout(absl::Condition(&slot->done), options_.timeout)) {
     return absl::DeadlineExceededError(absl::StrCat("audit: device ", path_,
@@ -189,6 +189,25 @@ absl::Status FileDevice::Append(std::string record_json) {
                                                     absl::FormatDuration(options_.timeout)));
   }
   return slot->status;
+}
+
+void FileDevice::AppendAsync(std::string record_json, Done done) {
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) {
+      refused = absl::FailedPreconditionError(absl::StrCat("audit: device ", path_, " is closed"));
+    } else if (!broken_.ok()) {
+      refused = broken_;
+    } else if (queue_.size() >= options_.queue_capacity) {
+      refused = absl::UnavailableError(absl::StrCat("audit: device ", path_, " queue is full"));
+    } else {
+      queue_.push_back(Pending{std::move(record_json), nullptr, std::move(done)});
+      stats_.queued = queue_.size();
+      return;
+    }
+  }
+  done(std::move(refused));
 }
 
 absl::Status FileDevice::Reopen() {
@@ -427,9 +446,13 @@ void FileDevice::WriterLoop() {
           ++stats_.failures;
         }
         for (Pending& p : batch) {
+          if (p.slot == nullptr) continue;
           p.slot->status = result;
           p.slot->done = true;
         }
+      }
+      for (Pending& p : batch) {
+        if (p.done) p.done(result);
       }
       if (!result.ok()) {
         spdlog::error("event=audit_write_failed path={} records={} error={}", path_, batch.size(),

@@ -75,6 +75,18 @@ class FileDevice {
   //         then refuses every record until it is reopened).
   absl::Status Append(std::string record_json);
 
+  // Called once with the outcome of an AppendAsync, from the writer thread (or from the calling
+  // thread if the record was refused at once). Must be cheap and must not call into the device.
+  using Done = std::function<void(absl::Status)>;
+
+  // Queues `record_json` like Append but returns at once; `done` learns the outcome: OK once
+  // the record is written, or Append's errors, except that a full queue refuses the record at
+  // once with kUnavailable instead of waiting for room (the caller is an event loop that must
+  // not block). A record whose write never completes (a hung file system) never calls `done`:
+  // the caller keeps its own deadline. Records appended by one thread are written in the order
+  // appended, whichever of Append and AppendAsync was used.
+  void AppendAsync(std::string record_json, Done done);
+
   // Reopens the file at path() for log rotation (SIGHUP), between two batches of the writer,
   // and returns once done. If the path still names the open file, nothing changes. Otherwise
   // (the file was renamed or removed): the old file gets a closing checkpoint if records
@@ -114,7 +126,8 @@ class FileDevice {
   };
   struct Pending {
     std::string record;
-    std::shared_ptr<Slot> slot;
+    std::shared_ptr<Slot> slot;  // a waiting Append, or
+    Done done;                   // an AppendAsync's callback
   };
 
   FileDevice(std::string path, int fd, bool regular, ChainHead head, Hasher hasher,

@@ -334,6 +334,98 @@ TEST_F(FileDeviceTest, RecordsAreAcknowledgedWithoutWaitingForASync) {
   EXPECT_EQ(r.records, 50u);
 }
 
+// Collects AppendAsync outcomes for a test.
+class Outcomes {
+ public:
+  FileDevice::Done Next() {
+    return [this](absl::Status s) {
+      absl::MutexLock lock(&mu_);
+      statuses_.push_back(std::move(s));
+    };
+  }
+  // Waits until `n` outcomes arrived (no deadline: the test's own timeout catches a hang).
+  std::vector<absl::Status> Await(size_t n) {
+    absl::MutexLock lock(&mu_);
+    wanted_ = n;
+    mu_.Await(absl::Condition(this, &Outcomes::Enough));
+    return statuses_;
+  }
+
+ private:
+  bool Enough() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return statuses_.size() >= wanted_; }
+
+  absl::Mutex mu_;
+  std::vector<absl::Status> statuses_ ABSL_GUARDED_BY(mu_);
+  size_t wanted_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST_F(FileDeviceTest, AppendAsyncReportsEachRecordOnceWrittenInOrder) {
+  absl::Notification release;
+  std::atomic<int> syncs{0};
+  FileDeviceOptions options;
+  options.sync_interval = absl::ZeroDuration();
+  options.before_sync = [&] {
+    if (syncs.fetch_add(1) == 0) release.WaitForNotification();
+  };
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok());
+  FileDevice& d = **dev;
+  Outcomes outcomes;
+  // The first record's sync holds the writer; the rest queue without anyone waiting.
+  d.AppendAsync(R"({"type":"request","i":0})", outcomes.Next());
+  while (syncs.load() == 0) std::this_thread::yield();
+  for (int i = 1; i < 20; ++i) {
+    d.AppendAsync(absl::StrCat(R"({"type":"request","i":)", i, "}"), outcomes.Next());
+  }
+  EXPECT_EQ(d.GetStats().queued, 19u);
+  release.Notify();
+  for (const absl::Status& s : outcomes.Await(20)) EXPECT_TRUE(s.ok()) << s;
+  ASSERT_TRUE(d.Close().ok());
+  std::vector<std::string> lines = testing::Lines(testing::ReadAll(file()));
+  ASSERT_EQ(lines.size(), 21u);  // 20 records + the closing checkpoint
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_NE(lines[i].find(absl::StrCat("\"i\":", i, ",")), std::string::npos) << lines[i];
+  }
+  EXPECT_EQ(d.GetStats().batches, 3u);  // the first record, the 19 queued behind it, the close
+  VerifyReport r = VerifyClosed();
+  EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
+}
+
+TEST_F(FileDeviceTest, AppendAsyncRefusesAtOnceWhenFullClosedOrFailing) {
+  absl::Notification release;
+  std::atomic<int> syncs{0};
+  FileDeviceOptions options;
+  options.queue_capacity = 1;
+  options.sync_interval = absl::ZeroDuration();
+  options.before_sync = [&] {
+    if (syncs.fetch_add(1) == 0) release.WaitForNotification();
+  };
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok());
+  FileDevice& d = **dev;
+  Outcomes outcomes;
+  d.AppendAsync(R"({"type":"request"})", outcomes.Next());  // the writer holds it in its sync
+  while (syncs.load() == 0) std::this_thread::yield();
+  d.AppendAsync("{}", outcomes.Next());  // fills the queue
+  d.AppendAsync("{}", outcomes.Next());  // no room: refused now, not after a wait
+  // The first record was acknowledged once written (before its sync); the refusal came at once.
+  std::vector<absl::Status> got = outcomes.Await(2);
+  EXPECT_TRUE(got[0].ok()) << got[0];
+  EXPECT_EQ(got[1].code(), absl::StatusCode::kUnavailable) << got[1];
+  release.Notify();
+  got = outcomes.Await(3);
+  EXPECT_TRUE(got[2].ok()) << got[2];
+  ASSERT_TRUE(d.Close().ok());
+  d.AppendAsync("{}", outcomes.Next());
+  EXPECT_EQ(outcomes.Await(4)[3].code(), absl::StatusCode::kFailedPrecondition);
+
+  auto full = Open({}, "/dev/full");
+  ASSERT_TRUE(full.ok()) << full.status();
+  Outcomes on_full;
+  (*full)->AppendAsync(R"({"type":"request"})", on_full.Next());
+  EXPECT_EQ(on_full.Await(1)[0].code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST_F(FileDeviceTest, AnIdleDeviceSyncsWithinTheInterval) {
   FileDeviceOptions options;
   options.sync_interval = absl::Milliseconds(20);
