@@ -1,12 +1,16 @@
 // sys/audit, sys/audit-hash and the audit records around every request (docs/audit.md).
 
 #include <boost/json.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "api/handler.h"
 #include "api/internal/json.h"
 #include "api/internal/request.h"
@@ -26,6 +30,52 @@ namespace {
 
 constexpr std::string_view kRequestFailed = "audit: failed to log request";
 constexpr std::string_view kResponseFailed = "audit: failed to log response";
+
+// How long a response waits for its audit records before it is refused (FileDeviceOptions::
+// timeout bounds a blocking append likewise).
+constexpr std::chrono::milliseconds kAuditWait{5000};
+
+// Joins the outcome of a response's audit records (Broker::LogAsync) and the HTTP server's
+// hold of the response, whichever comes first, and releases the response: as it is if the
+// records were written, else as a 500 with the audit error. Thread-safe.
+class AuditLatch {
+ public:
+  void Complete(absl::Status status) {
+    net::HttpResponse::Release release;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!release_) {
+        outcome_ = std::move(status);
+        return;
+      }
+      release = std::move(release_);
+    }
+    release(Replacement(status));
+  }
+
+  void Hold(net::HttpResponse::Release release) {
+    absl::Status outcome;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!outcome_.has_value()) {
+        release_ = std::move(release);
+        return;
+      }
+      outcome = *outcome_;
+    }
+    release(Replacement(outcome));
+  }
+
+ private:
+  static std::optional<net::HttpResponse> Replacement(const absl::Status& status) {
+    if (status.ok()) return std::nullopt;
+    return ErrorResponse(500, std::string(status.message()));
+  }
+
+  absl::Mutex mu_;
+  std::optional<absl::Status> outcome_ ABSL_GUARDED_BY(mu_);
+  net::HttpResponse::Release release_ ABSL_GUARDED_BY(mu_);
+};
 
 bool IsPath(const std::string& path, std::string_view route) {
   return path == route || (path.size() == route.size() + 1 &&
@@ -197,13 +247,21 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
   }
 
   describe(*state);
-  if (!state->audit->LogRequest(*devices, auth, info).ok()) {
+  // A read that changes nothing may run before its request record is written: it is queued
+  // with the response record, and the response is held until both are written.
+  const bool read_only = IsSideEffectFreeRead(req.http, *state);
+  if (!read_only && !state->audit->LogRequest(*devices, auth, info).ok()) {
     return ErrorResponse(500, kRequestFailed);
   }
   net::HttpResponse resp = Dispatch(req);
-  if (!state->audit->LogResponse(*devices, auth, info, ResponseFor(resp)).ok()) {
-    return ErrorResponse(500, kResponseFailed);
-  }
+  auto latch = std::make_shared<AuditLatch>();
+  state->audit->LogAsync(*devices, auth, info, /*with_request=*/read_only, ResponseFor(resp),
+                         [latch](absl::Status s) { latch->Complete(std::move(s)); });
+  resp.hold = [latch](net::HttpResponse::Release release) { latch->Hold(std::move(release)); };
+  resp.hold_timeout = kAuditWait;
+  static const auto kTimedOut =
+      std::make_shared<const net::HttpResponse>(ErrorResponse(500, kResponseFailed));
+  resp.hold_timeout_response = kTimedOut;
   return resp;
 }
 

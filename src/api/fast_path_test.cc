@@ -12,6 +12,7 @@
 #include "api/core.h"
 #include "api/handler.h"
 #include "api/internal/json.h"
+#include "audit/test_util.h"
 #include "core/testing/fake_clock.h"
 #include "core/testing/temp_dir.h"
 #include "core/time_format.h"
@@ -61,7 +62,7 @@ class FastPathTest : public ::testing::Test {
 
   net::HttpResponse Call(const std::string& method, const std::string& path,
                          const std::string& token, const std::string& body = "") {
-    return handler_->Handle(Request(method, path, token, body));
+    return net::AwaitHeld(handler_->Handle(Request(method, path, token, body)));
   }
 
   bool Inline(const std::string& method, const std::string& path, const std::string& token) {
@@ -126,23 +127,49 @@ TEST_F(FastPathTest, UseLimitedTokensRunOnTheWorkerPool) {
   EXPECT_TRUE(Inline("GET", "secret/data/a", unlimited));
 }
 
-TEST_F(FastPathTest, NothingRunsInlineWhileSealedOrWithAnAuditDevice) {
-  core::TempDir dir;
-  ASSERT_EQ(Call("PUT", "sys/audit/file", root_,
-                 absl::StrCat(R"({"type":"file","options":{"file_path":")",
-                              dir.Join("audit.log"), R"("}})"))
-                .status,
-            204);
-  // Every audited request waits for the device's writer thread, which may be in an fdatasync.
-  EXPECT_FALSE(Inline("GET", "secret/data/a", root_));
-  EXPECT_FALSE(Inline("GET", "auth/token/lookup-self", root_));
-  // sys/health and sys/seal-status are never audited.
-  EXPECT_TRUE(Inline("GET", "sys/health", ""));
-  ASSERT_EQ(Call("DELETE", "sys/audit/file", root_).status, 204);
-  EXPECT_TRUE(Inline("GET", "secret/data/a", root_));
+TEST_F(FastPathTest, NothingRunsInlineWhileSealed) {
   core_->Seal();
   EXPECT_FALSE(Inline("GET", "sys/health", ""));
   EXPECT_FALSE(Inline("GET", "secret/data/a", root_));
+}
+
+TEST_F(FastPathTest, AuditedReadsRunInlineAndHoldTheResponseForTheirRecords) {
+  core::TempDir dir;
+  const std::string log = dir.Join("audit.log");
+  ASSERT_EQ(Call("PUT", "sys/audit/file", root_,
+                 absl::StrCat(R"({"type":"file","options":{"file_path":")", log, R"("}})"))
+                .status,
+            204);
+  EXPECT_TRUE(Inline("GET", "secret/data/a", root_));
+  EXPECT_TRUE(Inline("GET", "auth/token/lookup-self", root_));
+  EXPECT_TRUE(Inline("GET", "sys/health", ""));
+  ASSERT_EQ(Call("PUT", "secret/data/a", root_, R"({"data":{"v":"0"}})").status, 200);
+  const size_t before = audit::testing::Lines(audit::testing::ReadAll(log)).size();
+
+  // A read: nothing is waited for in the handler; both records come with the release.
+  net::HttpResponse held = handler_->Handle(Request("GET", "secret/data/a", root_));
+  ASSERT_TRUE(held.hold != nullptr);
+  net::HttpResponse sent = net::AwaitHeld(std::move(held));
+  EXPECT_EQ(sent.status, 200) << sent.body;
+  std::vector<std::string> lines = audit::testing::Lines(audit::testing::ReadAll(log));
+  ASSERT_EQ(lines.size(), before + 2);
+  EXPECT_NE(lines[before].find(R"("type":"request")"), std::string::npos) << lines[before];
+  EXPECT_NE(lines[before + 1].find(R"("type":"response")"), std::string::npos);
+  EXPECT_NE(lines[before + 1].find(R"("path":"secret/data/a")"), std::string::npos);
+
+  // A write: its request record is written before it runs, its response record is held for.
+  held = handler_->Handle(Request("PUT", "secret/data/b", root_, R"({"data":{"v":"1"}})"));
+  lines = audit::testing::Lines(audit::testing::ReadAll(log));
+  ASSERT_GE(lines.size(), before + 3);
+  EXPECT_NE(lines[before + 2].find(R"("type":"request")"), std::string::npos);
+  ASSERT_TRUE(held.hold != nullptr);
+  EXPECT_EQ(net::AwaitHeld(std::move(held)).status, 200);
+  EXPECT_EQ(audit::testing::Lines(audit::testing::ReadAll(log)).size(), before + 4);
+
+  ASSERT_EQ(Call("DELETE", "sys/audit/file", root_).status, 204);
+  EXPECT_TRUE(Inline("GET", "secret/data/a", root_));
+  held = handler_->Handle(Request("GET", "secret/data/a", root_));
+  EXPECT_TRUE(held.hold == nullptr);  // nothing to wait for without a device
 }
 
 TEST_F(FastPathTest, KvReadResponseIsTheVaultEnvelope) {

@@ -69,7 +69,7 @@ class Node {
     request.remote_address = "127.0.0.1";
     request.remote_port = 50000;
     request.request_id = "00000000-0000-4000-8000-000000000000";
-    return handler_->Handle(request);
+    return net::AwaitHeld(handler_->Handle(request));
   }
 
   const std::string& root() const { return root_; }

@@ -160,6 +160,18 @@ std::string EncodeBase64(const core::SecureBytes& bytes) {
   return out;
 }
 
+// The API path ("secret/data/a") of a GET, HEAD or LIST request for /v1/..., without the
+// query; nullopt for any other method, another prefix or a percent-encoded path.
+std::optional<std::string_view> ReadPathOf(const net::HttpRequest& http) {
+  if (http.method != "GET" && http.method != "HEAD" && http.method != "LIST") return std::nullopt;
+  constexpr std::string_view kPrefix = "/v1/";
+  std::string_view path = std::string_view(http.target).substr(0, http.target.find('?'));
+  if (path.substr(0, kPrefix.size()) != kPrefix || path.find('%') != std::string_view::npos) {
+    return std::nullopt;
+  }
+  return path.substr(kPrefix.size());
+}
+
 }  // namespace
 
 VaultHandler::VaultHandler(Core& core, core::Clock& clock, HandlerOptions options)
@@ -193,21 +205,22 @@ net::HttpResponse VaultHandler::Handle(const net::HttpRequest& http) {
 }
 
 bool VaultHandler::MayRunInline(const net::HttpRequest& http) const {
-  if (http.method != "GET" && http.method != "HEAD" && http.method != "LIST") return false;
-  constexpr std::string_view kPrefix = "/v1/";
-  std::string_view path = std::string_view(http.target).substr(0, http.target.find('?'));
-  if (path.substr(0, kPrefix.size()) != kPrefix || path.find('%') != std::string_view::npos) {
-    return false;
-  }
-  path.remove_prefix(kPrefix.size());
+  std::optional<std::string_view> path = ReadPathOf(http);
+  if (!path.has_value()) return false;
   // Sealed: the seal status may read storage (before initialisation), and nothing else is fast.
   std::shared_ptr<const UnsealedState> state = core_.State();
   if (state == nullptr) return false;
-  if (http.method != "LIST" && (path == "sys/health" || path == "sys/seal-status")) return true;
-  if (state->audit != nullptr && !state->audit->Snapshot()->empty()) return false;
-  bool fast_route = http.method == "GET" && path == "auth/token/lookup-self";
+  if (http.method != "LIST" && (*path == "sys/health" || *path == "sys/seal-status")) return true;
+  return IsSideEffectFreeRead(http, *state);
+}
+
+bool VaultHandler::IsSideEffectFreeRead(const net::HttpRequest& http,
+                                        const UnsealedState& state) const {
+  std::optional<std::string_view> path = ReadPathOf(http);
+  if (!path.has_value()) return false;
+  bool fast_route = http.method == "GET" && *path == "auth/token/lookup-self";
   if (!fast_route) {
-    std::optional<MountMatch> mount = state->mounts->Find(path);
+    std::optional<MountMatch> mount = state.mounts->Find(*path);
     fast_route = mount && mount->engine != nullptr && mount->pki == nullptr &&
                  mount->entry.type == "kv" &&
                  (absl::StartsWith(mount->rest, "data/") || absl::StartsWith(mount->rest, "metadata/"));
@@ -216,7 +229,7 @@ bool VaultHandler::MayRunInline(const net::HttpRequest& http) const {
   // Authorize consumes a use of a use-limited token, which is a storage commit.
   std::string token = internal::TokenFromHeaders(http);
   if (token.empty()) return false;
-  absl::StatusOr<auth::TokenEntry> entry = state->tokens->Lookup(token);
+  absl::StatusOr<auth::TokenEntry> entry = state.tokens->Lookup(token);
   core::SecureZero(token);
   if (!entry.ok()) return entry.status().code() == absl::StatusCode::kNotFound;
   return entry->num_uses == 0;

@@ -61,18 +61,21 @@ class VaultHandler {
 
   // Whether Handle(request) may run on the HTTP server's event loop (net::HttpServerOptions::
   // run_inline): true only if serving it cannot block on storage or on another thread's I/O.
-  // That is, while unsealed: GET/HEAD sys/health and sys/seal-status; and, while no audit
-  // device is enabled (an audited request waits for the device's writer thread, which may be in
-  // an fdatasync), GET/HEAD/LIST of a KV mount's data/ and metadata/ paths and GET
-  // auth/token/lookup-self, carrying a token that is unknown or has unlimited uses (a use of a
-  // limited token is a storage commit). Everything else is false, and so is every request
-  // while sealed, or with a lower-case method, a percent-encoded path or no token. A device
-  // enabled between this check and Handle only costs that request a stall of the loop.
+  // That is, while unsealed: GET/HEAD sys/health and sys/seal-status, and every request
+  // IsSideEffectFreeRead accepts. Everything else is false, and so is every request while
+  // sealed. With audit devices enabled such a read does not wait for its records either: its
+  // response is held (net::HttpResponse::hold) until they are written (docs/audit.md).
   // Costs a mount-table lookup and a token lookup. Thread-safe.
   bool MayRunInline(const net::HttpRequest& request) const;
 
  private:
   net::HttpResponse Dispatch(internal::Request& req);
+  // Whether `request` only reads memory and changes nothing, so it needs no storage I/O and
+  // its audit records may both be written after it ran: GET/HEAD/LIST of a KV mount's data/
+  // and metadata/ paths and GET auth/token/lookup-self, carrying a token that is unknown or has
+  // unlimited uses (a use of a limited token is a storage commit). False with a lower-case
+  // method, a percent-encoded path or no token.
+  bool IsSideEffectFreeRead(const net::HttpRequest& request, const UnsealedState& state) const;
   // Sets req.token from the request's token. Returns the error response if there is none,
   // it is unknown or expired (403), or the token store failed.
   std::optional<net::HttpResponse> Authenticate(internal::Request& req);
@@ -98,7 +101,10 @@ class VaultHandler {
   // sys/capabilities-self, sys/capabilities-accessor.
   net::HttpResponse HandlePolicy(internal::Request& req);
   // audit_routes.cc: runs Dispatch between a request and a response audit record; refuses
-  // the request with 500 if a record cannot be written (fail closed).
+  // the request with 500 if a record cannot be written (fail closed). The request record is
+  // written before Dispatch (a pool thread waits for it), except for a side-effect-free read,
+  // whose request record is queued with its response record; the response is held until the
+  // records are written (net::HttpResponse::hold), so no thread waits for the response record.
   net::HttpResponse DispatchAudited(internal::Request& req);
   // audit_routes.cc: sys/audit[/<path>] (list, enable, disable) and sys/audit-hash/<path>.
   net::HttpResponse HandleAudit(internal::Request& req);

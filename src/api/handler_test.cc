@@ -32,7 +32,7 @@ class HandlerTest : public ::testing::Test {
     request.remote_address = "127.0.0.1";
     request.remote_port = 50000;
     request.request_id = "00000000-0000-4000-8000-000000000001";
-    return handler_->Handle(request);
+    return net::AwaitHeld(handler_->Handle(request));
   }
 
   core::FakeClock clock_;

@@ -52,7 +52,7 @@ class TokenBindingTest : public ::testing::Test {
     request.remote_address = remote_address;
     request.remote_port = 50000;
     request.request_id = "00000000-0000-4000-8000-000000000002";
-    return handler_->Handle(request);
+    return net::AwaitHeld(handler_->Handle(request));
   }
 
   net::HttpResponse Root(const std::string& method, const std::string& path,

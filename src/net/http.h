@@ -70,4 +70,9 @@ struct HttpResponse {
 // throw: an exception is caught by the server and answered with 500.
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
+// Returns what the HTTP server would send for `response`: `response` itself unless it is held
+// (HttpResponse::hold), in which case this calls `hold` and blocks until it is released or
+// hold_timeout has passed. For code that calls a Handler outside the server (tests, fuzzers).
+HttpResponse AwaitHeld(HttpResponse response);
+
 }  // namespace ward::net
