@@ -292,7 +292,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       req.remote_port = 40000;
       req.request_id = absl::StrCat("00000000-0000-4000-8000-", 100000000000 + n);
 
-      ward::net::HttpResponse resp = node.handler->Handle(req);
+      ward::net::HttpResponse resp = ward::net::AwaitHeld(node.handler->Handle(req));
       if (Verbose()) {
         std::fprintf(stderr, "%s %s -> %d %.*s\n", req.method.c_str(), req.target.c_str(),
                      resp.status, static_cast<int>(std::min<size_t>(resp.body.size(), 300)),

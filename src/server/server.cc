@@ -563,6 +563,8 @@ absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
   http.idle_timeout = listener.idle_timeout;
   http.handshake_timeout = listener.tls_handshake_timeout;
   api::VaultHandler* handler = node.handler.get();
+  // Reads that cannot block (KV reads, token lookups, health) are served on the event loop.
+  http.run_inline = [handler](const net::HttpRequest& r) { return handler->MayRunInline(r); };
   WARD_ASSIGN_OR_RETURN(node.http, net::HttpServer::Create(http, [handler](const net::HttpRequest& r) {
                           return handler->Handle(r);
                         }));
