@@ -55,7 +55,7 @@ json::object RoleJson(const auth::CertRole& r) {
                  {"ocsp_servers_override", json::array{}},
                  {"ocsp_fail_open", false},
                  {"ocsp_query_all_servers", false},
-                 {"token_bound_cidrs", json::array{}},
+                 {"token_bound_cidrs", internal::StringsToJson(r.token_bound_cidrs)},
                  {"token_explicit_max_ttl", 0},
                  {"token_max_ttl", Seconds(r.token_max_ttl)},
                  {"token_no_default_policy", r.token_no_default_policy},
@@ -66,7 +66,36 @@ json::object RoleJson(const auth::CertRole& r) {
                  {"token_type", r.token_type}};
   // Vault shows the legacy field only when policies are set.
   if (!r.token_policies.empty()) o["policies"] = policies;
+  // And bound_cidrs only when the networks were last set under that legacy name.
+  if (r.legacy_bound_cidrs) o["bound_cidrs"] = internal::StringsToJson(r.token_bound_cidrs);
   return o;
+}
+
+// Ward does not query OCSP responders. A role asking for OCSP checking (or configuring it) is
+// refused rather than silently left unchecked; the fields' empty values are accepted, so a
+// client writing every field of a role read back still works.
+// Errors: kInvalidArgument for a mistyped field or a non-empty OCSP setting.
+absl::Status CheckNoOcsp(const json::object& body) {
+  constexpr std::string_view kUnsupported = "OCSP checking is not supported";
+  auto enabled = internal::GetBool(body, "ocsp_enabled");
+  auto ca = internal::GetString(body, "ocsp_ca_certificates");
+  auto servers = internal::GetStringList(body, "ocsp_servers_override");
+  auto fail_open = internal::GetBool(body, "ocsp_fail_open");
+  auto query_all = internal::GetBool(body, "ocsp_query_all_servers");
+  for (const absl::Status& s :
+       {enabled.status(), ca.status(), servers.status(), fail_open.status(), query_all.status()}) {
+    if (!s.ok()) return s;
+  }
+  if (enabled->value_or(false)) return absl::InvalidArgumentError(std::string(kUnsupported));
+  auto refuse = [&](std::string_view field) {
+    return absl::InvalidArgumentError(absl::StrCat(core::ToAbsl(kUnsupported), ": ",
+                                                   core::ToAbsl(field), " cannot be set"));
+  };
+  if (!ca->value_or("").empty()) return refuse("ocsp_ca_certificates");
+  if (servers->has_value() && !(*servers)->empty()) return refuse("ocsp_servers_override");
+  if (fail_open->value_or(false)) return refuse("ocsp_fail_open");
+  if (query_all->value_or(false)) return refuse("ocsp_query_all_servers");
+  return absl::OkStatus();
 }
 
 // Reads the role parameters of Vault's cert method. Errors: kInvalidArgument for a mistyped field.
@@ -87,11 +116,14 @@ absl::StatusOr<auth::CertRoleUpdate> RoleUpdateFrom(const json::object& body) {
   auto max_ttl = internal::GetDuration(body, "max_ttl");
   auto token_type = internal::GetString(body, "token_type");
   auto no_default = internal::GetBool(body, "token_no_default_policy");
+  auto token_cidrs = internal::GetStringList(body, "token_bound_cidrs");
+  auto legacy_cidrs = internal::GetStringList(body, "bound_cidrs");
   for (const absl::Status& s :
        {certificate.status(), cns.status(), dns.status(), email.status(), uri.status(),
         ous.status(), display_name.status(), token_policies.status(), policies.status(),
         token_ttl.status(), ttl.status(), token_max_ttl.status(), max_ttl.status(),
-        token_type.status(), no_default.status()}) {
+        token_type.status(), no_default.status(), token_cidrs.status(), legacy_cidrs.status(),
+        CheckNoOcsp(body)}) {
     if (!s.ok()) return s;
   }
   u.certificate = *certificate;
@@ -107,6 +139,8 @@ absl::StatusOr<auth::CertRoleUpdate> RoleUpdateFrom(const json::object& body) {
   u.token_max_ttl = token_max_ttl->has_value() ? *token_max_ttl : *max_ttl;
   u.token_type = *token_type;
   u.token_no_default_policy = *no_default;
+  u.token_bound_cidrs = *token_cidrs;
+  u.bound_cidrs = *legacy_cidrs;
   return u;
 }
 
@@ -150,6 +184,51 @@ net::HttpResponse NotFoundRoute(const std::string& path) {
                        absl::StrCat("no handler for route \"", path, "\". route entry not found."));
 }
 
+// auth/<m>/crls/<name>: GET (Vault's CRLInfo: "cdp" null, "serials" {"<decimal>": {}}), PUT with
+// `crl` (PEM or DER), DELETE. A missing CRL is 400 "no such CRL <name>", as in Vault.
+net::HttpResponse HandleCrl(Request& req, const auth::CertMount& mount, const std::string& name) {
+  auth::CertAuthStore& store = *mount.store;
+  const std::string& rid = req.http.request_id;
+  auto bad_request_if_missing = [](const absl::Status& s) {
+    return absl::IsNotFound(s) ? ErrorResponse(400, std::string(s.message())) : ErrorResponse(s);
+  };
+  if (req.method == "GET") {
+    absl::StatusOr<auth::CertCrl> crl = store.ReadCrl(name);
+    if (!crl.ok()) return bad_request_if_missing(crl.status());
+    json::object serials;
+    for (const std::string& serial : crl->serials) serials[serial] = json::object{};
+    return internal::Envelope(rid, json::object{{"cdp", nullptr}, {"serials", std::move(serials)}},
+                              nullptr, kMountType);
+  }
+  if (req.method == "DELETE") {
+    absl::Status s = store.DeleteCrl(name);
+    if (!s.ok()) return bad_request_if_missing(s);
+    spdlog::info("event=cert_crl_deleted mount=auth/{} request_id={}", mount.entry.path, rid);
+    return internal::NoContent();
+  }
+  if (req.method != "PUT") return ErrorResponse(405, "unsupported operation");
+  auto body = internal::ParseBody(req.http.body);
+  if (!body.ok()) return ErrorResponse(body.status());
+  auto crl = internal::GetString(*body, "crl");
+  auto url = internal::GetString(*body, "url");
+  if (!crl.ok()) return ErrorResponse(crl.status());
+  if (!url.ok()) return ErrorResponse(url.status());
+  if (!crl->has_value()) {
+    if (url->has_value()) {
+      return ErrorResponse(400, "fetching CRLs from a URL is not supported; give the CRL in 'crl'");
+    }
+    return ErrorResponse(400, "one of 'crl' or 'url' must be provided");
+  }
+  absl::StatusOr<auth::CertCrl> written = store.WriteCrl(name, **crl);
+  if (!written.ok()) return ErrorResponse(written.status());
+  spdlog::info(
+      "event=cert_crl_written mount=auth/{} issuer=\"{}\" serials={} signature_verified={} "
+      "request_id={}",
+      mount.entry.path, written->issuer, written->serials.size(), written->signature_verified,
+      rid);
+  return internal::NoContent();
+}
+
 }  // namespace
 
 std::optional<auth::TokenEntry> VaultHandler::CertIdentity(const UnsealedState& state,
@@ -159,10 +238,15 @@ std::optional<auth::TokenEntry> VaultHandler::CertIdentity(const UnsealedState& 
   for (const auth::CertMount& mount : state.auth_mounts->CertMounts()) {
     std::optional<auth::CertMatch> match = mount.store->MatchCached(http.peer_certificates_der);
     if (!match) continue;
+    // The role's token_bound_cidrs hold for the certificate itself, as at login (where Vault
+    // refuses with "permission denied"): the first accepting role decides, no later one is
+    // tried.
+    if (!match->AllowsSource(http.remote_address)) return std::nullopt;
     auth::TokenEntry e;
     e.policies = SanitizePolicies(match->token_policies, match->token_no_default_policy);
     // A login could not mint a root token from a cert role; neither may a bare certificate.
     if (e.HasPolicy("root")) continue;
+    e.bound_cidrs = match->token_bound_cidrs;
     e.display_name = TokenDisplayName(mount.entry, match->display_name);
     e.meta = std::move(match->metadata);
     e.path = absl::StrCat("auth/", mount.entry.path, "login");
@@ -210,6 +294,15 @@ std::optional<net::HttpResponse> VaultHandler::HandleCertLogin(Request& req) {
         req.request_id());
     return ErrorResponse(grant.status());
   }
+  // Vault checks the role's token_bound_cidrs at login too, answering "permission denied". A
+  // certificate that verified is not a guess, so the limiter is left alone.
+  if (!grant->AllowsSource(client)) {
+    spdlog::info(
+        "event=cert_login_failed mount=auth/{} leaf_sha256={} reason=\"source address outside "
+        "the role's token_bound_cidrs\" remote_address={} request_id={}",
+        match->entry.path, Fingerprint(chain), client, req.request_id());
+    return ErrorResponse(403, "permission denied");
+  }
   auth::CreateTokenRequest create;
   create.policies = grant->token_policies;
   create.meta = grant->metadata;
@@ -220,6 +313,7 @@ std::optional<net::HttpResponse> VaultHandler::HandleCertLogin(Request& req) {
   create.orphan = true;
   create.no_default_policy = grant->token_no_default_policy;
   create.path = absl::StrCat("auth/", match->entry.path, "login");
+  create.bound_cidrs = grant->token_bound_cidrs;
   auto issued = req.state->tokens->CreateToken(nullptr, create);
   if (!issued.ok()) return ErrorResponse(issued.status());
   // The mount may have been disabled while this login ran (docs/cert-auth.md).
@@ -245,6 +339,18 @@ net::HttpResponse VaultHandler::HandleCert(Request& req, const auth::CertMount& 
     if (keys.empty()) return ErrorResponse(404, "");
     return internal::Envelope(rid, json::object{{"keys", internal::StringsToJson(keys)}}, nullptr,
                               kMountType);
+  }
+  if (rest == "crls") {
+    if (m != "LIST") return ErrorResponse(405, "unsupported operation");
+    std::vector<std::string> keys = store.ListCrls();
+    if (keys.empty()) return ErrorResponse(404, "");
+    return internal::Envelope(rid, json::object{{"keys", internal::StringsToJson(keys)}}, nullptr,
+                              kMountType);
+  }
+  if (absl::StartsWith(core::ToAbsl(rest), "crls/")) {
+    std::string name(rest.substr(5));
+    if (name.empty() || name.find('/') != std::string::npos) return NotFoundRoute(req.path);
+    return HandleCrl(req, mount, name);
   }
   if (!absl::StartsWith(core::ToAbsl(rest), "certs/")) return NotFoundRoute(req.path);
   std::string name(rest.substr(6));

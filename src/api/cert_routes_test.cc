@@ -2,6 +2,7 @@
 // requests carrying a client certificate chain as the listener hands it over
 // (net::HttpRequest::peer_certificates_der). Core runs over a MemoryBackend with a fake clock.
 
+#include <openssl/bn.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -62,6 +63,58 @@ std::vector<std::string> Strings(const json::value& v) {
   return out;
 }
 
+using X509CrlPtr = std::unique_ptr<X509_CRL, crypto::Deleter<&X509_CRL_free>>;
+using Asn1TimePtr = std::unique_ptr<ASN1_TIME, crypto::Deleter<&ASN1_TIME_free>>;
+
+crypto::X509Ptr FromDer(const std::string& der) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+  return crypto::X509Ptr(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+}
+
+// The decimal serial of a DER certificate.
+std::string SerialOf(const std::string& der) {
+  crypto::X509Ptr cert = FromDer(der);
+  EXPECT_NE(cert, nullptr);
+  if (cert == nullptr) return "";
+  crypto::BignumPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr));
+  char* dec = BN_bn2dec(bn.get());
+  std::string out(dec);
+  OPENSSL_free(dec);
+  return out;
+}
+
+// A PEM CRL of `ca` revoking the leaves of `revoked` (DER chains, leaf first).
+std::string MakeCrl(const crypto::PemKeyPair& ca,
+                    const std::vector<std::vector<std::string>>& revoked, absl::Time now) {
+  crypto::BioPtr cert_bio(
+      BIO_new_mem_buf(ca.cert_pem.data(), static_cast<int>(ca.cert_pem.size())));
+  crypto::X509Ptr ca_cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
+  crypto::BioPtr key_bio(BIO_new_mem_buf(ca.key_pem.data(), static_cast<int>(ca.key_pem.size())));
+  crypto::EvpPkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  EXPECT_NE(ca_cert, nullptr);
+  EXPECT_NE(key, nullptr);
+  if (ca_cert == nullptr || key == nullptr) return "";
+  X509CrlPtr crl(X509_CRL_new());
+  X509_CRL_set_version(crl.get(), 1);
+  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca_cert.get()));
+  Asn1TimePtr last(ASN1_TIME_set(nullptr, absl::ToTimeT(now)));
+  X509_CRL_set1_lastUpdate(crl.get(), last.get());
+  for (const std::vector<std::string>& chain : revoked) {
+    crypto::X509Ptr leaf = FromDer(chain.front());
+    X509_REVOKED* r = X509_REVOKED_new();
+    X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(leaf.get()));
+    X509_REVOKED_set_revocationDate(r, last.get());
+    X509_CRL_add0_revoked(crl.get(), r);
+  }
+  X509_CRL_sort(crl.get());
+  EXPECT_GT(X509_CRL_sign(crl.get(), key.get(), EVP_sha256()), 0);
+  crypto::BioPtr out(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509_CRL(out.get(), crl.get());
+  char* data = nullptr;
+  long n = BIO_get_mem_data(out.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
 class CertRoutesTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -107,7 +160,7 @@ class CertRoutesTest : public ::testing::Test {
     request.remote_port = 50000;
     request.request_id = "00000000-0000-4000-8000-000000000001";
     request.peer_certificates_der = std::move(chain);
-    return handler_->Handle(request);
+    return net::AwaitHeld(handler_->Handle(request));
   }
 
   net::HttpResponse Root(const std::string& method, const std::string& path,
@@ -342,6 +395,193 @@ TEST_F(CertRoutesTest, AuditRecordsShowTheDirectIdentityAndFailedLogins) {
   }
   EXPECT_TRUE(saw_identity) << "no audit record with the cert identity in " << log;
   EXPECT_TRUE(saw_failed_login) << "no audit record of the failed login in " << log;
+}
+
+TEST_F(CertRoutesTest, TokenBoundCidrsBindLoginTokensAndDirectIdentity) {
+  WritePolicy("web", R"(path "secret/data/app" { capabilities = ["read"] })");
+  ASSERT_EQ(Root("PUT", "secret/data/app", R"({"data":{"k":"v"}})").status, 200);
+  SetUpRole("cert", "web", ca_,
+            json::object{{"token_bound_cidrs", json::array{"10.0.0.0/8", "127.0.0.1/32"}}});
+  net::HttpResponse read = Root("GET", "auth/cert/certs/web");
+  ASSERT_EQ(read.status, 200) << read.body;
+  EXPECT_THAT(Strings(Body(read).at("data").at("token_bound_cidrs")),
+              ElementsAre("10.0.0.0/8", "127.0.0.1"));
+  EXPECT_FALSE(Body(read).at("data").as_object().contains("bound_cidrs"));
+  std::vector<std::string> chain = Chain(ca_, "web-1");
+
+  // Login from inside: the token is bound to the role's networks on every request.
+  net::HttpResponse login = Call("POST", "auth/cert/login", "", "", chain, "10.1.2.3");
+  ASSERT_EQ(login.status, 200) << login.body;
+  std::string token(Body(login).at("auth").at("client_token").as_string());
+  EXPECT_EQ(Call("GET", "secret/data/app", token, "", {}, "127.0.0.1").status, 200);
+  EXPECT_EQ(Call("GET", "secret/data/app", token, "", {}, "10.9.9.9").status, 200);
+  net::HttpResponse moved = Call("GET", "secret/data/app", token, "", {}, "192.0.2.7");
+  EXPECT_EQ(moved.status, 403);
+  EXPECT_EQ(FirstError(moved), "permission denied");
+  EXPECT_EQ(Call("GET", "auth/token/lookup-self", token, "", {}, "127.0.0.2").status, 403);
+
+  // Login from outside: Vault's "permission denied", and no token is made.
+  const size_t tokens = core_->State()->tokens->Count();
+  net::HttpResponse outside = Call("POST", "auth/cert/login", "", "", chain, "192.0.2.7");
+  EXPECT_EQ(outside.status, 403) << outside.body;
+  EXPECT_EQ(FirstError(outside), "permission denied");
+  EXPECT_EQ(core_->State()->tokens->Count(), tokens);
+
+  // Direct identity holds the same networks.
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", chain, "127.0.0.1").status, 200);
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", chain, "::ffff:10.0.0.1").status, 200);
+  net::HttpResponse direct = Call("GET", "secret/data/app", "", "", chain, "192.0.2.7");
+  EXPECT_EQ(direct.status, 403);
+  EXPECT_EQ(FirstError(direct), "permission denied");
+  EXPECT_EQ(Call("GET", "auth/token/lookup-self", "", "", chain, "192.0.2.7").status, 403);
+  // The first accepting role decides: an unbound role of a later mount does not step in.
+  SetUpRole("z-cert", "any", ca_);
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", chain, "192.0.2.7").status, 403);
+
+  // Refusals for the source address do not drain the failed-login bucket (the certificate was
+  // good): after more than a burst of them, widening the role lets the address in.
+  for (int i = 0; i < 12; ++i) Call("POST", "auth/cert/login", "", "", chain, "192.0.2.7");
+  ASSERT_EQ(Root("POST", "auth/cert/certs/web", R"({"token_bound_cidrs":"192.0.2.0/24"})").status,
+            204);
+  EXPECT_EQ(Call("POST", "auth/cert/login", "", "", chain, "192.0.2.7").status, 200);
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", chain, "192.0.2.7").status, 200);
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", chain, "127.0.0.1").status, 403);
+  // Emptying the list unbinds.
+  ASSERT_EQ(Root("POST", "auth/cert/certs/web", R"({"token_bound_cidrs":[]})").status, 204);
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", chain, "198.51.100.1").status, 200);
+}
+
+TEST_F(CertRoutesTest, LegacyBoundCidrsAreShownAsVaultDoes) {
+  SetUpRole("cert", "web", ca_, json::object{{"bound_cidrs", "10.0.0.0/8, 2001:DB8::1/128"}});
+  json::value data = Body(Root("GET", "auth/cert/certs/web")).at("data");
+  EXPECT_THAT(Strings(data.at("bound_cidrs")), ElementsAre("10.0.0.0/8", "2001:db8::1"));
+  EXPECT_THAT(Strings(data.at("token_bound_cidrs")), ElementsAre("10.0.0.0/8", "2001:db8::1"));
+  ASSERT_EQ(Root("POST", "auth/cert/certs/web", R"({"token_bound_cidrs":["10.0.0.0/16"]})").status,
+            204);
+  data = Body(Root("GET", "auth/cert/certs/web")).at("data");
+  EXPECT_FALSE(data.as_object().contains("bound_cidrs"));
+  EXPECT_THAT(Strings(data.at("token_bound_cidrs")), ElementsAre("10.0.0.0/16"));
+}
+
+TEST_F(CertRoutesTest, BadCidrsAndOcspSettingsAreRefusedAndChangeNothing) {
+  SetUpRole("cert", "web", ca_, json::object{{"token_bound_cidrs", "10.0.0.0/8"}});
+  const std::string before = Root("GET", "auth/cert/certs/web").body;
+  struct Case {
+    std::string body;
+    std::string error;  // "" = only the status is checked
+  };
+  const std::vector<Case> cases = {
+      {R"({"token_bound_cidrs":["10.0.0.0/33"]})", "invalid CIDR block \"10.0.0.0/33\""},
+      {R"({"bound_cidrs":"example.com"})", "invalid CIDR block \"example.com\""},
+      {R"({"token_bound_cidrs":7})", ""},
+      {R"({"ocsp_enabled":true})", "OCSP checking is not supported"},
+      {R"({"ocsp_enabled":"true","display_name":"x"})", "OCSP checking is not supported"},
+      {R"({"ocsp_enabled":"maybe"})", ""},
+      {R"({"ocsp_servers_override":["http://ocsp.example.com"]})",
+       "OCSP checking is not supported: ocsp_servers_override cannot be set"},
+      {R"({"ocsp_ca_certificates":"x"})",
+       "OCSP checking is not supported: ocsp_ca_certificates cannot be set"},
+      {R"({"ocsp_fail_open":true})",
+       "OCSP checking is not supported: ocsp_fail_open cannot be set"},
+      {R"({"ocsp_query_all_servers":true})",
+       "OCSP checking is not supported: ocsp_query_all_servers cannot be set"},
+  };
+  for (const Case& c : cases) {
+    net::HttpResponse r = Root("POST", "auth/cert/certs/web", c.body);
+    EXPECT_EQ(r.status, 400) << c.body << " " << r.body;
+    if (!c.error.empty()) {
+      EXPECT_EQ(FirstError(r), c.error) << c.body;
+    }
+    // A new role is not created either.
+    json::value fresh = json::parse(c.body);
+    fresh.as_object()["certificate"] = ca_.cert_pem;
+    EXPECT_EQ(Root("POST", "auth/cert/certs/fresh", json::serialize(fresh)).status, 400) << c.body;
+  }
+  EXPECT_EQ(Root("GET", "auth/cert/certs/web").body, before);
+  EXPECT_EQ(Root("GET", "auth/cert/certs/fresh").status, 404);
+  // OCSP fields at their empty values (as a role read shows them) are accepted.
+  json::object echo = Body(Root("GET", "auth/cert/certs/web")).at("data").as_object();
+  net::HttpResponse rewrite = Root("POST", "auth/cert/certs/web", json::serialize(echo));
+  EXPECT_EQ(rewrite.status, 204) << rewrite.body;
+  EXPECT_EQ(Root("GET", "auth/cert/certs/web").body, before);
+}
+
+TEST_F(CertRoutesTest, CrlRoutesRevokeCertificatesForLoginAndDirectIdentity) {
+  WritePolicy("web", R"(path "secret/data/app" { capabilities = ["read"] })");
+  ASSERT_EQ(Root("PUT", "secret/data/app", R"({"data":{"k":"v"}})").status, 200);
+  SetUpRole("cert", "web", ca_);
+  std::vector<std::string> revoked = Chain(ca_, "web-1");
+  std::vector<std::string> kept = Chain(ca_, "web-2");
+  ASSERT_EQ(Call("GET", "secret/data/app", "", "", revoked).status, 200);  // cached match
+  EXPECT_EQ(Root("LIST", "auth/cert/crls").status, 404);
+
+  json::object put{{"crl", MakeCrl(ca_, {revoked}, clock_.Now())}};
+  net::HttpResponse written = Root("POST", "auth/cert/crls/Main", json::serialize(put));
+  ASSERT_EQ(written.status, 204) << written.body;
+  net::HttpResponse read = Root("GET", "auth/cert/crls/main");
+  ASSERT_EQ(read.status, 200) << read.body;
+  json::object expected_serials{{SerialOf(revoked.front()), json::object{}}};
+  EXPECT_EQ(Body(read).at("data"),
+            json::value(json::object{{"cdp", nullptr}, {"serials", expected_serials}}));
+  net::HttpResponse list = Root("LIST", "auth/cert/crls");
+  ASSERT_EQ(list.status, 200) << list.body;
+  EXPECT_THAT(Strings(Body(list).at("data").at("keys")), ElementsAre("main"));
+
+  net::HttpResponse login = Call("POST", "auth/cert/login", "", "", revoked);
+  EXPECT_EQ(login.status, 400);
+  EXPECT_EQ(FirstError(login),
+            "no chain matching all constraints could be found for this login certificate");
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", revoked).status, 403);
+  EXPECT_EQ(Call("POST", "auth/cert/login", "", "", kept).status, 200);
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", kept).status, 200);
+
+  // CRL routes need a token allowed on them.
+  EXPECT_EQ(Call("GET", "auth/cert/crls/main", "").status, 403);
+  EXPECT_EQ(Call("DELETE", "auth/cert/crls/main", "", "", kept).status, 403);
+
+  EXPECT_EQ(Root("DELETE", "auth/cert/crls/main").status, 204);
+  EXPECT_EQ(Call("GET", "secret/data/app", "", "", revoked).status, 200);
+  EXPECT_EQ(Call("POST", "auth/cert/login", "", "", revoked).status, 200);
+  net::HttpResponse gone = Root("GET", "auth/cert/crls/main");
+  EXPECT_EQ(gone.status, 400);
+  EXPECT_EQ(FirstError(gone), "no such CRL main");
+  net::HttpResponse gone_delete = Root("DELETE", "auth/cert/crls/main");
+  EXPECT_EQ(gone_delete.status, 400);
+  EXPECT_EQ(FirstError(gone_delete), "no such CRL main");
+}
+
+TEST_F(CertRoutesTest, BadCrlWritesAreRefusedAndStoreNothing) {
+  SetUpRole("cert", "web", ca_);
+  std::vector<std::string> leaf = Chain(ca_, "web-1");
+  struct Case {
+    std::string body;
+    std::string error;
+  };
+  // An impostor CA with the trusted CA's name ("Client CA") and its own key.
+  auto impostor = crypto::GenerateSelfSignedCa("Client CA", clock_.Now(), absl::Hours(24));
+  ASSERT_TRUE(impostor.ok()) << impostor.status();
+  std::string forged = MakeCrl(*impostor, {leaf}, clock_.Now());
+  const std::vector<Case> cases = {
+      {R"({})", "one of 'crl' or 'url' must be provided"},
+      {R"({"url":"http://crl.example.com/ca.crl"})",
+       "fetching CRLs from a URL is not supported; give the CRL in 'crl'"},
+      {R"({"crl":"garbage"})", "failed to parse CRL"},
+      {R"({"crl":12})", ""},
+      {"not json", ""},
+      {json::serialize(json::object{{"crl", forged}}),
+       "CRL signature does not verify with the certificate of its issuer"},
+  };
+  for (const Case& c : cases) {
+    net::HttpResponse r = Root("POST", "auth/cert/crls/main", c.body);
+    EXPECT_EQ(r.status, 400) << c.body << " " << r.body;
+    if (!c.error.empty()) {
+      EXPECT_EQ(FirstError(r), c.error) << c.body;
+    }
+  }
+  json::object good{{"crl", MakeCrl(ca_, {leaf}, clock_.Now())}};
+  EXPECT_EQ(Root("POST", "auth/cert/crls/bad%20name", json::serialize(good)).status, 400);
+  EXPECT_EQ(Root("LIST", "auth/cert/crls").status, 404);
+  EXPECT_EQ(Call("POST", "auth/cert/login", "", "", leaf).status, 200);
 }
 
 }  // namespace

@@ -121,13 +121,15 @@ class VaultHandler {
   // with the failed-login limiter: the TLS client certificate is the credential. nullopt if the
   // request is not a login to a cert mount.
   std::optional<net::HttpResponse> HandleCertLogin(internal::Request& req);
-  // cert_routes.cc: auth/<cert mount>/certs[/<name>] (after authorisation).
+  // cert_routes.cc: auth/<cert mount>/certs[/<name>] and crls[/<name>] (after authorisation).
   net::HttpResponse HandleCert(internal::Request& req, const auth::CertMount& mount);
   // cert_routes.cc: direct identity. For a request with a client certificate chain, the
   // in-memory token entry of the first cert role (cert mounts by path, roles by name) that
   // accepts it: no id, display name "<mount>-<role display name>", the role's policies plus
   // "default", metadata as a login's, no expiry. nullopt if there is no chain or no role accepts
-  // it (or the role grants "root", which a login could not mint either). Thread-safe.
+  // it (or the role grants "root", which a login could not mint either), if a CRL on the mount
+  // revokes a certificate of the chain, or if the client's address is outside the accepting
+  // role's token_bound_cidrs. Thread-safe.
   static std::optional<auth::TokenEntry> CertIdentity(const UnsealedState& state,
                                                       const net::HttpRequest& http,
                                                       absl::Time now);

@@ -1,5 +1,6 @@
 #include "auth/cert_auth.h"
 
+#include <arpa/inet.h>
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -11,8 +12,12 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <ctime>
+#include <optional>
+#include <set>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "core/status_macros.h"
@@ -26,6 +31,7 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::string_view kRolePrefix = "cert/";
+constexpr std::string_view kCrlPrefix = "crls/";
 constexpr size_t kListPageSize = 1000;
 constexpr int64_t kFormatVersion = 1;
 // Direct-identity cache bound; the cache is emptied when it is full (entries are cheap to
@@ -44,6 +50,49 @@ struct X509StackFree {
   void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }
 };
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackFree>;
+using X509CrlPtr = std::unique_ptr<X509_CRL, crypto::Deleter<&X509_CRL_free>>;
+
+// `text` (already accepted by Cidr::Parse) as Vault shows it: go-sockaddr's String(), i.e. the
+// address as given (host bits kept) in canonical form, then "/<bits>" unless the prefix covers
+// the whole address.
+std::string VaultCidrText(std::string_view text) {
+  size_t slash = text.find('/');
+  std::string address(text.substr(0, slash));
+  char buf[INET6_ADDRSTRLEN] = {};
+  int max_bits = 0;
+  in_addr v4;
+  in6_addr v6;
+  if (inet_pton(AF_INET, address.c_str(), &v4) == 1) {
+    max_bits = 32;
+    if (inet_ntop(AF_INET, &v4, buf, sizeof(buf)) == nullptr) return std::string(text);
+  } else if (inet_pton(AF_INET6, address.c_str(), &v6) == 1) {
+    max_bits = 128;
+    if (inet_ntop(AF_INET6, &v6, buf, sizeof(buf)) == nullptr) return std::string(text);
+  } else {
+    return std::string(text);
+  }
+  int bits = max_bits;
+  if (slash != std::string_view::npos) {
+    std::optional<int64_t> parsed = core::ParseInt64(text.substr(slash + 1));
+    if (parsed) bits = static_cast<int>(*parsed);
+  }
+  if (bits == max_bits) return std::string(buf);
+  return absl::StrCat(buf, "/", bits);
+}
+
+// Parses `texts` as CIDR blocks or addresses. Returns them in Vault's display form, and parsed
+// in `networks`. Errors: kInvalidArgument "invalid CIDR block \"...\"" for the first bad one.
+absl::StatusOr<std::vector<std::string>> NormalizeCidrs(const std::vector<std::string>& texts,
+                                                        std::vector<Cidr>& networks) {
+  std::vector<std::string> out;
+  networks.clear();
+  for (const std::string& t : texts) {
+    WARD_ASSIGN_OR_RETURN(Cidr c, Cidr::Parse(t));
+    out.push_back(VaultCidrText(t));
+    networks.push_back(std::move(c));
+  }
+  return out;
+}
 
 // Vault's role name rule (framework.GenericNameRegex): word characters, with '-', '.' and '@'
 // allowed inside.
@@ -172,8 +221,9 @@ std::string ColonHex(const ASN1_OCTET_STRING* s) {
   return out;
 }
 
-std::string DecimalSerial(X509* cert) {
-  crypto::BignumPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
+// Decimal, as Go's big.Int String().
+std::string DecimalOf(const ASN1_INTEGER* serial) {
+  crypto::BignumPtr bn(ASN1_INTEGER_to_BN(serial, nullptr));
   if (bn == nullptr) return "";
   char* dec = BN_bn2dec(bn.get());
   if (dec == nullptr) return "";
@@ -181,6 +231,8 @@ std::string DecimalSerial(X509* cert) {
   OPENSSL_free(dec);
   return out;
 }
+
+std::string DecimalSerial(X509* cert) { return DecimalOf(X509_get0_serialNumber(cert)); }
 
 json::array ToJson(const std::vector<std::string>& v) {
   json::array a;
@@ -231,7 +283,9 @@ std::string SerializeRole(const CertRole& r) {
                  {"token_ttl_ns", absl::ToInt64Nanoseconds(r.token_ttl)},
                  {"token_max_ttl_ns", absl::ToInt64Nanoseconds(r.token_max_ttl)},
                  {"token_type", r.token_type},
-                 {"token_no_default_policy", r.token_no_default_policy}};
+                 {"token_no_default_policy", r.token_no_default_policy},
+                 {"token_bound_cidrs", ToJson(r.token_bound_cidrs)},
+                 {"legacy_bound_cidrs", r.legacy_bound_cidrs}};
   return json::serialize(o);
 }
 
@@ -258,7 +312,61 @@ absl::StatusOr<CertRole> ParseRole(std::string_view text) {
       !Read(o, "token_no_default_policy", r.token_no_default_policy)) {
     return malformed();
   }
+  // Added later: roles stored before read as unbound.
+  if (o.contains("token_bound_cidrs") && !Read(o, "token_bound_cidrs", r.token_bound_cidrs)) {
+    return malformed();
+  }
+  if (o.contains("legacy_bound_cidrs") && !Read(o, "legacy_bound_cidrs", r.legacy_bound_cidrs)) {
+    return malformed();
+  }
   return r;
+}
+
+std::string Pem(X509_CRL* crl) {
+  crypto::BioPtr bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr || PEM_write_bio_X509_CRL(bio.get(), crl) != 1) {
+    ERR_clear_error();
+    return "";
+  }
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+// The first CRL of `text`: PEM if it has a PEM CRL header, else DER (all of it).
+X509CrlPtr ParseCrlText(std::string_view text) {
+  X509CrlPtr crl;
+  if (absl::StrContains(core::ToAbsl(text), "-----BEGIN X509 CRL-----")) {
+    crypto::BioPtr bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+    if (bio != nullptr) crl.reset(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+  } else {
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(text.data());
+    crl.reset(d2i_X509_CRL(nullptr, &p, static_cast<long>(text.size())));
+    if (crl != nullptr && p != reinterpret_cast<const unsigned char*>(text.data()) + text.size()) {
+      crl.reset();
+    }
+  }
+  ERR_clear_error();
+  return crl;
+}
+
+std::string OneLine(const X509_NAME* name) {
+  crypto::BioPtr bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) {
+    ERR_clear_error();
+    return "";
+  }
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+std::string SerializeCrl(std::string_view name, std::string_view pem, bool signature_verified) {
+  json::object o{{"version", kFormatVersion},
+                 {"name", json::string_view(name.data(), name.size())},
+                 {"crl", json::string_view(pem.data(), pem.size())},
+                 {"signature_verified", signature_verified}};
+  return json::serialize(o);
 }
 
 }  // namespace
@@ -301,7 +409,61 @@ struct CertAuthStore::ParsedRole {
   bool is_ca = false;
   std::string pinned_der;      // the first certificate's DER, when it is not a CA
   crypto::X509StorePtr store;  // the trust anchors, when it is a CA
+  std::vector<Cidr> networks;  // role.token_bound_cidrs, parsed
 };
+
+// A CRL parsed once. Immutable; shared with matches in progress.
+struct CertAuthStore::ParsedCrl {
+  std::string name;
+  X509CrlPtr crl;
+  std::string pem;                 // as stored
+  std::set<std::string> serials;   // revoked serials, decimal
+  bool signature_verified = false;  // at upload (see CertCrl)
+
+  // Fills `serials` from `crl`.
+  void FillSerials() {
+    STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+    for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+      serials.insert(
+          DecimalOf(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i))));
+    }
+  }
+  // Whether this CRL revokes `cert` (whose decimal serial is `serial`): same issuer name,
+  // serial listed.
+  bool Revokes(X509* cert, const std::string& serial) const {
+    return serials.count(serial) > 0 &&
+           X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_issuer_name(cert)) == 0;
+  }
+  CertCrl View() const {
+    return CertCrl{name, OneLine(X509_CRL_get_issuer(crl.get())),
+                   std::vector<std::string>(serials.begin(), serials.end()), signature_verified};
+  }
+};
+
+namespace {
+
+// Checks `crl`'s signature against the role certificates whose subject is its issuer. Returns
+// whether one was known. Errors: kInvalidArgument if some were known and none verifies it.
+template <typename Roles>
+absl::StatusOr<bool> VerifyCrlSignature(X509_CRL* crl, const Roles& roles) {
+  bool known = false;
+  for (const auto& [name, role] : roles) {
+    for (const crypto::X509Ptr& c : role->certs) {
+      if (X509_NAME_cmp(X509_get_subject_name(c.get()), X509_CRL_get_issuer(crl)) != 0) continue;
+      known = true;
+      EVP_PKEY* key = X509_get0_pubkey(c.get());
+      if (key != nullptr && X509_CRL_verify(crl, key) == 1) return true;
+      ERR_clear_error();
+    }
+  }
+  if (known) {
+    return absl::InvalidArgumentError(
+        "CRL signature does not verify with the certificate of its issuer");
+  }
+  return false;
+}
+
+}  // namespace
 
 CertAuthStore::CertAuthStore(barrier::Barrier& barrier, core::Clock& clock, std::string prefix)
     : barrier_(barrier), clock_(clock), prefix_(std::move(prefix)) {}
@@ -320,33 +482,73 @@ std::string CertAuthStore::RoleKey(std::string_view name) const {
   return absl::StrCat(prefix_, core::ToAbsl(kRolePrefix), core::ToAbsl(name));
 }
 
-absl::Status CertAuthStore::Load() {
-  const std::string role_prefix = absl::StrCat(prefix_, core::ToAbsl(kRolePrefix));
+std::string CertAuthStore::CrlKey(std::string_view name) const {
+  return absl::StrCat(prefix_, core::ToAbsl(kCrlPrefix), core::ToAbsl(name));
+}
+
+namespace {
+
+// Every key under `prefix`. Errors: barrier errors.
+absl::StatusOr<std::vector<std::string>> ListAll(barrier::Barrier& barrier,
+                                                 const std::string& prefix) {
   std::vector<std::string> keys;
   std::string after;
   while (true) {
-    WARD_ASSIGN_OR_RETURN(storage::ListPage page,
-                          barrier_.List(role_prefix, after, kListPageSize));
+    WARD_ASSIGN_OR_RETURN(storage::ListPage page, barrier.List(prefix, after, kListPageSize));
     for (std::string& k : page.keys) keys.push_back(std::move(k));
     if (!page.more || keys.empty()) break;
     after = keys.back();
   }
+  return keys;
+}
+
+}  // namespace
+
+absl::Status CertAuthStore::Load() {
+  WARD_ASSIGN_OR_RETURN(std::vector<std::string> keys,
+                        ListAll(barrier_, absl::StrCat(prefix_, core::ToAbsl(kRolePrefix))));
   std::map<std::string, std::shared_ptr<const ParsedRole>> roles;
   for (const std::string& key : keys) {
     WARD_ASSIGN_OR_RETURN(std::string text, barrier_.Get(key));
     WARD_ASSIGN_OR_RETURN(CertRole role, ParseRole(text));
     absl::StatusOr<std::shared_ptr<ParsedRole>> parsed = Prepare(std::move(role));
-    if (!parsed.ok()) return absl::DataLossError("stored cert role has an unusable certificate");
+    if (!parsed.ok()) return absl::DataLossError("stored cert role is unusable");
     std::string name = (*parsed)->role.name;
     roles[name] = *std::move(parsed);
   }
+  WARD_ASSIGN_OR_RETURN(std::vector<std::string> crl_keys,
+                        ListAll(barrier_, absl::StrCat(prefix_, core::ToAbsl(kCrlPrefix))));
+  std::map<std::string, std::shared_ptr<const ParsedCrl>> crls;
+  for (const std::string& key : crl_keys) {
+    WARD_ASSIGN_OR_RETURN(std::string text, barrier_.Get(key));
+    auto malformed = [] { return absl::DataLossError("malformed cert CRL in storage"); };
+    json::error_code ec;
+    json::value root = json::parse(json::string_view(text.data(), text.size()), ec);
+    if (ec || !root.is_object()) return malformed();
+    const json::object& o = root.get_object();
+    const json::value* version = o.if_contains("version");
+    auto parsed = std::make_shared<ParsedCrl>();
+    if (version == nullptr || !version->is_int64() || version->get_int64() != kFormatVersion ||
+        !Read(o, "name", parsed->name) || !Read(o, "crl", parsed->pem) ||
+        !Read(o, "signature_verified", parsed->signature_verified)) {
+      return malformed();
+    }
+    parsed->crl = ParseCrlText(parsed->pem);
+    if (parsed->crl == nullptr) return malformed();
+    parsed->FillSerials();
+    std::string name = parsed->name;
+    crls[name] = std::move(parsed);
+  }
   absl::MutexLock lock(&mu_);
   roles_ = std::move(roles);
+  crls_ = std::move(crls);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<CertAuthStore::ParsedRole>> CertAuthStore::Prepare(CertRole role) {
   auto parsed = std::make_shared<ParsedRole>();
+  WARD_ASSIGN_OR_RETURN(role.token_bound_cidrs,
+                        NormalizeCidrs(role.token_bound_cidrs, parsed->networks));
   parsed->certs = ParsePemCertificates(role.certificate);
   if (parsed->certs.empty()) return absl::InvalidArgumentError("failed to parse certificate");
   X509* first = parsed->certs.front().get();
@@ -431,6 +633,14 @@ absl::StatusOr<CertRole> CertAuthStore::WriteRole(std::string_view name,
   if (update.token_max_ttl) role.token_max_ttl = *update.token_max_ttl;
   if (update.token_type) role.token_type = *update.token_type;
   if (update.token_no_default_policy) role.token_no_default_policy = *update.token_no_default_policy;
+  // Vault's tokenutil.UpgradeValue: the new name wins; the legacy name alone sets both.
+  if (update.token_bound_cidrs) {
+    role.token_bound_cidrs = *update.token_bound_cidrs;
+    role.legacy_bound_cidrs = false;
+  } else if (update.bound_cidrs) {
+    role.token_bound_cidrs = *update.bound_cidrs;
+    role.legacy_bound_cidrs = !update.bound_cidrs->empty();
+  }
 
   if (!exists && role.certificate.empty()) return absl::InvalidArgumentError("missing certificate");
   if (role.display_name.empty()) role.display_name = role.name;
@@ -446,6 +656,7 @@ absl::StatusOr<CertRole> CertAuthStore::WriteRole(std::string_view name,
         "token_type \"", role.token_type, "\" is not supported: only service tokens exist"));
   }
   WARD_ASSIGN_OR_RETURN(std::shared_ptr<ParsedRole> parsed, Prepare(role));
+  role = parsed->role;  // with the networks in display form
   WARD_RETURN_IF_ERROR(barrier_.Put(RoleKey(role.name), SerializeRole(role)).status());
   {
     absl::MutexLock lock(&mu_);
@@ -484,10 +695,82 @@ absl::Status CertAuthStore::DeleteRole(std::string_view name_in) {
   return absl::OkStatus();
 }
 
+CertAuthStore::Crls CertAuthStore::CrlSnapshot() const {
+  Crls out;
+  out.reserve(crls_.size());
+  for (const auto& [name, crl] : crls_) out.push_back(crl);
+  return out;
+}
+
+absl::StatusOr<CertCrl> CertAuthStore::WriteCrl(std::string_view name_in, std::string_view text) {
+  std::string name = absl::AsciiStrToLower(core::ToAbsl(name_in));
+  if (!ValidRoleName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid CRL name \"", name, "\""));
+  }
+  auto parsed = std::make_shared<ParsedCrl>();
+  parsed->name = name;
+  parsed->crl = ParseCrlText(text);
+  if (parsed->crl == nullptr) return absl::InvalidArgumentError("failed to parse CRL");
+  parsed->pem = Pem(parsed->crl.get());
+  if (parsed->pem.empty()) return absl::InternalError("PEM_write_bio_X509_CRL failed");
+  parsed->FillSerials();
+
+  absl::MutexLock write_lock(&write_mu_);
+  WARD_RETURN_IF_ERROR(CheckOpen());
+  {
+    // Roles change only under write_mu_, so the check holds until the CRL is stored.
+    absl::ReaderMutexLock lock(&mu_);
+    WARD_ASSIGN_OR_RETURN(parsed->signature_verified,
+                          VerifyCrlSignature(parsed->crl.get(), roles_));
+  }
+  WARD_RETURN_IF_ERROR(
+      barrier_.Put(CrlKey(name), SerializeCrl(name, parsed->pem, parsed->signature_verified))
+          .status());
+  CertCrl view = parsed->View();
+  {
+    absl::MutexLock lock(&mu_);
+    crls_[name] = std::move(parsed);
+    ClearCacheLocked();
+  }
+  return view;
+}
+
+absl::StatusOr<CertCrl> CertAuthStore::ReadCrl(std::string_view name_in) const {
+  std::string name = absl::AsciiStrToLower(core::ToAbsl(name_in));
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = crls_.find(name);
+  if (it == crls_.end()) return absl::NotFoundError(absl::StrCat("no such CRL ", name));
+  return it->second->View();
+}
+
+std::vector<std::string> CertAuthStore::ListCrls() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, crl] : crls_) out.push_back(name);
+  return out;
+}
+
+absl::Status CertAuthStore::DeleteCrl(std::string_view name_in) {
+  std::string name = absl::AsciiStrToLower(core::ToAbsl(name_in));
+  absl::MutexLock write_lock(&write_mu_);
+  WARD_RETURN_IF_ERROR(CheckOpen());
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (crls_.find(name) == crls_.end()) {
+      return absl::NotFoundError(absl::StrCat("no such CRL ", name));
+    }
+  }
+  WARD_RETURN_IF_ERROR(barrier_.Delete(CrlKey(name)).status());
+  absl::MutexLock lock(&mu_);
+  crls_.erase(name);
+  ClearCacheLocked();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CertMatch> CertAuthStore::MatchAt(
     const std::vector<std::string>& chain_der,
-    const std::vector<std::shared_ptr<const ParsedRole>>& candidates, absl::Time now,
-    std::pair<absl::Time, absl::Time>* window) {
+    const std::vector<std::shared_ptr<const ParsedRole>>& candidates, const Crls& crls,
+    absl::Time now, std::pair<absl::Time, absl::Time>* window) {
   if (chain_der.empty()) return absl::InvalidArgumentError(std::string(kNoCertificate));
   std::pair<absl::Time, absl::Time> w{absl::InfinitePast(), absl::InfiniteFuture()};
   std::vector<crypto::X509Ptr> chain;
@@ -514,10 +797,19 @@ absl::StatusOr<CertMatch> CertAuthStore::MatchAt(
     const ParsedRole& p = *candidate;
     for (const crypto::X509Ptr& c : p.certs) Narrow(c.get(), w);
     bool trusted = false;
+    bool revoked = false;
+    auto is_revoked = [&crls](X509* cert) {
+      const std::string serial = DecimalSerial(cert);
+      return std::any_of(crls.begin(), crls.end(),
+                         [cert, &serial](const std::shared_ptr<const ParsedCrl>& c) {
+                           return c->Revokes(cert, serial);
+                         });
+    };
     if (!p.is_ca) {
       absl::Time not_before = FromAsn1Time(X509_get0_notBefore(leaf), absl::InfiniteFuture());
       absl::Time not_after = FromAsn1Time(X509_get0_notAfter(leaf), absl::InfinitePast());
       trusted = chain_der.front() == p.pinned_der && not_before <= now && now <= not_after;
+      revoked = trusted && is_revoked(leaf);
     } else {
       crypto::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
       if (ctx == nullptr ||
@@ -532,9 +824,18 @@ absl::StatusOr<CertMatch> CertAuthStore::MatchAt(
       X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT);
       trusted = X509_verify_cert(ctx.get()) == 1;
       ERR_clear_error();
+      if (trusted && !crls.empty()) {
+        // Every certificate of the chain OpenSSL built (leaf, intermediates, anchor), as Vault
+        // checks every certificate of its verified chain.
+        STACK_OF(X509)* built = X509_STORE_CTX_get0_chain(ctx.get());
+        for (int i = 0; i < sk_X509_num(built) && !revoked; ++i) {
+          revoked = is_revoked(sk_X509_value(built, i));
+        }
+      }
     }
     if (!trusted) continue;
     verified_any = true;
+    if (revoked) continue;  // Vault: a revoked chain does not match the role's constraints
     const CertRole& r = p.role;
     std::vector<std::string> cns = SubjectValues(leaf, NID_commonName);
     // Go's pkix.Name keeps the last common name of the subject.
@@ -554,6 +855,8 @@ absl::StatusOr<CertMatch> CertAuthStore::MatchAt(
     m.token_ttl = r.token_ttl;
     m.token_max_ttl = r.token_max_ttl;
     m.token_no_default_policy = r.token_no_default_policy;
+    m.token_bound_cidrs = r.token_bound_cidrs;
+    m.token_bound_networks = p.networks;
     m.metadata = {{"cert_name", r.name},
                   {"common_name", cn},
                   {"serial_number", DecimalSerial(leaf)},
@@ -570,11 +873,13 @@ absl::StatusOr<CertMatch> CertAuthStore::MatchAt(
 absl::StatusOr<CertMatch> CertAuthStore::Match(const std::vector<std::string>& chain_der,
                                                std::string_view name) const {
   std::vector<std::shared_ptr<const ParsedRole>> candidates;
+  Crls crls;
   {
     absl::ReaderMutexLock lock(&mu_);
     candidates = Candidates(name);
+    crls = CrlSnapshot();
   }
-  return MatchAt(chain_der, candidates, clock_.Now(), nullptr);
+  return MatchAt(chain_der, candidates, crls, clock_.Now(), nullptr);
 }
 
 std::optional<CertMatch> CertAuthStore::MatchCached(
@@ -595,15 +900,17 @@ std::optional<CertMatch> CertAuthStore::MatchCached(
     }
   }
   std::vector<std::shared_ptr<const ParsedRole>> candidates;
+  Crls crls;
   uint64_t generation = 0;
   {
     absl::ReaderMutexLock lock(&mu_);
     candidates = Candidates("");
+    crls = CrlSnapshot();
     absl::MutexLock cache_lock(&cache_mu_);
     generation = generation_;
   }
   std::pair<absl::Time, absl::Time> window{absl::InfiniteFuture(), absl::InfinitePast()};
-  absl::StatusOr<CertMatch> m = MatchAt(chain_der, candidates, now, &window);
+  absl::StatusOr<CertMatch> m = MatchAt(chain_der, candidates, crls, now, &window);
   if (!m.ok() && !absl::IsInvalidArgument(m.status())) return std::nullopt;  // not cacheable
   std::optional<CertMatch> result;
   if (m.ok()) result = *std::move(m);

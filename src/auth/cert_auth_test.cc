@@ -111,6 +111,47 @@ TestCert Issue(const CertSpec& spec, const TestCert* issuer) {
   return out;
 }
 
+using X509CrlPtr = std::unique_ptr<X509_CRL, crypto::Deleter<&X509_CRL_free>>;
+using Asn1TimePtr = std::unique_ptr<ASN1_TIME, crypto::Deleter<&ASN1_TIME_free>>;
+
+// A CRL naming `issuer` that revokes `revoked`, signed with `signer` (default: the issuer's key);
+// PEM, or DER when `der`.
+std::string MakeCrl(const TestCert& issuer, const std::vector<const TestCert*>& revoked,
+                    absl::Time now, EVP_PKEY* signer = nullptr, bool der = false) {
+  X509CrlPtr crl(X509_CRL_new());
+  X509_CRL_set_version(crl.get(), 1);  // v2
+  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer.cert.get()));
+  Asn1TimePtr last(ASN1_TIME_set(nullptr, absl::ToTimeT(now)));
+  Asn1TimePtr next(ASN1_TIME_set(nullptr, absl::ToTimeT(now + absl::Hours(24))));
+  X509_CRL_set1_lastUpdate(crl.get(), last.get());
+  X509_CRL_set1_nextUpdate(crl.get(), next.get());
+  for (const TestCert* cert : revoked) {
+    X509_REVOKED* r = X509_REVOKED_new();
+    X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(cert->cert.get()));
+    X509_REVOKED_set_revocationDate(r, last.get());
+    X509_CRL_add0_revoked(crl.get(), r);
+  }
+  X509_CRL_sort(crl.get());
+  EXPECT_GT(X509_CRL_sign(crl.get(), signer != nullptr ? signer : issuer.key.get(), EVP_sha256()),
+            0);
+  if (der) {
+    unsigned char* buf = nullptr;
+    int n = i2d_X509_CRL(crl.get(), &buf);
+    std::string out(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
+    OPENSSL_free(buf);
+    return out;
+  }
+  crypto::BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509_CRL(bio.get(), crl.get());
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+std::string Serial(const TestCert& cert) {
+  return std::to_string(ASN1_INTEGER_get(X509_get0_serialNumber(cert.cert.get())));
+}
+
 class CertAuthStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -502,6 +543,222 @@ TEST_F(CertAuthStoreTest, AuthMountTableEnablesFindsAndDisablesCertMounts) {
   EXPECT_THAT(left->keys, IsEmpty());
   ASSERT_TRUE((*table)->Enable("cert", "cert", "").ok());
   EXPECT_THAT((*table)->FindCert("cert/login")->store->ListRoles(), IsEmpty());
+}
+
+TEST_F(CertAuthStoreTest, TokenBoundCidrsAreStoredInVaultFormAndCarriedByMatches) {
+  CertRoleUpdate u = RoleFor(ca_);
+  u.token_bound_cidrs =
+      std::vector<std::string>{"10.0.0.0/8", "127.0.0.1/32", "2001:DB8:0::/32", "10.1.2.3/16",
+                               "::1"};
+  CertRole role = MustWrite("web", u);
+  // go-sockaddr's String(): no "/32" or "/128" for one host, canonical IPv6, host bits kept.
+  EXPECT_THAT(role.token_bound_cidrs,
+              ElementsAre("10.0.0.0/8", "127.0.0.1", "2001:db8::/32", "10.1.2.3/16", "::1"));
+  EXPECT_FALSE(role.legacy_bound_cidrs);
+
+  TestCert leaf = Leaf(ca_, "web-1");
+  auto m = store_->Match({leaf.Der()}, "");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->token_bound_cidrs, role.token_bound_cidrs);
+  EXPECT_TRUE(m->AllowsSource("10.200.0.1"));
+  EXPECT_TRUE(m->AllowsSource("127.0.0.1"));
+  EXPECT_TRUE(m->AllowsSource("::ffff:127.0.0.1"));
+  EXPECT_TRUE(m->AllowsSource("2001:db8:ffff::1"));
+  EXPECT_FALSE(m->AllowsSource("127.0.0.2"));
+  EXPECT_FALSE(m->AllowsSource("192.0.2.7"));
+  EXPECT_FALSE(m->AllowsSource("not an address"));
+  auto cached = store_->MatchCached({leaf.Der()});
+  ASSERT_TRUE(cached.has_value());
+  EXPECT_FALSE(cached->AllowsSource("192.0.2.7"));
+  EXPECT_TRUE(cached->AllowsSource("10.0.0.1"));
+
+  // Reloaded from storage; an update that does not name them keeps them.
+  CertRoleUpdate rename;
+  rename.display_name = "frontend";
+  MustWrite("web", rename);
+  auto reread = Open()->ReadRole("web");
+  ASSERT_TRUE(reread.ok()) << reread.status();
+  EXPECT_EQ(reread->token_bound_cidrs, role.token_bound_cidrs);
+
+  // Unbound roles accept any source.
+  MustWrite("open", RoleFor(other_ca_));
+  auto open = store_->Match({Leaf(other_ca_, "x").Der()}, "open");
+  ASSERT_TRUE(open.ok());
+  EXPECT_TRUE(open->AllowsSource("192.0.2.7"));
+}
+
+TEST_F(CertAuthStoreTest, LegacyBoundCidrsNameFollowsVaultUpgradeRules) {
+  CertRoleUpdate legacy = RoleFor(ca_);
+  legacy.bound_cidrs = std::vector<std::string>{"10.0.0.0/8"};
+  CertRole role = MustWrite("web", legacy);
+  EXPECT_THAT(role.token_bound_cidrs, ElementsAre("10.0.0.0/8"));
+  EXPECT_TRUE(role.legacy_bound_cidrs);
+  EXPECT_TRUE(Open()->ReadRole("web")->legacy_bound_cidrs);
+
+  // Both names: the new one wins and the legacy one is cleared.
+  CertRoleUpdate both;
+  both.bound_cidrs = std::vector<std::string>{"10.0.0.0/8"};
+  both.token_bound_cidrs = std::vector<std::string>{"192.0.2.0/24"};
+  role = MustWrite("web", both);
+  EXPECT_THAT(role.token_bound_cidrs, ElementsAre("192.0.2.0/24"));
+  EXPECT_FALSE(role.legacy_bound_cidrs);
+}
+
+TEST_F(CertAuthStoreTest, MalformedBoundCidrIsRefusedAndChangesNothing) {
+  CertRoleUpdate u = RoleFor(ca_);
+  u.token_bound_cidrs = std::vector<std::string>{"10.0.0.0/8"};
+  MustWrite("web", u);
+  for (const char* bad : {"10.0.0.0/33", "10.0.0.0/-1", "example.com", "", "10.0.0/8"}) {
+    CertRoleUpdate change;
+    change.token_bound_cidrs = std::vector<std::string>{"192.0.2.0/24", bad};
+    auto r = store_->WriteRole("web", change);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(r.status().message(), std::string("invalid CIDR block \"") + bad + "\"");
+    CertRoleUpdate fresh = RoleFor(ca_);
+    fresh.bound_cidrs = std::vector<std::string>{bad};
+    EXPECT_EQ(store_->WriteRole("new", fresh).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_THAT(store_->ReadRole("web")->token_bound_cidrs, ElementsAre("10.0.0.0/8"));
+  EXPECT_THAT(Open()->ListRoles(), ElementsAre("web"));
+}
+
+TEST_F(CertAuthStoreTest, CrlOfTheIssuerRevokesTheLeafForLoginAndCachedMatches) {
+  MustWrite("web", RoleFor(ca_));
+  TestCert revoked = Leaf(ca_, "web-1");
+  TestCert kept = Leaf(ca_, "web-2");
+  ASSERT_TRUE(store_->MatchCached({revoked.Der()}).has_value());
+
+  auto written = store_->WriteCrl("Main", MakeCrl(ca_, {&revoked}, clock_.Now()));
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(written->name, "main");  // lower-cased, as Vault does
+  EXPECT_THAT(written->serials, ElementsAre(Serial(revoked)));
+  EXPECT_TRUE(written->signature_verified);
+  EXPECT_EQ(written->issuer, "CN=Test Root");
+
+  auto refused = store_->Match({revoked.Der()}, "");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(), kNoConstraint);
+  EXPECT_EQ(store_->Match({revoked.Der()}, "web").status().message(), kNoConstraint);
+  EXPECT_FALSE(store_->MatchCached({revoked.Der()}).has_value());  // the cache was emptied
+  EXPECT_TRUE(store_->Match({kept.Der()}, "").ok());
+  EXPECT_TRUE(store_->MatchCached({kept.Der()}).has_value());
+
+  // Stored: a reopened store still refuses it.
+  std::unique_ptr<CertAuthStore> reopened = Open();
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_THAT(reopened->ListCrls(), ElementsAre("main"));
+  EXPECT_EQ(reopened->Match({revoked.Der()}, "").status().message(), kNoConstraint);
+  auto read = reopened->ReadCrl("MAIN");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_THAT(read->serials, ElementsAre(Serial(revoked)));
+  EXPECT_TRUE(read->signature_verified);
+
+  // Deleting the CRL lets the certificate in again, cached matches included.
+  ASSERT_TRUE(store_->DeleteCrl("main").ok());
+  EXPECT_TRUE(store_->Match({revoked.Der()}, "").ok());
+  EXPECT_TRUE(store_->MatchCached({revoked.Der()}).has_value());
+  EXPECT_EQ(store_->DeleteCrl("main").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ReadCrl("main").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ReadCrl("main").status().message(), "no such CRL main");
+  EXPECT_THAT(Open()->ListCrls(), IsEmpty());
+}
+
+TEST_F(CertAuthStoreTest, CrlRevokesOnlyCertificatesOfItsIssuer) {
+  MustWrite("web", RoleFor(ca_));
+  TestCert leaf = Leaf(ca_, "web-1");
+  // Same serial, other issuer: a CRL of other_ca_ that lists the leaf's serial.
+  auto other = store_->WriteCrl("other", MakeCrl(other_ca_, {&leaf}, clock_.Now()));
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_FALSE(other->signature_verified);  // no role trusts other_ca_: nothing to check with
+  EXPECT_TRUE(store_->Match({leaf.Der()}, "").ok());
+  // An empty CRL of the right issuer revokes nothing.
+  ASSERT_TRUE(store_->WriteCrl("empty", MakeCrl(ca_, {}, clock_.Now())).ok());
+  EXPECT_TRUE(store_->Match({leaf.Der()}, "").ok());
+  EXPECT_THAT(store_->ReadCrl("empty")->serials, IsEmpty());
+}
+
+TEST_F(CertAuthStoreTest, CrlRevokingAnIntermediateOrAPinnedLeafRefusesIt) {
+  TestCert intermediate =
+      Issue(CertSpec{{{NID_commonName, "Issuing CA"}}, "", true, Start(), absl::Hours(100)}, &ca_);
+  TestCert leaf = Leaf(intermediate, "web-1");
+  MustWrite("web", RoleFor(ca_));
+  ASSERT_TRUE(store_->Match({leaf.Der(), intermediate.Der()}, "").ok());
+  ASSERT_TRUE(store_->WriteCrl("root", MakeCrl(ca_, {&intermediate}, clock_.Now())).ok());
+  EXPECT_EQ(store_->Match({leaf.Der(), intermediate.Der()}, "").status().message(),
+            kNoConstraint);
+
+  TestCert pinned = Leaf(other_ca_, "pinned");
+  CertRoleUpdate pin;
+  pin.certificate = pinned.Pem();
+  MustWrite("pin", pin);
+  ASSERT_TRUE(store_->Match({pinned.Der()}, "pin").ok());
+  ASSERT_TRUE(store_->WriteCrl("other", MakeCrl(other_ca_, {&pinned}, clock_.Now())).ok());
+  EXPECT_EQ(store_->Match({pinned.Der()}, "pin").status().message(), kNoConstraint);
+}
+
+TEST_F(CertAuthStoreTest, CrlWithABadSignatureOrGarbageIsRefusedAndStoresNothing) {
+  MustWrite("web", RoleFor(ca_));
+  TestCert leaf = Leaf(ca_, "web-1");
+  // Names the role's CA as issuer, signed by another key.
+  std::string forged = MakeCrl(ca_, {&leaf}, clock_.Now(), other_ca_.key.get());
+  auto r = store_->WriteCrl("main", forged);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("CRL signature does not verify"));
+  for (const std::string& garbage :
+       {std::string("not a CRL"), std::string(""),
+        std::string("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"), leaf.Pem()}) {
+    auto g = store_->WriteCrl("main", garbage);
+    EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument) << garbage;
+    EXPECT_EQ(g.status().message(), "failed to parse CRL");
+  }
+  EXPECT_EQ(store_->WriteCrl("bad name!", MakeCrl(ca_, {&leaf}, clock_.Now())).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(store_->ListCrls(), IsEmpty());
+  EXPECT_THAT(Open()->ListCrls(), IsEmpty());
+  EXPECT_TRUE(store_->Match({leaf.Der()}, "").ok());
+
+  // DER is accepted as well as PEM; a replacement under the same name replaces.
+  ASSERT_TRUE(store_->WriteCrl("main", MakeCrl(ca_, {&leaf}, clock_.Now(), nullptr, true)).ok());
+  EXPECT_EQ(store_->Match({leaf.Der()}, "").status().message(), kNoConstraint);
+  ASSERT_TRUE(store_->WriteCrl("main", MakeCrl(ca_, {}, clock_.Now())).ok());
+  EXPECT_TRUE(store_->Match({leaf.Der()}, "").ok());
+  EXPECT_THAT(store_->ListCrls(), ElementsAre("main"));
+}
+
+TEST_F(CertAuthStoreTest, ClosedStoreRefusesCrlWrites) {
+  MustWrite("web", RoleFor(ca_));
+  ASSERT_TRUE(store_->WriteCrl("main", MakeCrl(ca_, {}, clock_.Now())).ok());
+  store_->Close();
+  EXPECT_EQ(store_->WriteCrl("other", MakeCrl(ca_, {}, clock_.Now())).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->DeleteCrl("main").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store_->ListCrls(), ElementsAre("main"));
+}
+
+TEST_F(CertAuthStoreTest, RolesStoredBeforeBoundCidrsLoadUnboundAndBadStoredCrlsAreDataLoss) {
+  CertRoleUpdate u = RoleFor(ca_);
+  u.token_bound_cidrs = std::vector<std::string>{"10.0.0.0/8"};
+  MustWrite("web", u);
+  const std::string key = std::string(kPrefix) + "cert/web";
+  auto stored = barrier_->Get(key);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  const std::string fields = R"(,"token_bound_cidrs":["10.0.0.0/8"],"legacy_bound_cidrs":false)";
+  size_t at = stored->find(fields);
+  ASSERT_NE(at, std::string::npos) << *stored;
+  ASSERT_TRUE(barrier_->Put(key, stored->substr(0, at) + stored->substr(at + fields.size())).ok());
+  std::unique_ptr<CertAuthStore> old = Open();
+  ASSERT_NE(old, nullptr);
+  EXPECT_THAT(old->ReadRole("web")->token_bound_cidrs, IsEmpty());
+  EXPECT_FALSE(old->ReadRole("web")->legacy_bound_cidrs);
+
+  // A stored CRL that does not parse is data loss, not silently dropped.
+  ASSERT_TRUE(barrier_
+                  ->Put(std::string(kPrefix) + "crls/main",
+                        R"({"version":1,"name":"main","crl":"garbage","signature_verified":false})")
+                  .ok());
+  auto broken = CertAuthStore::Create(*barrier_, clock_, kPrefix);
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // TLS certificate auth (auth/cert) and direct certificate identity against the real `ward server`,
-// with curl presenting client certificates over mutual TLS. The certificates are made with the
-// openssl CLI (SPIFFE URI SANs included); the listener trusts the test CA for client
-// certificates through listener.tls_client_ca_file.
+// with curl presenting client certificates over mutual TLS. The certificates and CRLs are made
+// with the openssl CLI (SPIFFE URI SANs included); the listener trusts the test CA for client
+// certificates through listener.tls_client_ca_file. The server listens on 127.0.0.1, so that is
+// every client's address here.
 
 #include <fstream>
 #include <string>
@@ -181,6 +182,100 @@ TEST_F(CertAuthTest, DirectIdentityWithoutLogin) {
   // A token takes precedence over the certificate.
   EXPECT_EQ(Curl("GET", "secret/data/app", "web", "bogus-token").status, 403);
   EXPECT_EQ(Curl("GET", "sys/policies/acl/web", "web", root_).status, 200);
+}
+
+TEST_F(CertAuthTest, TokenBoundCidrsRefuseLoginAndDirectIdentityFromOutside) {
+  ASSERT_EQ(Root("PUT", "sys/policies/acl/web",
+                 R"({"policy":"path \"secret/data/app\" { capabilities = [\"read\"] }"})")
+                .status,
+            204);
+  ASSERT_EQ(Root("PUT", "secret/data/app", R"({"data":{"k":"v"}})").status, 200);
+  // 127.0.0.1 is outside.
+  Reply bind = Root("POST", "auth/cert/certs/web", R"({"token_bound_cidrs":["10.0.0.0/8"]})");
+  ASSERT_EQ(bind.status, 204) << bind.body;
+  Reply login = Curl("POST", "auth/cert/login", "web", "", R"({"name":"web"})");
+  EXPECT_EQ(login.status, 403) << login.body;
+  EXPECT_TRUE(absl::StrContains(login.body, "permission denied")) << login.body;
+  Reply direct = Curl("GET", "secret/data/app", "web");
+  EXPECT_EQ(direct.status, 403) << direct.body;
+
+  // 127.0.0.1 is inside: login works, and the token carries the binding.
+  bind = Root("POST", "auth/cert/certs/web", R"({"token_bound_cidrs":"127.0.0.1/32, ::1"})");
+  ASSERT_EQ(bind.status, 204) << bind.body;
+  Reply read = Root("GET", "auth/cert/certs/web");
+  ASSERT_EQ(read.status, 200) << read.body;
+  EXPECT_EQ(Parse(read.body).at("data").at("token_bound_cidrs"),
+            json::parse(R"(["127.0.0.1","::1"])"));
+  login = Curl("POST", "auth/cert/login", "web", "", R"({"name":"web"})");
+  ASSERT_EQ(login.status, 200) << login.body;
+  std::string token = Str(Parse(login.body).at("auth").at("client_token"));
+  EXPECT_EQ(Curl("GET", "secret/data/app", "", token).status, 200);
+  EXPECT_EQ(Curl("GET", "secret/data/app", "web").status, 200);
+
+  // Bad CIDRs and OCSP are refused with Vault's error shape.
+  Reply bad = Root("POST", "auth/cert/certs/web", R"({"token_bound_cidrs":"10.0.0.0/40"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(Parse(bad.body).at("errors").at(0), "invalid CIDR block \"10.0.0.0/40\"");
+  Reply ocsp = Root("POST", "auth/cert/certs/web", R"({"ocsp_enabled":true})");
+  EXPECT_EQ(ocsp.status, 400);
+  EXPECT_EQ(Parse(ocsp.body).at("errors").at(0), "OCSP checking is not supported");
+  EXPECT_EQ(Curl("GET", "secret/data/app", "web").status, 200);  // nothing changed
+}
+
+TEST_F(CertAuthTest, CrlFromOpensslCaRevokesTheCertificate) {
+  ASSERT_NO_FATAL_FAILURE(MakeLeaf(
+      "web2", "ca", "web-2",
+      "subjectAltName=URI:spiffe://example.org/ns/prod/sa/web\nextendedKeyUsage=clientAuth\n"));
+  Reply before = Curl("POST", "auth/cert/login", "web");
+  ASSERT_EQ(before.status, 200) << before.body;
+  std::string serial = Str(Parse(before.body).at("auth").at("metadata").at("serial_number"));
+  ASSERT_FALSE(serial.empty());
+
+  // openssl ca revokes web.pem and writes a CRL signed by the CA.
+  std::ofstream(dir_->Join("crl.cnf")) << "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\n"
+                                          "default_md=sha256\ndefault_crl_days=1\n";
+  ASSERT_NO_FATAL_FAILURE(Run(
+      "touch index.txt && openssl ca -config crl.cnf -keyfile ca.key -cert ca.pem -revoke web.pem "
+      "2>&1 && openssl ca -config crl.cnf -keyfile ca.key -cert ca.pem -gencrl -out ca.crl 2>&1"));
+  json::object put{{"crl", ReadFile(dir_->Join("ca.crl"))}};
+  Reply written = Root("POST", "auth/cert/crls/ca", json::serialize(put));
+  ASSERT_EQ(written.status, 204) << written.body;
+  Reply read = Root("GET", "auth/cert/crls/ca");
+  ASSERT_EQ(read.status, 200) << read.body;
+  json::object serials{{serial, json::object{}}};
+  EXPECT_EQ(Parse(read.body).at("data"), (json::object{{"cdp", nullptr}, {"serials", serials}}));
+
+  Reply revoked = Curl("POST", "auth/cert/login", "web");
+  EXPECT_EQ(revoked.status, 400) << revoked.body;
+  EXPECT_TRUE(absl::StrContains(revoked.body, "no chain matching all constraints")) << revoked.body;
+  EXPECT_EQ(Curl("POST", "auth/cert/login", "web2").status, 200);
+
+  // The same CRL refuses direct identity; deleting it lets the certificate back in.
+  ASSERT_EQ(Root("PUT", "sys/policies/acl/web",
+                 R"({"policy":"path \"secret/data/app\" { capabilities = [\"read\"] }"})")
+                .status,
+            204);
+  ASSERT_EQ(Root("PUT", "secret/data/app", R"({"data":{"k":"v"}})").status, 200);
+  EXPECT_EQ(Curl("GET", "secret/data/app", "web").status, 403);
+  EXPECT_EQ(Curl("GET", "secret/data/app", "web2").status, 200);
+  EXPECT_EQ(Root("DELETE", "auth/cert/crls/ca").status, 204);
+  EXPECT_EQ(Curl("GET", "secret/data/app", "web").status, 200);
+  EXPECT_EQ(Curl("POST", "auth/cert/login", "web").status, 200);
+
+  // A CRL that does not parse, or that claims the CA as issuer with another key, is refused.
+  Reply garbage = Root("POST", "auth/cert/crls/ca", R"({"crl":"not a CRL"})");
+  EXPECT_EQ(garbage.status, 400);
+  EXPECT_EQ(Parse(garbage.body).at("errors").at(0), "failed to parse CRL");
+  // An impostor CA certificate with the test CA's name and the rogue key signs it.
+  ASSERT_NO_FATAL_FAILURE(
+      Run("openssl req -x509 -key rogue.key -out impostor.pem -days 1 "
+          "-subj '/CN=Cert Auth Test CA' 2>&1 && openssl ca -config crl.cnf -keyfile rogue.key "
+          "-cert impostor.pem -gencrl -out forged.crl 2>&1"));
+  json::object forged{{"crl", ReadFile(dir_->Join("forged.crl"))}};
+  Reply refused = Root("POST", "auth/cert/crls/ca", json::serialize(forged));
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_TRUE(absl::StrContains(refused.body, "CRL signature does not verify")) << refused.body;
+  EXPECT_EQ(Root("LIST", "auth/cert/crls").status, 404);
 }
 
 }  // namespace
