@@ -10,8 +10,13 @@
 namespace ward::audit {
 
 absl::StatusOr<std::string> Hasher::Hash(std::string_view value) const {
-  WARD_ASSIGN_OR_RETURN(std::string mac, crypto::HmacSha256(salt_, value));
-  return absl::StrCat(core::ToAbsl(kHashPrefix), crypto::HexEncode(mac));
+  if (!key_.ok()) return key_.status();
+  WARD_ASSIGN_OR_RETURN(std::string mac, key_->Mac(value));
+  std::string out;
+  out.reserve(kHashPrefix.size() + 2 * mac.size());
+  out.append(kHashPrefix);
+  out.append(crypto::HexEncode(mac));
+  return out;
 }
 
 absl::StatusOr<CheckpointSigner> CheckpointSigner::Create(const core::SecureBytes& seed) {

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/secure_bytes.h"
+#include "crypto/hmac.h"
 #include "crypto/openssl_handles.h"
 
 namespace ward::audit {
@@ -20,13 +21,13 @@ inline constexpr std::string_view kHashPrefix = "hmac-sha256:";
 class Hasher {
  public:
   // REQUIRES: `salt` is not empty.
-  explicit Hasher(core::SecureBytes salt) : salt_(std::move(salt)) {}
+  explicit Hasher(const core::SecureBytes& salt) : key_(crypto::HmacSha256Key::Create(salt)) {}
 
   // Returns the hashed form of `value`. Errors: kInternal if OpenSSL fails.
   absl::StatusOr<std::string> Hash(std::string_view value) const;
 
  private:
-  core::SecureBytes salt_;  // never changed after construction
+  absl::StatusOr<crypto::HmacSha256Key> key_;  // prepared once from the salt
 };
 
 // Signs checkpoint messages with an Ed25519 private key. Immutable and thread-safe.

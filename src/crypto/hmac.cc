@@ -30,6 +30,38 @@ absl::StatusOr<std::string> HmacSha256(const core::SecureBytes& key, std::string
   return std::string(reinterpret_cast<char*>(out), out_len);
 }
 
+struct HmacSha256Key::Prepared {
+  EvpMacCtxPtr ctx;  // keyed; never updated, only duplicated
+};
+
+absl::StatusOr<HmacSha256Key> HmacSha256Key::Create(const core::SecureBytes& key) {
+  static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (mac == nullptr) return absl::InternalError("HMAC unavailable: " + LastOpenSslError());
+  auto prepared = std::make_shared<Prepared>();
+  prepared->ctx.reset(EVP_MAC_CTX_new(mac));
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                         OSSL_PARAM_construct_end()};
+  if (prepared->ctx == nullptr ||
+      EVP_MAC_init(prepared->ctx.get(), key.data(), key.size(), params) != 1) {
+    return absl::InternalError("HMAC-SHA256 key setup failed: " + LastOpenSslError());
+  }
+  return HmacSha256Key(std::move(prepared));
+}
+
+absl::StatusOr<std::string> HmacSha256Key::Mac(std::string_view data) const {
+  EvpMacCtxPtr ctx(EVP_MAC_CTX_dup(prepared_->ctx.get()));
+  unsigned char out[EVP_MAX_MD_SIZE];
+  size_t out_len = 0;
+  if (ctx == nullptr ||
+      EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1 ||
+      EVP_MAC_final(ctx.get(), out, &out_len, sizeof(out)) != 1) {
+    return absl::InternalError("HMAC-SHA256 failed: " + LastOpenSslError());
+  }
+  return std::string(reinterpret_cast<char*>(out), out_len);
+}
+
 std::string Sha256(std::string_view data) {
   unsigned char out[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
@@ -38,11 +70,11 @@ std::string Sha256(std::string_view data) {
 
 std::string HexEncode(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
+  std::string out(bytes.size() * 2, '\0');
+  char* o = out.data();
   for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xf]);
+    *o++ = kHex[c >> 4];
+    *o++ = kHex[c & 0xf];
   }
   return out;
 }

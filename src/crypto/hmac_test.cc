@@ -1,5 +1,10 @@
 #include "crypto/hmac.h"
 
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace ward::crypto {
@@ -10,6 +15,31 @@ TEST(HmacTest, MatchesRfc4231TestCase2) {
   auto mac = HmacSha256(key, "what do ya want for nothing?");
   ASSERT_TRUE(mac.ok());
   EXPECT_EQ(HexEncode(*mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(HmacTest, PreparedKeyGivesTheSameMacsFromManyThreads) {
+  core::SecureBytes key(std::string_view("Jefe"));
+  auto prepared = HmacSha256Key::Create(key);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  auto mac = prepared->Mac("what do ya want for nothing?");
+  ASSERT_TRUE(mac.ok());
+  EXPECT_EQ(HexEncode(*mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // The prepared state is only copied, never consumed: many uses, concurrently, all agree.
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        std::string data = std::to_string(t * 1000 + i);
+        auto a = prepared->Mac(data);
+        auto b = HmacSha256(key, data);
+        if (!a.ok() || !b.ok() || *a != *b) mismatches.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(HexEncode(*prepared->Mac("")), HexEncode(*HmacSha256(key, "")));
 }
 
 TEST(HmacTest, Sha256OfEmpty) {
