@@ -324,7 +324,9 @@ void AppRoleStore::EraseSecretIdLocked(const std::string& hash) {
 }
 
 absl::Status AppRoleStore::CheckOpen() const {
-  if (closed_) return absl::FailedPreconditionError("auth mount is being disabled");
+  if (closed_.load(std::memory_order_acquire)) {
+    return absl::FailedPreconditionError("auth mount is being disabled");
+  }
   return absl::OkStatus();
 }
 
@@ -632,9 +634,10 @@ absl::StatusOr<AppRoleGrant> AppRoleStore::Login(std::string_view role_id,
                                                  std::string_view secret_id,
                                                  std::string_view remote_address) {
   if (role_id.empty()) return absl::InvalidArgumentError("missing role_id");
-  absl::MutexLock write_lock(&write_mu_);
+  // Logins run concurrently under the reader lock; only one that changes a secret-id (consumes
+  // a use, deletes an expired one) takes write_mu_, and re-checks the entry under it.
   WARD_RETURN_IF_ERROR(CheckOpen());
-  absl::Time now = clock_.Now();
+  const absl::Time now = clock_.Now();
   // Looked up by HMAC, like secret-ids: the map compares keyed hashes, never the caller's bytes
   // with a stored credential.
   WARD_ASSIGN_OR_RETURN(std::string role_id_hash, Hash(role_id));
@@ -657,50 +660,62 @@ absl::StatusOr<AppRoleGrant> AppRoleStore::Login(std::string_view role_id,
   if (role.bind_secret_id) {
     if (secret_id.empty()) return absl::InvalidArgumentError("missing secret_id");
     WARD_ASSIGN_OR_RETURN(std::string hash, Hash(secret_id));
-    SecretIdEntry entry;
-    bool expired = false;
-    {
+    // Copies the entry of `hash` if it is one of this role's; false if not.
+    auto find = [&](SecretIdEntry& out) {
       absl::ReaderMutexLock lock(&mu_);
       auto it = secret_ids_.find(hash);
-      if (it == secret_ids_.end() || it->second.role != role.name) {
-        LogFailure(role.name, "unknown_secret_id", remote_address);
-        return InvalidCredentials();
-      }
-      entry = it->second;
-      expired = entry.expiration_time <= now;
-    }
-    if (expired) {
-      LogFailure(role.name, "expired_secret_id", remote_address);
-      WARD_RETURN_IF_ERROR(DeleteSecretIdLocked(hash));
+      if (it == secret_ids_.end() || it->second.role != role.name) return false;
+      out = it->second;
+      return true;
+    };
+    SecretIdEntry entry;
+    if (!find(entry)) {
+      LogFailure(role.name, "unknown_secret_id", remote_address);
       return InvalidCredentials();
     }
-    if (!Allowed(entry.cidr_list, remote_address) ||
-        !Allowed(entry.token_bound_cidrs, remote_address)) {
+    if (entry.expiration_time > now &&
+        (!Allowed(entry.cidr_list, remote_address) ||
+         !Allowed(entry.token_bound_cidrs, remote_address))) {
       LogFailure(role.name, "secret_id_cidr_mismatch", remote_address);
       return InvalidCredentials();
     }
-    if (entry.num_uses == 1) {
-      WARD_RETURN_IF_ERROR(DeleteSecretIdLocked(hash));
-    } else if (entry.num_uses > 1) {
-      entry.num_uses -= 1;
-      entry.last_updated_time = now;
-      WARD_RETURN_IF_ERROR(
-          barrier_
-              .Put(SecretIdKey(hash),
-                   SerializeSecretId(entry.role, entry.accessor, entry.cidr_list,
-                                     entry.token_bound_cidrs, entry.metadata, entry.creation_time,
-                                     entry.expiration_time, entry.last_updated_time, entry.ttl,
-                                     entry.num_uses))
-              .status());
-      absl::MutexLock lock(&mu_);
-      secret_ids_[hash] = entry;
+    if (entry.expiration_time <= now || entry.num_uses > 0) {
+      // The entry changes: serialise with other mutations and look again, since another login
+      // may have consumed a use (or the last one) meanwhile.
+      absl::MutexLock write_lock(&write_mu_);
+      WARD_RETURN_IF_ERROR(CheckOpen());
+      if (!find(entry)) {
+        LogFailure(role.name, "unknown_secret_id", remote_address);
+        return InvalidCredentials();
+      }
+      if (entry.expiration_time <= now) {
+        LogFailure(role.name, "expired_secret_id", remote_address);
+        WARD_RETURN_IF_ERROR(DeleteSecretIdLocked(hash));
+        return InvalidCredentials();
+      }
+      if (entry.num_uses == 1) {
+        WARD_RETURN_IF_ERROR(DeleteSecretIdLocked(hash));
+      } else if (entry.num_uses > 1) {
+        entry.num_uses -= 1;
+        entry.last_updated_time = now;
+        WARD_RETURN_IF_ERROR(
+            barrier_
+                .Put(SecretIdKey(hash),
+                     SerializeSecretId(entry.role, entry.accessor, entry.cidr_list,
+                                       entry.token_bound_cidrs, entry.metadata,
+                                       entry.creation_time, entry.expiration_time,
+                                       entry.last_updated_time, entry.ttl, entry.num_uses))
+                .status());
+        absl::MutexLock lock(&mu_);
+        secret_ids_[hash] = entry;
+      }
     }
-    grant.metadata = entry.metadata;
-    grant.token_bound_cidrs = entry.token_bound_cidrs;
+    grant.metadata = std::move(entry.metadata);
+    grant.token_bound_cidrs = std::move(entry.token_bound_cidrs);
   }
   grant.role_name = role.name;
   grant.metadata["role_name"] = role.name;
-  grant.token_policies = role.token_policies;
+  grant.token_policies = std::move(role.token_policies);
   grant.token_ttl = role.token_ttl;
   absl::Duration cap = role.token_max_ttl;
   if (role.token_explicit_max_ttl > absl::ZeroDuration() &&
@@ -710,13 +725,13 @@ absl::StatusOr<AppRoleGrant> AppRoleStore::Login(std::string_view role_id,
   grant.token_max_ttl = cap;
   grant.token_num_uses = role.token_num_uses;
   grant.token_no_default_policy = role.token_no_default_policy;
-  if (grant.token_bound_cidrs.empty()) grant.token_bound_cidrs = role.token_bound_cidrs;
+  if (grant.token_bound_cidrs.empty()) grant.token_bound_cidrs = std::move(role.token_bound_cidrs);
   return grant;
 }
 
 void AppRoleStore::Close() {
   absl::MutexLock write_lock(&write_mu_);
-  closed_ = true;
+  closed_.store(true, std::memory_order_release);
 }
 
 size_t AppRoleStore::SecretIdCount() const {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -118,8 +119,9 @@ struct AppRoleGrant {
 // role -> hmacs, so login and lookups do not touch storage. A secret-id is found by its HMAC only
 // (no plaintext comparison exists).
 //
-// Thread-safe. Reads take a reader lock; mutations (and logins, which may consume a use or delete
-// an expired secret-id) are serialised by a writer mutex held across their one atomic barrier
+// Thread-safe. Reads, and logins with a secret-id that has unlimited uses, take a reader lock
+// only, so logins run in parallel; mutations (and logins that consume a use or delete an
+// expired secret-id) are serialised by a writer mutex held across their one atomic barrier
 // commit; the in-memory state changes only after the commit succeeds. `barrier` and `clock` are
 // borrowed and must outlive the store.
 class AppRoleStore {
@@ -194,8 +196,9 @@ class AppRoleStore {
   absl::StatusOr<AppRoleGrant> Login(std::string_view role_id, std::string_view secret_id,
                                      std::string_view remote_address);
 
-  // Makes every later mutation and login fail with kFailedPrecondition, waiting for one in
-  // progress. Called before the mount's storage is deleted, so no write lands after it.
+  // Makes every later mutation and login fail with kFailedPrecondition, waiting for a mutation
+  // in progress (a login that writes nothing may still be finishing; its token is the caller's
+  // business). Called before the mount's storage is deleted, so no write lands after it.
   void Close();
 
   // Secret-ids held, expired ones included (for tests and metrics).
@@ -231,7 +234,8 @@ class AppRoleStore {
   // Deletes the secret-id `hash` (storage, then memory).
   absl::Status DeleteSecretIdLocked(const std::string& hash)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  absl::Status CheckOpen() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // kFailedPrecondition after Close. Mutations call it holding write_mu_.
+  absl::Status CheckOpen() const;
   void LogFailure(std::string_view role, std::string_view reason,
                   std::string_view remote_address) const;
 
@@ -241,7 +245,9 @@ class AppRoleStore {
   const core::SecureBytes key_;
 
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  bool closed_ ABSL_GUARDED_BY(write_mu_) = false;
+  // Set under write_mu_ (so no mutation is in progress when Close returns); read without it
+  // by the logins that take no writer lock.
+  std::atomic<bool> closed_{false};
 
   mutable absl::Mutex mu_;
   std::map<std::string, AppRole> roles_ ABSL_GUARDED_BY(mu_);                        // by name

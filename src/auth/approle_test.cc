@@ -1,7 +1,9 @@
 #include "auth/approle.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "auth/approle_cidr.h"
@@ -391,6 +393,37 @@ TEST_F(AppRoleStoreTest, SecretIdsAreNeverStoredInPlaintext) {
   // The secret-id survives a reload (found by its HMAC under the stored key).
   store_ = Open();
   EXPECT_TRUE(store_->Login(role.role_id, s.secret_id, kLocal).ok());
+}
+
+TEST_F(AppRoleStoreTest, ConcurrentLoginsConsumeEachUseExactlyOnce) {
+  // Logins with unlimited secret-ids take no writer lock; use-limited ones re-check the entry
+  // under it, so racing logins can never spend more uses than the secret-id has.
+  AppRole role = MustWriteRole("web");
+  SecretIdRequest limited;
+  limited.num_uses = 5;
+  IssuedSecretId s = MustSecretId("web", limited);
+  IssuedSecretId unlimited = MustSecretId("web");
+  std::atomic<int> granted{0};
+  std::atomic<int> refused{0};
+  std::atomic<int> unlimited_granted{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&] {
+      absl::StatusOr<AppRoleGrant> login = store_->Login(role.role_id, s.secret_id, kLocal);
+      if (login.ok()) {
+        ++granted;
+      } else if (login.status().code() == absl::StatusCode::kInvalidArgument) {
+        ++refused;
+      }
+      if (store_->Login(role.role_id, unlimited.secret_id, kLocal).ok()) ++unlimited_granted;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(granted.load(), 5);
+  EXPECT_EQ(refused.load(), 11);
+  EXPECT_EQ(unlimited_granted.load(), 16);
+  EXPECT_EQ(store_->LookupSecretId("web", s.secret_id).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(AppRoleStoreTest, ClosedStoreRefusesWrites) {

@@ -465,8 +465,7 @@ absl::StatusOr<IssuedToken> TokenStore::CreateRootToken(std::string_view id) {
   entry.creation_time = clock_.Now();
   entry.orphan = true;
   entry.renewable = false;
-  absl::MutexLock write(&write_mu_);
-  return Issue(std::move(token), std::move(entry), {});
+  return Issue(std::move(token), std::move(entry), {});  // no parent: no write_mu_ needed
 }
 
 absl::StatusOr<IssuedToken> TokenStore::CreateToken(const TokenEntry* parent_arg,
@@ -483,7 +482,7 @@ absl::StatusOr<IssuedToken> TokenStore::CreateToken(const TokenEntry* parent_arg
   if (!request.id.empty()) WARD_RETURN_IF_ERROR(ValidateCustomId(request.id));
   WARD_RETURN_IF_ERROR(ParseCidrs(request.bound_cidrs).status());
 
-  absl::MutexLock write(&write_mu_);
+  absl::ReleasableMutexLock write(&write_mu_);
   const absl::Time now = clock_.Now();
 
   // Work from the stored parent, not the caller's copy: it may have been revoked, used up or
@@ -614,6 +613,12 @@ absl::StatusOr<IssuedToken> TokenStore::CreateToken(const TokenEntry* parent_arg
   } else {
     token = request.id;
   }
+  // A token with a parent is committed under write_mu_, so that a concurrent revocation of the
+  // parent (which collects the subtree under write_mu_) cannot miss it. A token without one
+  // (every login) depends on no other entry: its commit runs outside write_mu_, concurrently
+  // with other creations, so that the storage's group commit can cover many logins with one
+  // fsync instead of one each.
+  if (entry.parent_hash.empty()) write.Release();
   return Issue(std::move(token), std::move(entry), std::move(warnings));
 }
 

@@ -132,7 +132,9 @@ struct IssuedToken {
 //
 // Thread-safe. Lookups take a reader lock only. Mutations are serialised by a writer mutex held
 // across their barrier commit (the reader lock is never held across I/O); they may block on
-// storage I/O. `barrier` and `clock` are borrowed and must outlive the store. The store assumes
+// storage I/O. The exception is the creation of a token without a parent (logins, orphans,
+// root tokens): it touches no existing entry, so its commit runs outside the writer mutex and
+// concurrent creations share the storage's group commits. `barrier` and `clock` are borrowed and must outlive the store. The store assumes
 // it is the only writer of "core/token/" in its storage.
 class TokenStore {
  public:
@@ -281,10 +283,11 @@ class TokenStore {
   absl::StatusOr<size_t> RevokeTree(const std::string& id_hash)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
-  // Stores `entry` (new, with `token` value) in one commit and caches it.
+  // Stores `entry` (new, with `token` value) in one commit and caches it. REQUIRES: write_mu_
+  // held if the entry has a parent (see CreateToken); entries without one may be issued
+  // concurrently (the commit's absence check on the id key settles a race on a custom id).
   absl::StatusOr<IssuedToken> Issue(std::string token, TokenEntry entry,
-                                    std::vector<std::string> warnings)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+                                    std::vector<std::string> warnings);
 
   // Loads every stored entry into memory (at Create).
   absl::Status Load();
