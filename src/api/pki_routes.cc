@@ -5,11 +5,13 @@
 // reads that Vault serves without a token (called before Authenticate), and HandlePki serves
 // everything else after authentication and authorisation (the paths are ordinary ACL paths).
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -120,8 +122,75 @@ json::object IssuerJson(const pki::IssuerInfo& i) {
   return o;
 }
 
+// Vault's `format` parameter of issue, sign, sign-intermediate and root/intermediate
+// generation: "pem" (the default), "der" (each certificate, CSR and key field holds the
+// base64 of its DER) or "pem_bundle" (the certificate, or CSR, field holds the PEM bundle:
+// the private key when returned, the certificate, then, for issue and sign, the CA chain).
+enum class OutFormat { kPem, kDer, kPemBundle };
+
+absl::StatusOr<OutFormat> ParseFormat(const json::object& body) {
+  auto format = internal::GetString(body, "format");
+  if (!format.ok()) return format.status();
+  const std::string f = format->value_or("pem");
+  if (f == "pem" || f.empty()) return OutFormat::kPem;
+  if (f == "der") return OutFormat::kDer;
+  if (f == "pem_bundle") return OutFormat::kPemBundle;
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid format \"", f, "\": use \"pem\", \"der\" or \"pem_bundle\""));
+}
+
+// Base64 of the DER in `pem` (format "der"). kInternal if the engine's own PEM does not decode.
+absl::StatusOr<std::string> DerBase64(std::string_view pem) {
+  auto der = pki::PemBlockToDer(pem);
+  if (!der.ok()) return absl::InternalError("cannot re-encode a PEM block as DER");
+  return absl::Base64Escape(core::ToAbsl(der->view()));
+}
+
+absl::StatusOr<json::array> DerBase64List(const std::vector<std::string>& pems) {
+  json::array out;
+  for (const std::string& pem : pems) {
+    WARD_ASSIGN_OR_RETURN(std::string b64, DerBase64(pem));
+    out.emplace_back(b64);
+  }
+  return out;
+}
+
+// PEM blocks joined into one bundle, each ending with a newline.
+std::string PemBundle(std::initializer_list<std::string_view> parts,
+                      const std::vector<std::string>& tail = {}) {
+  std::string out;
+  auto add = [&out](std::string_view p) {
+    if (p.empty()) return;
+    out.append(p);
+    if (out.back() != '\n') out.push_back('\n');
+  };
+  for (std::string_view p : parts) add(p);
+  for (const std::string& p : tail) add(p);
+  return out;
+}
+
+// Rewrites the PEM fields `cert_fields` (strings) and `list_fields` (arrays of strings) of `o`,
+// and private_key, as base64 DER.
+absl::Status ToDer(json::object& o, std::initializer_list<std::string_view> cert_fields) {
+  for (std::string_view k : cert_fields) {
+    json::value* v = o.if_contains(k);
+    if (v == nullptr) continue;
+    if (v->is_string()) {
+      WARD_ASSIGN_OR_RETURN(std::string b64, DerBase64(std::string_view(v->get_string())));
+      *v = b64;
+    } else if (v->is_array()) {
+      std::vector<std::string> pems;
+      for (const json::value& e : v->get_array()) pems.emplace_back(e.as_string());
+      WARD_ASSIGN_OR_RETURN(json::array ders, DerBase64List(pems));
+      *v = std::move(ders);
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Data of root/generate and issuers/prepare-next (Vault's field names, plus issuer_id/name).
-json::object GeneratedRootJson(const pki::GeneratedIssuer& g) {
+absl::StatusOr<json::object> GeneratedRootJson(const pki::GeneratedIssuer& g,
+                                               OutFormat format = OutFormat::kPem) {
   json::object o{{"certificate", g.issuer.certificate},
                  {"issuing_ca", g.issuer.certificate},
                  {"ca_chain", internal::StringsToJson(g.issuer.ca_chain)},
@@ -133,12 +202,19 @@ json::object GeneratedRootJson(const pki::GeneratedIssuer& g) {
   if (g.private_key.has_value()) {
     o["private_key"] = std::string(g.private_key->view());
     o["private_key_type"] = g.private_key_type;
+    if (format == OutFormat::kPemBundle) {
+      o["certificate"] = PemBundle({g.private_key->view(), g.issuer.certificate});
+    }
+  }
+  if (format == OutFormat::kDer) {
+    WARD_RETURN_IF_ERROR(ToDer(o, {"certificate", "issuing_ca", "ca_chain", "private_key"}));
   }
   return o;
 }
 
 // Data of issue, sign and sign-intermediate: exactly Vault's fields (vault-api.md 4.8).
-json::object IssuedJson(const pki::IssuedCertificate& c) {
+absl::StatusOr<json::object> IssuedJson(const pki::IssuedCertificate& c,
+                                        OutFormat format = OutFormat::kPem) {
   json::object o{{"certificate", c.certificate},
                  {"issuing_ca", c.issuing_ca},
                  {"ca_chain", internal::StringsToJson(c.ca_chain)},
@@ -148,6 +224,12 @@ json::object IssuedJson(const pki::IssuedCertificate& c) {
   if (c.private_key.has_value()) {
     o["private_key"] = std::string(c.private_key->view());
     o["private_key_type"] = c.private_key_type;
+  }
+  if (format == OutFormat::kPemBundle) {
+    std::string_view key = c.private_key.has_value() ? c.private_key->view() : "";
+    o["certificate"] = PemBundle({key, c.certificate}, c.ca_chain);
+  } else if (format == OutFormat::kDer) {
+    WARD_RETURN_IF_ERROR(ToDer(o, {"certificate", "issuing_ca", "ca_chain", "private_key"}));
   }
   return o;
 }
@@ -205,6 +287,12 @@ absl::StatusOr<pki::RootRequest> ParseRootRequest(const json::object& body, bool
   if (ttl->has_value()) r.ttl = **ttl;
   r.max_path_length = static_cast<int>(path_len->value_or(-1));
   r.issuer_name = std::move(p.issuer_name);
+  WARD_ASSIGN_OR_RETURN(r.not_after, pki::ParseNotAfter(body));
+  if (r.not_after.has_value() && ttl->has_value() && **ttl > absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "Either ttl or not_after should be provided. Both should not be provided in the same "
+        "request.");
+  }
   return r;
 }
 
@@ -236,6 +324,38 @@ std::string CallerIdentity(const auth::TokenEntry& token) {
   return token.display_name;
 }
 
+// HTTP dates (RFC 9110 IMF-fixdate): "Sun, 06 Nov 1994 08:49:37 GMT".
+constexpr char kHttpDate[] = "%a, %d %b %Y %H:%M:%S GMT";
+
+// Conditional GET for the unauthenticated CA and CRL reads (Vault 1.12+): a 200 `r` becomes
+// 304 Not Modified with no body when If-Modified-Since is at or after `modified` (to the
+// second), and otherwise carries Last-Modified. HTTP dates have one-second resolution, so
+// Last-Modified is sent only once the second of `modified` has passed (RFC 9110 8.8.2.2): a
+// client can then never hold a date that hides a later change made within the same second.
+// An If-Modified-Since that does not parse is ignored (RFC 9110 13.1.3).
+net::HttpResponse Conditional(const Request& req, absl::Time modified, absl::Time now,
+                              net::HttpResponse r) {
+  if (r.status != 200 || modified == absl::InfinitePast()) return r;
+  const absl::Time second = absl::FromUnixSeconds(absl::ToUnixSeconds(modified));  // floor
+  std::string_view since = req.http.Header("if-modified-since");
+  absl::Time client;
+  std::string err;
+  if (!since.empty() &&
+      absl::ParseTime(kHttpDate, core::ToAbsl(since), absl::UTCTimeZone(), &client, &err) &&
+      second <= client) {
+    net::HttpResponse not_modified;
+    not_modified.status = 304;
+    not_modified.headers.emplace_back("Last-Modified",
+                                      absl::FormatTime(kHttpDate, second, absl::UTCTimeZone()));
+    return not_modified;
+  }
+  if (second + absl::Seconds(1) <= now) {
+    r.headers.emplace_back("Last-Modified",
+                           absl::FormatTime(kHttpDate, second, absl::UTCTimeZone()));
+  }
+  return r;
+}
+
 bool IsMergePatch(const Request& req) {
   std::string_view ct = req.http.Header("content-type");
   return ct.substr(0, kMergePatch.size()) == kMergePatch;
@@ -246,7 +366,7 @@ bool IsMergePatch(const Request& req) {
 // issuer/<ref>/{pem,der,json}, issuer/<ref>/crl[/pem|/der], LIST issuers, and Ward's
 // bundle and bundle.jwks. nullopt for every other path or method.
 std::optional<net::HttpResponse> PublicRoute(const Request& req, pki::PkiEngine& pki,
-                                             const std::vector<std::string>& seg) {
+                                             const std::vector<std::string>& seg, absl::Time now) {
   const std::string& m = req.method;
   if (m == "LIST" && Is(seg, {"issuers"})) {
     std::vector<pki::IssuerInfo> issuers = pki.ListIssuers();
@@ -264,19 +384,30 @@ std::optional<net::HttpResponse> PublicRoute(const Request& req, pki::PkiEngine&
   }
   if (m != "GET" && m != "HEAD") return std::nullopt;
 
-  auto pem_or = [](absl::StatusOr<std::string> pem) -> net::HttpResponse {
-    if (!pem.ok()) return ErrorResponse(pem.status());
-    return Raw(kPemChain, *std::move(pem));
+  // Issuer certificates change only with the issuers; a CRL also on every rebuild.
+  const absl::Time issuers_modified = pki.IssuersModified();
+  auto cond = [&](net::HttpResponse r) {
+    return Conditional(req, issuers_modified, now, std::move(r));
   };
-  auto der_of = [](absl::StatusOr<std::string> pem) -> net::HttpResponse {
+  auto pem_or = [&](absl::StatusOr<std::string> pem) -> net::HttpResponse {
+    if (!pem.ok()) return ErrorResponse(pem.status());
+    return cond(Raw(kPemChain, *std::move(pem)));
+  };
+  auto der_of = [&](absl::StatusOr<std::string> pem) -> net::HttpResponse {
     if (!pem.ok()) return ErrorResponse(pem.status());
     auto der = pki::PemToDer(*pem);
     if (!der.ok()) return ErrorResponse(der.status());
-    return Raw("application/pkix-cert", *std::move(der));
+    return cond(Raw("application/pkix-cert", *std::move(der)));
   };
-  auto crl = [](absl::StatusOr<std::string> body, bool pem) -> net::HttpResponse {
+  auto crl = [&](std::string_view ref, bool pem) -> net::HttpResponse {
+    // The times first: a rebuild between the two reads then only makes the date older.
+    auto times = pki.CrlTimes(ref);
+    auto body = pem ? pki.CrlPem(ref) : pki.CrlDer(ref);
     if (!body.ok()) return ErrorResponse(body.status());
-    return Raw(pem ? "application/x-pem-file" : "application/pkix-crl", *std::move(body));
+    net::HttpResponse r =
+        Raw(pem ? "application/x-pem-file" : "application/pkix-crl", *std::move(body));
+    if (!times.ok()) return r;
+    return Conditional(req, std::max(issuers_modified, times->first), now, std::move(r));
   };
   auto cert_json = [&req](absl::StatusOr<std::string> pem, std::string chain) -> net::HttpResponse {
     if (!pem.ok()) return ErrorResponse(pem.status());
@@ -307,27 +438,27 @@ std::optional<net::HttpResponse> PublicRoute(const Request& req, pki::PkiEngine&
         {"revocation_time_rfc3339", revoked ? core::FormatRfc3339Nanos(*revoked) : ""}};
     return PkiEnvelope(req, data);
   }
-  if (Is(seg, {"crl"})) return crl(pki.CrlDer(), false);
-  if (Is(seg, {"crl", "pem"})) return crl(pki.CrlPem(), true);
+  if (Is(seg, {"crl"})) return crl("default", false);
+  if (Is(seg, {"crl", "pem"})) return crl("default", true);
   if (Is(seg, {"bundle"})) {
     std::string pem = pki.TrustBundlePem();
     if (pem.empty()) return ErrorResponse(404, "");
-    return Raw(kPemChain, std::move(pem));
+    return cond(Raw(kPemChain, std::move(pem)));
   }
   if (Is(seg, {"bundle.jwks"})) return Raw("application/json", pki.TrustBundleJwks());
   if (seg.size() >= 3 && seg[0] == "issuer") {
     const std::string& ref = seg[1];
     if (Is(seg, {"issuer", "", "crl"}) || Is(seg, {"issuer", "", "crl", "der"})) {
-      return crl(pki.CrlDer(ref), false);
+      return crl(ref, false);
     }
-    if (Is(seg, {"issuer", "", "crl", "pem"})) return crl(pki.CrlPem(ref), true);
+    if (Is(seg, {"issuer", "", "crl", "pem"})) return crl(ref, true);
     if (seg.size() != 3) return std::nullopt;
     if (seg[2] != "pem" && seg[2] != "der" && seg[2] != "json") return std::nullopt;
     auto issuer = pki.ReadIssuer(ref);
     if (!issuer.ok()) return ErrorResponse(issuer.status());
     // A pending intermediate has no certificate to serve yet.
     if (issuer->certificate.empty()) return ErrorResponse(404, "");
-    if (seg[2] == "pem") return Raw(kPemChain, issuer->certificate);
+    if (seg[2] == "pem") return cond(Raw(kPemChain, issuer->certificate));
     if (seg[2] == "der") return der_of(issuer->certificate);
     return PkiEnvelope(req, json::object{{"issuer_id", issuer->issuer_id},
                                          {"issuer_name", issuer->issuer_name},
@@ -343,7 +474,8 @@ std::optional<net::HttpResponse> VaultHandler::HandlePkiUnauthenticated(Request&
   if (req.method != "GET" && req.method != "HEAD" && req.method != "LIST") return std::nullopt;
   auto mount = req.state->mounts->Find(req.path);
   if (!mount || mount->pki == nullptr) return std::nullopt;
-  std::optional<net::HttpResponse> r = PublicRoute(req, *mount->pki, Segments(mount->rest));
+  std::optional<net::HttpResponse> r =
+      PublicRoute(req, *mount->pki, Segments(mount->rest), clock_.Now());
   if (r && req.method == "HEAD") r->body.clear();
   return r;
 }
@@ -352,7 +484,7 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
   pki::PkiEngine& pki = *mount.pki;
   const std::vector<std::string> seg = Segments(mount.rest);
   const std::string& m = req.method;
-  if (auto r = PublicRoute(req, pki, seg)) return *std::move(r);
+  if (auto r = PublicRoute(req, pki, seg, clock_.Now())) return *std::move(r);
   if (seg.empty()) return ErrorResponse(404, "");
 
   absl::StatusOr<json::object> body = json::object();
@@ -367,11 +499,15 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     if (!exported.ok()) return ErrorResponse(exported.status());
     auto request = ParseRootRequest(*body, *exported);
     if (!request.ok()) return ErrorResponse(request.status());
+    auto format = ParseFormat(*body);
+    if (!format.ok()) return ErrorResponse(format.status());
     auto g = prepare_next ? pki.PrepareNext(*request) : pki.GenerateRoot(*request);
     if (!g.ok()) return ErrorResponse(g.status());
     spdlog::info("event=pki_root_generated mount={} issuer_id={} prepare_next={} request_id={}",
                  mount.entry.path, g->issuer.issuer_id, prepare_next, rid);
-    return PkiEnvelope(req, GeneratedRootJson(*g));
+    auto data = GeneratedRootJson(*g, *format);
+    if (!data.ok()) return ErrorResponse(data.status());
+    return PkiEnvelope(req, *std::move(data));
   };
   if (Is(seg, {"root", "generate", ""})) return generate_root(seg[2], false);
   if (Is(seg, {"issuers", "generate", "root", ""})) return generate_root(seg[3], false);
@@ -383,6 +519,8 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     if (!exported.ok()) return ErrorResponse(exported.status());
     auto p = ParseCaParams(*body);
     if (!p.ok()) return ErrorResponse(p.status());
+    auto format = ParseFormat(*body);
+    if (!format.ok()) return ErrorResponse(format.status());
     pki::IntermediateRequest r;
     r.exported = *exported;
     r.common_name = p->common_name;
@@ -398,6 +536,13 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     if (g->private_key.has_value()) {
       data["private_key"] = std::string(g->private_key->view());
       data["private_key_type"] = g->private_key_type;
+      if (*format == OutFormat::kPemBundle) {
+        data["csr"] = PemBundle({g->private_key->view(), g->issuer.csr});
+      }
+    }
+    if (*format == OutFormat::kDer) {
+      absl::Status s = ToDer(data, {"csr", "private_key"});
+      if (!s.ok()) return ErrorResponse(s);
     }
     return PkiEnvelope(req, data);
   };
@@ -413,8 +558,9 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     auto ttl = internal::GetDuration(*body, "ttl");
     auto path_len = internal::GetInt(*body, "max_path_length");
     auto ref = internal::GetString(*body, "issuer_ref");
+    auto format = ParseFormat(*body);
     for (const absl::Status& s : {csr.status(), cn.status(), td.status(), uris.status(),
-                                  ttl.status(), path_len.status(), ref.status()}) {
+                                  ttl.status(), path_len.status(), ref.status(), format.status()}) {
       if (!s.ok()) return ErrorResponse(s);
     }
     pki::SignIntermediateRequest r;
@@ -431,7 +577,9 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     r.max_path_length = static_cast<int>(path_len->value_or(-1));
     auto issued = pki.SignIntermediate(r);
     if (!issued.ok()) return WriteError(issued.status());
-    return PkiEnvelope(req, IssuedJson(*issued), issued->warnings);
+    auto data = IssuedJson(*issued, *format);
+    if (!data.ok()) return ErrorResponse(data.status());
+    return PkiEnvelope(req, *std::move(data), issued->warnings);
   };
   if (Is(seg, {"root", "sign-intermediate"})) return sign_intermediate("");
   if (Is(seg, {"issuer", "", "sign-intermediate"})) return sign_intermediate(seg[1]);
@@ -498,9 +646,26 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
       return PkiEnvelope(req, IssuerJson(*issuer));
     }
     if (m == "DELETE") {
-      return ErrorResponse(405,
-                           "deleting an issuer is not supported: take it out of the trust "
-                           "bundle with pki/issuer/:ref/retire");
+      auto deleted = pki.DeleteIssuer(ref);
+      if (!deleted.ok()) return ErrorResponse(deleted.status());
+      if (!deleted->found) return internal::NoContent();  // as Vault: nothing to delete
+      spdlog::info("event=pki_issuer_deleted mount={} issuer_id={} was_default={} request_id={}",
+                   mount.entry.path, deleted->issuer_id, deleted->was_default, rid);
+      std::vector<std::string> warnings;
+      if (deleted->was_default) {
+        warnings.push_back(absl::StrCat(
+            "Deleted issuer ", deleted->issuer_id, " (via issuer_ref ", ref,
+            "); this was configured as the default issuer. Operations without an explicit "
+            "issuer will not work until a new default is configured."));
+      }
+      for (const std::string& role : deleted->roles) {
+        warnings.push_back(absl::StrCat("role ", role, " refers to the deleted issuer ",
+                                        deleted->issuer_id,
+                                        " through its issuer_ref and cannot issue until that "
+                                        "is updated"));
+      }
+      if (warnings.empty()) return internal::NoContent();
+      return PkiEnvelope(req, nullptr, warnings);
     }
     return Unsupported();
   }
@@ -563,12 +728,8 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
   auto issue = [&](bool sign, const std::string& issuer_ref,
                    const std::string& role) -> net::HttpResponse {
     if (m != "PUT") return Unsupported();
-    auto format = internal::GetString(*body, "format");
+    auto format = ParseFormat(*body);
     if (!format.ok()) return ErrorResponse(format.status());
-    if (format->value_or("pem") != "pem") {
-      return ErrorResponse(
-          400, absl::StrCat("format \"", **format, "\" is not supported: Ward returns \"pem\""));
-    }
     auto request = pki::ParseIssueRequest(*body);
     if (!request.ok()) return ErrorResponse(request.status());
     request->issuer_ref = issuer_ref;
@@ -589,7 +750,9 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
         .Observe(absl::ToDoubleSeconds(clock_.Now() - start));
     spdlog::info("event=pki_{} mount={} role={} serial={} request_id={}", sign ? "sign" : "issue",
                  mount.entry.path, role, issued->serial_number, rid);
-    return PkiEnvelope(req, IssuedJson(*issued), issued->warnings);
+    auto data = IssuedJson(*issued, *format);
+    if (!data.ok()) return ErrorResponse(data.status());
+    return PkiEnvelope(req, *std::move(data), issued->warnings);
   };
   if (Is(seg, {"issue", ""})) return issue(false, "", seg[1]);
   if (Is(seg, {"sign", ""})) return issue(true, "", seg[1]);
@@ -624,6 +787,17 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
                        json::object{{"revocation_time", absl::ToUnixSeconds(*when)},
                                     {"revocation_time_rfc3339", core::FormatRfc3339Nanos(*when)},
                                     {"state", "revoked"}});
+  }
+  if (Is(seg, {"config", "crl"})) {
+    if (m == "GET") return PkiEnvelope(req, pki::RenderCrlConfig(pki.GetCrlConfig()));
+    if (m != "PUT") return Unsupported();
+    auto config = pki::ParseCrlConfig(*body, pki.GetCrlConfig());
+    if (!config.ok()) return ErrorResponse(config.status());
+    auto stored = pki.SetCrlConfig(*config);
+    if (!stored.ok()) return ErrorResponse(stored.status());
+    spdlog::info("event=pki_crl_config mount={} auto_rebuild={} disable={} request_id={}",
+                 mount.entry.path, stored->auto_rebuild, stored->disable, rid);
+    return PkiEnvelope(req, pki::RenderCrlConfig(*stored));
   }
   if (Is(seg, {"crl", "rotate"})) {
     if (m != "GET" && m != "PUT") return Unsupported();

@@ -74,6 +74,9 @@ absl::StatusOr<crypto::X509Ptr> ParseCertificatePem(std::string_view pem);
 absl::StatusOr<std::string> CertificateToPem(X509* cert);
 absl::StatusOr<std::string> CertificateToDer(X509* cert);
 absl::StatusOr<std::string> PemToDer(std::string_view cert_pem);  // kInvalidArgument if bad
+// The DER bytes of the first PEM block of any type in `pem` (a certificate, a CSR, a private
+// key), zeroed on destruction since it may be a key. Errors: kInvalidArgument if none.
+absl::StatusOr<core::SecureBytes> PemBlockToDer(std::string_view pem);
 
 // A copy of the certificate (reference-counted).
 crypto::X509Ptr CopyCertificate(X509* cert);

@@ -174,5 +174,104 @@ TEST(JwkTest, EcCaRendersSpiffeJwk) {
   ASSERT_EQ(o.at("x5c").as_array().size(), 1u);
 }
 
+TEST(PemBlockToDerTest, DecodesAnyBlockType) {
+  auto key = GenerateKey(KeySpec{});
+  ASSERT_TRUE(key.ok());
+  auto key_pem = PrivateKeyToPem(key->get());
+  ASSERT_TRUE(key_pem.ok());
+  auto der = PemBlockToDer(key_pem->view());
+  ASSERT_TRUE(der.ok()) << der.status();
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(der->view().data());
+  crypto::EvpPkeyPtr parsed(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(der->size())));
+  ASSERT_NE(parsed, nullptr);
+  EXPECT_TRUE(SamePublicKey(parsed.get(), key->get()));
+
+  auto csr = BuildCsr(key->get(), "x", {});
+  ASSERT_TRUE(csr.ok());
+  auto csr_der = PemBlockToDer(*csr);
+  ASSERT_TRUE(csr_der.ok());
+  p = reinterpret_cast<const unsigned char*>(csr_der->view().data());
+  X509ReqPtr req(d2i_X509_REQ(nullptr, &p, static_cast<long>(csr_der->size())));
+  EXPECT_NE(req, nullptr);
+
+  EXPECT_EQ(PemBlockToDer("not pem").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- identity-perf: the encoder-free paths (SetLeafPublicKey, WriteP256Pkcs8Pem) ----
+
+std::string PublicKeyDer(EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  int len = i2d_PUBKEY(key, &der);
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len > 0 ? len : 0));
+  OPENSSL_free(der);
+  return out;
+}
+
+TEST(PrivateKeyPemTest, P256PemIsOpenSslsPkcs8ByteForByte) {
+  for (int i = 0; i < 8; ++i) {  // scalars with leading zero bytes are padded, not shortened
+    auto key = GenerateKey(KeySpec{KeyType::kEc, 256});
+    ASSERT_TRUE(key.ok());
+    auto ours = PrivateKeyToPem(key->get());
+    ASSERT_TRUE(ours.ok()) << ours.status();
+    crypto::BioPtr bio(BIO_new(BIO_s_mem()));
+    ASSERT_EQ(
+        PEM_write_bio_PrivateKey(bio.get(), key->get(), nullptr, nullptr, 0, nullptr, nullptr), 1);
+    char* data = nullptr;
+    long size = BIO_get_mem_data(bio.get(), &data);
+    EXPECT_EQ(std::string(ours->view()), std::string(data, static_cast<size_t>(size)));
+  }
+}
+
+TEST(KeySpecTest, EveryGeneratedEcKeyIsNew) {
+  auto a = GenerateKey(KeySpec{KeyType::kEc, 256});
+  auto b = GenerateKey(KeySpec{KeyType::kEc, 256});
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(SamePublicKey(a->get(), b->get()));
+}
+
+TEST(BuildCertificateTest, LeafCarriesTheSubjectKeyExactlyAsOpenSslEncodesIt) {
+  auto ca_key = GenerateKey(KeySpec{});
+  ASSERT_TRUE(ca_key.ok());
+  crypto::X509Ptr ca = SelfSignedCa(ca_key->get());
+  ASSERT_NE(ca, nullptr);
+  for (const KeySpec& spec :
+       {KeySpec{KeyType::kEc, 256}, KeySpec{KeyType::kEd25519, 0}, KeySpec{KeyType::kRsa, 2048}}) {
+    auto key = GenerateKey(spec);
+    ASSERT_TRUE(key.ok());
+    CertificateTemplate t;
+    t.uri_sans = {"spiffe://example.org/ns/a/sa/b"};
+    t.not_before = kNow - kBackdate;
+    t.not_after = kNow + absl::Hours(1);
+    t.client_auth = true;
+    auto leaf = BuildCertificate(t, key->get(), ca.get(), ca_key->get());
+    ASSERT_TRUE(leaf.ok()) << leaf.status();
+    auto pem = CertificateToPem(leaf->get());
+    ASSERT_TRUE(pem.ok());
+    auto parsed = ParseCertificatePem(*pem);
+    ASSERT_TRUE(parsed.ok());
+    EVP_PKEY* carried = X509_get0_pubkey(parsed->get());
+    ASSERT_NE(carried, nullptr);
+    EXPECT_TRUE(SamePublicKey(carried, key->get()));
+    EXPECT_EQ(PublicKeyDer(carried), PublicKeyDer(key->get()));
+    EXPECT_EQ(X509_verify(parsed->get(), ca_key->get()), 1);
+    // The subject key identifier is the SHA-1 of the key's bit string (RFC 5280 4.2.1.2 (1)).
+    const ASN1_OCTET_STRING* skid = X509_get0_subject_key_id(parsed->get());
+    ASSERT_NE(skid, nullptr);
+    const unsigned char* bits = nullptr;
+    int bits_len = 0;
+    ASSERT_EQ(X509_PUBKEY_get0_param(nullptr, &bits, &bits_len, nullptr,
+                                     X509_get_X509_PUBKEY(parsed->get())),
+              1);
+    unsigned char sha1[20];
+    unsigned int sha1_len = 0;
+    ASSERT_EQ(EVP_Digest(bits, static_cast<size_t>(bits_len), sha1, &sha1_len, EVP_sha1(), nullptr),
+              1);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(skid)),
+                          static_cast<size_t>(ASN1_STRING_length(skid))),
+              std::string(reinterpret_cast<const char*>(sha1), sha1_len));
+  }
+}
+
 }  // namespace
 }  // namespace ward::pki

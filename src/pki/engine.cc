@@ -49,6 +49,8 @@ struct CrlEntry {
   uint64_t number = 0;
   std::string der;
   std::string pem;
+  absl::Time this_update = absl::InfinitePast();
+  absl::Time next_update = absl::InfinitePast();  // InfinitePast if the CRL has none
 };
 
 }  // namespace internal
@@ -59,6 +61,9 @@ struct PkiEngine::Snapshot {
   uint64_t sequence = 0;
   std::string bundle_pem;
   std::vector<std::string> bundle_jwks;  // one compact JWK per bundle certificate
+  // When this snapshot replaced the previous one (Load: when it was loaded). Not persisted:
+  // after a restart everything counts as modified at load, which only costs a full response.
+  absl::Time modified = absl::InfinitePast();
 };
 
 namespace {
@@ -69,6 +74,21 @@ constexpr char kIssuerPrefix[] = "issuer/";
 constexpr char kRolePrefix[] = "role/";
 constexpr char kCertPrefix[] = "certs/";
 constexpr char kCrlPrefix[] = "crl/";
+constexpr char kCrlConfigKey[] = "crl_config";
+
+absl::Time AsnTime(const ASN1_TIME* t) {
+  if (t == nullptr) return absl::InfinitePast();
+  struct tm parts {};
+  if (ASN1_TIME_to_tm(t, &parts) != 1) return absl::InfinitePast();
+  return absl::FromCivil(absl::CivilSecond(parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                                           parts.tm_hour, parts.tm_min, parts.tm_sec),
+                         absl::UTCTimeZone());
+}
+
+void SetCrlTimes(X509_CRL* crl, internal::CrlEntry& e) {
+  e.this_update = AsnTime(X509_CRL_get0_lastUpdate(crl));
+  e.next_update = AsnTime(X509_CRL_get0_nextUpdate(crl));
+}
 
 std::shared_ptr<X509> Share(X509Ptr cert) {
   return std::shared_ptr<X509>(cert.release(), X509_free);
@@ -261,6 +281,7 @@ absl::StatusOr<std::shared_ptr<const internal::CrlEntry>> ParseCrl(std::string_v
   if (!pem.ok()) return bad;
   e->der = std::move(raw);
   e->pem = *std::move(pem);
+  SetCrlTimes(crl.get(), *e);
   return std::shared_ptr<const internal::CrlEntry>(std::move(e));
 }
 
@@ -323,7 +344,10 @@ PkiEngine::PkiEngine(barrier::Barrier& barrier, core::Clock& clock, std::string 
       clock_(clock),
       prefix_(std::move(prefix)),
       options_(options),
-      snapshot_(std::make_shared<const Snapshot>()) {}
+      snapshot_(std::make_shared<const Snapshot>()) {
+  crl_config_.expiry = core::FormatGoDuration(options_.crl_expiry);
+  crl_config_.expiry_duration = options_.crl_expiry;
+}
 
 PkiEngine::~PkiEngine() = default;
 
@@ -396,7 +420,16 @@ absl::Status PkiEngine::Load() {
     WARD_ASSIGN_OR_RETURN(std::shared_ptr<const CrlEntry> crl, ParseCrl(text));
     crls[key.substr(Key(kCrlPrefix).size())] = std::move(crl);
   }
+  CrlConfig crl_config = GetCrlConfig();  // the options' default until one is stored
+  absl::StatusOr<std::string> crl_config_text = barrier_.Get(Key(kCrlConfigKey));
+  if (crl_config_text.ok()) {
+    WARD_ASSIGN_OR_RETURN(crl_config, DeserializeCrlConfig(*crl_config_text));
+  } else if (crl_config_text.status().code() != absl::StatusCode::kNotFound) {
+    return crl_config_text.status();
+  }
+  snap->modified = clock_.Now();
   absl::MutexLock lock(&mu_);
+  crl_config_ = std::move(crl_config);
   snapshot_ = std::move(snap);
   roles_ = std::move(roles);
   certs_ = std::move(certs);
@@ -465,28 +498,45 @@ absl::Status PkiEngine::CheckNameFree(const Snapshot& snap, std::string_view nam
 
 absl::StatusOr<std::pair<storage::Op, std::shared_ptr<const internal::CrlEntry>>>
 PkiEngine::BuildCrlFor(const IssuerEntry& issuer,
-                       const std::map<std::string, CertIndexEntry>& index) {
-  std::vector<RevokedSerial> revoked;
-  for (const auto& [serial, c] : index) {
-    if (c.issuer_id == issuer.id && c.revocation_time.has_value()) {
-      revoked.push_back(RevokedSerial{serial, *c.revocation_time});
-    }
-  }
+                       const std::map<std::string, CertIndexEntry>& index,
+                       const CrlConfig* config_override) {
   uint64_t number = 1;
+  CrlConfig config;
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = crls_.find(issuer.id);
     if (it != crls_.end()) number = it->second->number + 1;
+    config = config_override != nullptr ? *config_override : crl_config_;
+  }
+  std::vector<RevokedSerial> revoked;
+  // A disabled CRL is still published and signed, but empty (as Vault).
+  for (const auto& [serial, c] : index) {
+    if (!config.disable && c.issuer_id == issuer.id && c.revocation_time.has_value()) {
+      revoked.push_back(RevokedSerial{serial, *c.revocation_time});
+    }
   }
   const absl::Time now = clock_.Now();
   WARD_ASSIGN_OR_RETURN(X509CrlPtr crl, BuildCrl(issuer.cert.get(), issuer.key.get(), revoked, now,
-                                                 now + options_.crl_expiry, number));
+                                                 now + config.expiry_duration, number));
   auto entry = std::make_shared<CrlEntry>();
   entry->number = number;
+  SetCrlTimes(crl.get(), *entry);
   WARD_ASSIGN_OR_RETURN(entry->der, CrlToDer(crl.get()));
   WARD_ASSIGN_OR_RETURN(entry->pem, CrlToPem(crl.get()));
   storage::Op op = storage::Op::Put(Key(kCrlPrefix) + issuer.id, SerializeCrl(*entry));
   return std::make_pair(std::move(op), std::shared_ptr<const CrlEntry>(std::move(entry)));
+}
+
+absl::Status PkiEngine::FillBundle(Snapshot& next) {
+  next.bundle_pem.clear();
+  next.bundle_jwks.clear();
+  for (X509Ptr& cert : BundleCertificates(next.issuers)) {
+    WARD_ASSIGN_OR_RETURN(std::string pem, CertificateToPem(cert.get()));
+    next.bundle_pem += pem;
+    absl::StatusOr<std::string> jwk = SpiffeJwk(cert.get());
+    if (jwk.ok()) next.bundle_jwks.push_back(*jwk);  // an unsupported key stays PEM-only
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PkiEngine::CommitIssuers(std::vector<std::shared_ptr<const IssuerEntry>> changed,
@@ -497,14 +547,8 @@ absl::Status PkiEngine::CommitIssuers(std::vector<std::shared_ptr<const IssuerEn
   auto next = std::make_shared<Snapshot>(*old);
   for (const auto& e : changed) next->issuers[e->id] = e;
   if (new_default.has_value()) next->default_id = *new_default;
-  next->bundle_pem.clear();
-  next->bundle_jwks.clear();
-  for (X509Ptr& cert : BundleCertificates(next->issuers)) {
-    WARD_ASSIGN_OR_RETURN(std::string pem, CertificateToPem(cert.get()));
-    next->bundle_pem += pem;
-    absl::StatusOr<std::string> jwk = SpiffeJwk(cert.get());
-    if (jwk.ok()) next->bundle_jwks.push_back(*jwk);  // an unsupported key stays PEM-only
-  }
+  next->modified = clock_.Now();
+  WARD_RETURN_IF_ERROR(FillBundle(*next));
   const bool bundle_changed = next->bundle_pem != old->bundle_pem;
   if (bundle_changed) next->sequence = old->sequence + 1;
 
@@ -552,6 +596,13 @@ absl::StatusOr<GeneratedIssuer> PkiEngine::AddGeneratedRoot(const RootRequest& r
   const absl::Time now = clock_.Now();
   tmpl.not_before = now - kBackdate;
   tmpl.not_after = now + request.ttl;
+  if (request.not_after.has_value()) {
+    if (*request.not_after <= now) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "not_after ", core::FormatRfc3339Nanos(*request.not_after), " is not in the future"));
+    }
+    tmpl.not_after = *request.not_after;
+  }
   tmpl.is_ca = true;
   tmpl.path_len = request.max_path_length;
   WARD_ASSIGN_OR_RETURN(X509Ptr cert, BuildCertificate(tmpl, key.get(), nullptr, key.get()));
@@ -906,6 +957,45 @@ absl::Status PkiEngine::Retire(std::string_view ref, bool force) {
   return CommitIssuers({std::shared_ptr<const IssuerEntry>(std::move(e))}, std::nullopt, {});
 }
 
+absl::StatusOr<DeletedIssuer> PkiEngine::DeleteIssuer(std::string_view ref) {
+  absl::MutexLock write(&write_mu_);
+  DeletedIssuer out;
+  std::shared_ptr<const IssuerEntry> gone = Resolve(*Current(), ref);
+  if (gone == nullptr) return out;
+  out.found = true;
+  out.issuer_id = gone->id;
+  {
+    // Issue/Sign hold issue_mu_ shared while signing: none signs with it after this returns.
+    absl::WriterMutexLock issue_lock(&issue_mu_);
+    std::shared_ptr<const Snapshot> old = Current();
+    auto next = std::make_shared<Snapshot>(*old);
+    next->issuers.erase(gone->id);
+    out.was_default = next->default_id == gone->id;
+    if (out.was_default) next->default_id.clear();
+    next->modified = clock_.Now();
+    WARD_RETURN_IF_ERROR(FillBundle(*next));
+    if (next->bundle_pem != old->bundle_pem) next->sequence = old->sequence + 1;
+    std::vector<storage::Op> ops;
+    ops.push_back(storage::Op::Delete(Key(kIssuerPrefix) + gone->id));
+    ops.push_back(storage::Op::Delete(Key(kCrlPrefix) + gone->id));
+    json::object config{{"default", next->default_id}, {"sequence", next->sequence}};
+    ops.push_back(storage::Op::Put(Key(kConfigKey), json::serialize(config)));
+    WARD_RETURN_IF_ERROR(barrier_.Commit(std::move(ops)).status());
+    absl::MutexLock lock(&mu_);
+    snapshot_ = std::move(next);
+    crls_.erase(gone->id);
+    latest_leaf_.erase(gone->id);
+  }
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [name, role] : roles_) {
+    if (role.issuer_ref == gone->id || (!gone->name.empty() && role.issuer_ref == gone->name) ||
+        (out.was_default && (role.issuer_ref.empty() || role.issuer_ref == "default"))) {
+      out.roles.push_back(name);
+    }
+  }
+  return out;
+}
+
 absl::Status PkiEngine::WriteRole(const Role& role) {
   if (!ValidRoleName(role.name)) {
     return absl::InvalidArgumentError("invalid role name \"" + role.name + "\"");
@@ -952,7 +1042,7 @@ absl::StatusOr<IssuedCertificate> PkiEngine::IssueFor(const Role& role, const Is
   IssuedCertificate out;
   absl::Duration ttl = request.ttl.value_or(role.ttl);
   if (ttl <= absl::ZeroDuration()) ttl = role.ttl;
-  if (ttl > role.max_ttl) {
+  if (ttl > role.max_ttl && !request.not_after.has_value()) {
     // Vault caps a ttl above max_ttl and says so in a warning; it does not refuse.
     out.warnings.push_back(
         absl::StrCat("TTL \"", core::FormatGoDuration(ttl), "\" is longer than permitted maxTTL \"",
@@ -975,7 +1065,27 @@ absl::StatusOr<IssuedCertificate> PkiEngine::IssueFor(const Role& role, const Is
   if (issuer_end <= now) {
     return absl::FailedPreconditionError(absl::StrCat("issuer ", issuer->id, " has expired"));
   }
+  auto rfc3339 = [](absl::Time t) {
+    return absl::FormatTime(absl::RFC3339_sec, t, absl::UTCTimeZone());
+  };
   absl::Time not_after = now + ttl;
+  if (request.not_after.has_value()) {
+    not_after = *request.not_after;
+    if (not_after <= now) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("not_after ", rfc3339(not_after), " is not in the future"));
+    }
+    if (not_after > now + role.max_ttl) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "not_after ", rfc3339(not_after), " is beyond the max_ttl of role ", role.name, " (",
+          core::FormatGoDuration(role.max_ttl), ", until ", rfc3339(now + role.max_ttl), ")"));
+    }
+    if (not_after > issuer_end) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot satisfy request, as not_after ", rfc3339(not_after),
+                       " is beyond the expiration of the CA certificate at ", rfc3339(issuer_end)));
+    }
+  }
   if (not_after > issuer_end) {
     if (role.not_after_behavior == NotAfterBehavior::kErr) {
       return absl::InvalidArgumentError(
@@ -1147,26 +1257,93 @@ absl::StatusOr<std::string> PkiEngine::CrlPem(std::string_view issuer_ref) const
   return it->second->pem;
 }
 
-absl::Status PkiEngine::RebuildCrls() {
-  absl::MutexLock write(&write_mu_);
+absl::StatusOr<std::vector<std::pair<std::string, std::shared_ptr<const internal::CrlEntry>>>>
+PkiEngine::BuildCrls(const std::function<bool(const std::string& id)>& due,
+                     std::vector<storage::Op>& ops, const CrlConfig* config) {
   std::map<std::string, CertIndexEntry> index;
   {
     absl::ReaderMutexLock lock(&mu_);
     index = certs_;
   }
-  std::vector<storage::Op> ops;
   std::vector<std::pair<std::string, std::shared_ptr<const CrlEntry>>> built_crls;
   for (const auto& [id, e] : Current()->issuers) {
-    if (e->cert == nullptr) continue;
-    WARD_ASSIGN_OR_RETURN(auto built, BuildCrlFor(*e, index));
+    if (e->cert == nullptr || (due && !due(id))) continue;
+    WARD_ASSIGN_OR_RETURN(auto built, BuildCrlFor(*e, index, config));
     ops.push_back(std::move(built.first));
     built_crls.emplace_back(id, std::move(built.second));
   }
+  return built_crls;
+}
+
+absl::Status PkiEngine::RebuildCrls() {
+  absl::MutexLock write(&write_mu_);
+  std::vector<storage::Op> ops;
+  WARD_ASSIGN_OR_RETURN(auto built_crls, BuildCrls(nullptr, ops));
   if (ops.empty()) return absl::OkStatus();
   WARD_RETURN_IF_ERROR(barrier_.Commit(std::move(ops)).status());
   absl::MutexLock lock(&mu_);
   for (auto& [id, crl] : built_crls) crls_[id] = std::move(crl);
   return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> PkiEngine::RebuildDueCrls() {
+  absl::MutexLock write(&write_mu_);
+  std::map<std::string, absl::Time> next_updates;
+  CrlConfig config;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    config = crl_config_;
+    for (const auto& [id, crl] : crls_) next_updates[id] = crl->next_update;
+  }
+  if (!config.auto_rebuild) return 0;
+  const absl::Time rebuild_from = clock_.Now() + config.auto_rebuild_grace_period_duration;
+  auto due = [&](const std::string& id) {
+    auto it = next_updates.find(id);
+    return it == next_updates.end() || it->second <= rebuild_from;
+  };
+  std::vector<storage::Op> ops;
+  WARD_ASSIGN_OR_RETURN(auto built_crls, BuildCrls(due, ops));
+  if (ops.empty()) return 0;
+  WARD_RETURN_IF_ERROR(barrier_.Commit(std::move(ops)).status());
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, crl] : built_crls) crls_[id] = std::move(crl);
+  return built_crls.size();
+}
+
+CrlConfig PkiEngine::GetCrlConfig() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return crl_config_;
+}
+
+absl::StatusOr<CrlConfig> PkiEngine::SetCrlConfig(const CrlConfig& config) {
+  if (config.enable_delta) {
+    return absl::InvalidArgumentError("enable_delta is not supported: Ward builds no delta CRLs");
+  }
+  absl::MutexLock write(&write_mu_);
+  const bool disable_changed = GetCrlConfig().disable != config.disable;
+  std::vector<storage::Op> ops;
+  ops.push_back(storage::Op::Put(Key(kCrlConfigKey), SerializeCrlConfig(config)));
+  std::vector<std::pair<std::string, std::shared_ptr<const CrlEntry>>> built;
+  if (disable_changed) {
+    WARD_ASSIGN_OR_RETURN(built, BuildCrls(nullptr, ops, &config));
+  }
+  WARD_RETURN_IF_ERROR(barrier_.Commit(std::move(ops)).status());
+  absl::MutexLock lock(&mu_);
+  crl_config_ = config;
+  for (auto& [id, crl] : built) crls_[id] = std::move(crl);
+  return crl_config_;
+}
+
+absl::StatusOr<std::pair<absl::Time, absl::Time>> PkiEngine::CrlTimes(
+    std::string_view issuer_ref) const {
+  std::shared_ptr<const IssuerEntry> issuer = Resolve(*Current(), issuer_ref);
+  if (issuer == nullptr) {
+    return absl::NotFoundError("issuer \"" + std::string(issuer_ref) + "\" not found");
+  }
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = crls_.find(issuer->id);
+  if (it == crls_.end()) return absl::NotFoundError("issuer " + issuer->id + " has no CRL");
+  return std::make_pair(it->second->this_update, it->second->next_update);
 }
 
 absl::StatusOr<TidyResult> PkiEngine::Tidy(absl::Duration safety_buffer) {
@@ -1223,6 +1400,8 @@ std::string PkiEngine::TrustBundleJwks() const {
 }
 
 uint64_t PkiEngine::BundleVersion() const { return Current()->sequence; }
+
+absl::Time PkiEngine::IssuersModified() const { return Current()->modified; }
 
 absl::StatusOr<std::string> PkiEngine::CaPem() const {
   std::shared_ptr<const Snapshot> snap = Current();

@@ -5,11 +5,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -71,6 +73,7 @@ struct RootRequest {
   std::string trust_domain;  // "example.org": adds the URI SAN spiffe://example.org
   KeySpec key;               // key_type / key_bits
   absl::Duration ttl = absl::Hours(24 * 365);  // validity; Ward default one year
+  std::optional<absl::Time> not_after;         // Vault's not_after: replaces ttl when set
   int max_path_length = -1;                    // -1: unlimited
   std::string issuer_name;                     // optional, unique
 };
@@ -125,6 +128,14 @@ struct CertRecord {
   std::optional<absl::Time> revocation_time;
 };
 
+// What DeleteIssuer did.
+struct DeletedIssuer {
+  bool found = false;              // false: no such issuer (nothing changed; Vault answers success)
+  std::string issuer_id;           // set when found
+  bool was_default = false;        // the mount now has no default issuer until one is set
+  std::vector<std::string> roles;  // roles whose issuer_ref named it (they cannot issue now)
+};
+
 struct TidyResult {
   size_t certs_deleted = 0;    // expired certificate records removed
   size_t revoked_deleted = 0;  // of which were revoked (their CRL entries are gone too)
@@ -132,7 +143,8 @@ struct TidyResult {
 
 // Settings of one PKI mount.
 struct PkiOptions {
-  absl::Duration crl_expiry = absl::Hours(72);            // CRL nextUpdate - thisUpdate
+  // CRL nextUpdate - thisUpdate until pki/config/crl sets `expiry`.
+  absl::Duration crl_expiry = absl::Hours(72);
   absl::Duration bundle_refresh_hint = absl::Minutes(5);  // spiffe_refresh_hint
 };
 
@@ -228,6 +240,14 @@ class PkiEngine {
   // published (still trusted, no longer issuing). Errors: kNotFound; kFailedPrecondition if it
   // is pending or retired, or expired.
   absl::Status Activate(std::string_view ref);
+  // Deletes an issuer (DELETE pki/issuer/:ref, as Vault): its record, key and CRL. It leaves
+  // the trust bundle at once (the sequence goes up if the bundle changed). If it was the
+  // default, the mount has no default until SetDefaultIssuer/Activate or the next generated,
+  // imported or signed issuer (which becomes the default); CaPem, CrlDer("default") and
+  // issuance through "default" answer kNotFound meanwhile. Certificate records it signed stay
+  // (revoking them no longer changes any CRL). An unknown ref changes nothing and returns
+  // found = false. Errors: barrier errors.
+  absl::StatusOr<DeletedIssuer> DeleteIssuer(std::string_view ref);
   // Takes an issuer out of the trust bundle for good. Refused while a leaf it signed has not
   // expired (latest_leaf_not_after > now), unless `force`; the default issuer is never
   // retired. Errors: kNotFound; kFailedPrecondition (the message says until when leaves live,
@@ -249,10 +269,14 @@ class PkiEngine {
   // Generates a key (the role's key_type/key_bits) and an X509-SVID for it
   // (pki/issue/:role). The lifetime is request.ttl or the role's ttl, capped to max_ttl with a
   // warning (as Vault), then clamped to the issuer's notAfter (role leaf_not_after_behavior
-  // "truncate") or refused ("err"). Recorded under certs/ unless the role has no_store.
+  // "truncate") or refused ("err"). An explicit request.not_after is used exactly, or refused
+  // when it is not in the future, is later than now + max_ttl, or is past the issuer's
+  // notAfter (always "err": an explicit date is never silently shortened).
+  // Recorded under certs/ unless the role has no_store.
   // Errors: kNotFound for an unknown role or issuer_ref; kInvalidArgument for any name the
   //         role does not allow (message names the parameter, value and role; see CheckNames),
-  //         a role with key_type "any", or a notAfter past the issuer's with "err";
+  //         a role with key_type "any", a notAfter past the issuer's with "err", or a refused
+  //         not_after;
   //         kFailedPrecondition if the issuer is not active (pending, published, retired) or
   //         has expired; kInternal; barrier errors.
   absl::StatusOr<IssuedCertificate> Issue(std::string_view role_name, const IssueRequest& request);
@@ -280,10 +304,25 @@ class PkiEngine {
   // issuer.
   absl::StatusOr<std::string> CrlDer(std::string_view issuer_ref = "default") const;
   absl::StatusOr<std::string> CrlPem(std::string_view issuer_ref = "default") const;
-  // Re-signs every non-pending issuer's CRL with a new number and nextUpdate = now +
-  // crl_expiry (pki/crl/rotate; a scheduler should call it well before nextUpdate).
-  // Errors: barrier errors; kInternal.
+  // Re-signs every non-pending issuer's CRL with a new number and nextUpdate = now + the CRL
+  // config's expiry (pki/crl/rotate). Errors: barrier errors; kInternal.
   absl::Status RebuildCrls();
+  // The scheduled rebuild (Vault's auto_rebuild): when the CRL config has auto_rebuild, re-signs
+  // every non-pending issuer's CRL whose nextUpdate is within auto_rebuild_grace_period of now
+  // (or that has none), in one commit, so a published CRL never expires. Returns how many were
+  // rebuilt (0 without auto_rebuild). The server calls it about once a minute on every PKI
+  // mount while unsealed. Errors: barrier errors; kInternal.
+  absl::StatusOr<size_t> RebuildDueCrls();
+  // pki/config/crl. Set validates nothing (ParseCrlConfig does) except that enable_delta is
+  // false; it stores the config and, when `disable` changes, rebuilds every CRL (empty while
+  // disabled) in the same commit, as Vault does. Returns the stored config.
+  // Errors: kInvalidArgument for enable_delta; barrier errors; kInternal.
+  CrlConfig GetCrlConfig() const;
+  absl::StatusOr<CrlConfig> SetCrlConfig(const CrlConfig& config);
+  // thisUpdate and nextUpdate of the issuer's current CRL (for Last-Modified and tests).
+  // Errors: kNotFound as CrlDer.
+  absl::StatusOr<std::pair<absl::Time, absl::Time>> CrlTimes(
+      std::string_view issuer_ref = "default") const;
   // Removes certificate records whose notAfter + safety_buffer has passed (revoked ones too,
   // which drops them from the CRLs, rebuilt if anything revoked was removed).
   // Errors: barrier errors.
@@ -301,6 +340,9 @@ class PkiEngine {
   // Increases (by at least one) whenever the bundle's contents change; persisted, so it never
   // goes back across restarts. A listener polls it and reloads TrustBundlePem() on change.
   uint64_t BundleVersion() const;
+  // When an issuer, the default or the bundle last changed in this process (the engine's
+  // creation counts as a change). For Last-Modified on pki/ca, pki/issuer/:ref/pem, ...
+  absl::Time IssuersModified() const;
   // The default issuer's certificate (pki/ca/pem, pki/ca DER via PemToDer) and chain
   // (pki/ca_chain). Errors: kNotFound with no default issuer.
   absl::StatusOr<std::string> CaPem() const;
@@ -331,6 +373,14 @@ class PkiEngine {
   static std::shared_ptr<const IssuerEntry> Resolve(const Snapshot& snap, std::string_view ref);
   static IssuerInfo InfoOf(const IssuerEntry& e, const Snapshot& snap, absl::Time latest_leaf);
 
+  // Recomputes next.bundle_pem/bundle_jwks from next.issuers. Errors: kInternal.
+  static absl::Status FillBundle(Snapshot& next);
+  // Builds a new CRL for every issuer with a certificate that satisfies `due` (nullptr: all)
+  // under `config` (nullptr: the current one), appending the storage ops to `ops`.
+  // REQUIRES: write_mu_ held.
+  absl::StatusOr<std::vector<std::pair<std::string, std::shared_ptr<const CrlEntry>>>> BuildCrls(
+      const std::function<bool(const std::string& id)>& due, std::vector<storage::Op>& ops,
+      const CrlConfig* config = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Commits `changed` issuers (and the mount config when `config_changed`) plus `extra` ops,
   // then installs the new snapshot, bumping the bundle sequence if the bundle changed.
   // REQUIRES: write_mu_ held.
@@ -341,11 +391,12 @@ class PkiEngine {
   absl::StatusOr<std::shared_ptr<const IssuerEntry>> ResolveForChange(std::string_view ref) const;
   absl::Status CheckNameFree(const Snapshot& snap, std::string_view name,
                              std::string_view except_id) const;
-  // Builds a new CRL for `issuer` from the revoked records in the index; returns the storage
-  // op and the entry. REQUIRES: write_mu_ held.
+  // Builds a new CRL for `issuer` from the revoked records in the index, under `config`
+  // (nullptr: the current one); returns the storage op and the entry.
+  // REQUIRES: write_mu_ held.
   absl::StatusOr<std::pair<storage::Op, std::shared_ptr<const CrlEntry>>> BuildCrlFor(
-      const IssuerEntry& issuer, const std::map<std::string, CertIndexEntry>& index)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+      const IssuerEntry& issuer, const std::map<std::string, CertIndexEntry>& index,
+      const CrlConfig* config = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::StatusOr<IssuedCertificate> IssueFor(const Role& role, const IssueRequest& request,
                                              const Names* csr, EVP_PKEY* subject_key);
   void NoteLeaf(const std::string& issuer_id, absl::Time not_after) ABSL_LOCKS_EXCLUDED(mu_);
@@ -368,6 +419,7 @@ class PkiEngine {
   std::map<std::string, CertIndexEntry> certs_ ABSL_GUARDED_BY(mu_);    // by colon-hex serial
   std::map<std::string, absl::Time> latest_leaf_ ABSL_GUARDED_BY(mu_);  // by issuer id
   std::map<std::string, std::shared_ptr<const CrlEntry>> crls_ ABSL_GUARDED_BY(mu_);
+  CrlConfig crl_config_ ABSL_GUARDED_BY(mu_);
 
   // GetStats().
   std::atomic<uint64_t> certificates_issued_{0};

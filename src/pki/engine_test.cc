@@ -745,5 +745,278 @@ TEST_F(PkiEngineTest, OpensslCliVerifiesAnIssuedSvid) {
   EXPECT_THAT(output, HasSubstr("Digital Signature"));
 }
 
+// ---- pki/config/crl and the scheduled rebuild ---------------------------------------------
+
+size_t CrlEntries(const std::string& der) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+  X509CrlPtr crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
+  EXPECT_NE(crl, nullptr);
+  if (crl == nullptr) return 0;
+  STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+  return revoked == nullptr ? 0 : static_cast<size_t>(sk_X509_REVOKED_num(revoked));
+}
+
+CrlConfig MustParseCrlConfig(const json::object& params, const CrlConfig& base = {}) {
+  auto c = ParseCrlConfig(params, base);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *c : CrlConfig{};
+}
+
+TEST_F(PkiEngineTest, CrlConfigDefaultsPersistAndSetTheCrlLifetime) {
+  MustRoot("r1");
+  CrlConfig initial = engine_->GetCrlConfig();
+  EXPECT_EQ(initial.expiry, "72h");
+  EXPECT_FALSE(initial.auto_rebuild);
+  EXPECT_EQ(initial.auto_rebuild_grace_period, "12h");
+
+  auto stored = engine_->SetCrlConfig(MustParseCrlConfig(
+      {{"expiry", "48h"}, {"auto_rebuild", true}, {"auto_rebuild_grace_period", "6h"}}));
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->expiry, "48h");
+  ASSERT_TRUE(engine_->RebuildCrls().ok());
+  auto times = engine_->CrlTimes();
+  ASSERT_TRUE(times.ok()) << times.status();
+  EXPECT_EQ(times->first, clock_.Now());
+  EXPECT_EQ(times->second, clock_.Now() + absl::Hours(48));
+
+  engine_ = Open();
+  ASSERT_NE(engine_, nullptr);
+  CrlConfig reopened = engine_->GetCrlConfig();
+  EXPECT_EQ(reopened.expiry, "48h");
+  EXPECT_TRUE(reopened.auto_rebuild);
+  EXPECT_EQ(reopened.auto_rebuild_grace_period_duration, absl::Hours(6));
+  EXPECT_EQ(engine_->CrlTimes()->second, times->second);  // loaded from the stored CRL
+}
+
+TEST_F(PkiEngineTest, RebuildDueCrlsDoesNothingWithoutAutoRebuild) {
+  MustRoot("r1");
+  clock_.Advance(absl::Hours(100));  // the CRL has expired
+  auto rebuilt = engine_->RebuildDueCrls();
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_EQ(*rebuilt, 0u);
+  EXPECT_LT(engine_->CrlTimes()->second, clock_.Now());
+}
+
+TEST_F(PkiEngineTest, AutoRebuildReSignsOnlyCrlsWithinTheGracePeriod) {
+  MustRoot("r1");
+  clock_.Advance(absl::Hours(1));
+  RootRequest next;
+  next.common_name = "Next";
+  next.issuer_name = "r2";
+  ASSERT_TRUE(engine_->PrepareNext(next).ok());
+  IntermediateRequest pending;
+  pending.common_name = "Pending";
+  ASSERT_TRUE(engine_->GenerateIntermediate(pending).ok());  // no certificate: never a CRL
+  ASSERT_TRUE(engine_->SetCrlConfig(MustParseCrlConfig({{"auto_rebuild", true}})).ok());
+  const auto r1_before = *engine_->CrlTimes("r1");
+  const auto r2_before = *engine_->CrlTimes("r2");
+
+  clock_.Advance(absl::Hours(59));  // r1: 12h before nextUpdate; r2: 13h before
+  EXPECT_EQ(*engine_->RebuildDueCrls(), 1u);
+  EXPECT_EQ(engine_->CrlTimes("r1")->second, clock_.Now() + absl::Hours(72));
+  EXPECT_EQ(*engine_->CrlTimes("r2"), r2_before);
+  EXPECT_NE(*engine_->CrlTimes("r1"), r1_before);
+  EXPECT_EQ(*engine_->RebuildDueCrls(), 0u);  // nothing due any more
+  clock_.Advance(absl::Hours(1));
+  EXPECT_EQ(*engine_->RebuildDueCrls(), 1u);  // now r2
+  EXPECT_EQ(engine_->CrlTimes("r2")->second, clock_.Now() + absl::Hours(72));
+}
+
+TEST_F(PkiEngineTest, AutoRebuildKeepsTheCrlValidForAMonthAndKeepsRevocations) {
+  MustRoot("r1");
+  MustRole(WebRole());
+  IssuedCertificate leaf = MustIssue(Svid());
+  ASSERT_TRUE(engine_->Revoke(leaf.serial_number).ok());
+  ASSERT_TRUE(
+      engine_
+          ->SetCrlConfig(MustParseCrlConfig(
+              {{"expiry", "24h"}, {"auto_rebuild", true}, {"auto_rebuild_grace_period", "2h"}}))
+          .ok());
+  size_t rebuilds = 0;
+  for (int minute = 0; minute < 30 * 24 * 60; minute += 10) {  // the server polls every minute
+    clock_.Advance(absl::Minutes(10));
+    auto rebuilt = engine_->RebuildDueCrls();
+    ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+    rebuilds += *rebuilt;
+    ASSERT_GT(engine_->CrlTimes()->second, clock_.Now() + absl::Hours(1)) << minute;
+  }
+  EXPECT_GE(rebuilds, 30u);
+  EXPECT_LE(rebuilds, 35u);  // once per (expiry - grace), not on every poll
+  EXPECT_EQ(CrlEntries(*engine_->CrlDer()), 1u);
+}
+
+TEST_F(PkiEngineTest, DisabledCrlIsEmptyAndTogglingRebuilds) {
+  MustRoot("r1");
+  MustRole(WebRole());
+  IssuedCertificate leaf = MustIssue(Svid());
+  ASSERT_TRUE(engine_->Revoke(leaf.serial_number).ok());
+  ASSERT_EQ(CrlEntries(*engine_->CrlDer()), 1u);
+
+  clock_.Advance(absl::Seconds(5));
+  ASSERT_TRUE(engine_->SetCrlConfig(MustParseCrlConfig({{"disable", true}})).ok());
+  EXPECT_EQ(CrlEntries(*engine_->CrlDer()), 0u);  // rebuilt at once, empty
+  EXPECT_EQ(engine_->CrlTimes()->first, clock_.Now());
+  IssuedCertificate other = MustIssue(Svid());
+  ASSERT_TRUE(engine_->Revoke(other.serial_number).ok());
+  EXPECT_EQ(CrlEntries(*engine_->CrlDer()), 0u);
+  EXPECT_THAT(engine_->RevokedSerials(), Contains(other.serial_number));  // still recorded
+
+  ASSERT_TRUE(engine_->SetCrlConfig(MustParseCrlConfig({{"disable", false}})).ok());
+  EXPECT_EQ(CrlEntries(*engine_->CrlDer()), 2u);
+}
+
+TEST_F(PkiEngineTest, FailedCrlConfigWriteChangesNothing) {
+  MustRoot("r1");
+  const std::string crl = *engine_->CrlDer();
+  barrier_->Seal();
+  auto stored = engine_->SetCrlConfig(MustParseCrlConfig({{"disable", true}, {"expiry", "1h"}}));
+  EXPECT_EQ(stored.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(engine_->GetCrlConfig().disable);
+  EXPECT_EQ(engine_->GetCrlConfig().expiry, "72h");
+  EXPECT_EQ(*engine_->CrlDer(), crl);
+  EXPECT_EQ(engine_->DeleteIssuer("r1").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(engine_->ListIssuers().size(), 1u);
+  EXPECT_EQ(engine_->SetCrlConfig(MustParseCrlConfig({{"auto_rebuild", true}})).status().code(),
+            absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(barrier_->Unseal(UnsealKey()).ok());
+  clock_.Advance(absl::Hours(71));
+  EXPECT_EQ(*engine_->RebuildDueCrls(), 0u);  // auto_rebuild was never stored
+}
+
+TEST_F(PkiEngineTest, SetCrlConfigRefusesDeltaAndChangesNothing) {
+  MustRoot("r1");
+  CrlConfig c;
+  c.auto_rebuild = true;
+  c.enable_delta = true;
+  auto stored = engine_->SetCrlConfig(c);
+  EXPECT_EQ(stored.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(engine_->GetCrlConfig().auto_rebuild);
+}
+
+// ---- not_after --------------------------------------------------------------------------------
+
+TEST_F(PkiEngineTest, NotAfterIsExactAndBoundedByMaxTtlAndTheIssuer) {
+  MustRoot("r1", absl::Hours(24 * 30));
+  json::object params = WebRole();
+  params["max_ttl"] = "72h";
+  MustRole(params);
+  IssueRequest req = Svid();
+  req.not_after = clock_.Now() + absl::Hours(50);
+  IssuedCertificate leaf = MustIssue(req);
+  EXPECT_EQ(leaf.expiration, absl::ToUnixSeconds(clock_.Now() + absl::Hours(50)));
+  EXPECT_THAT(leaf.warnings, IsEmpty());
+  const size_t stored = engine_->ListCertificates().size();
+
+  req.not_after = clock_.Now() + absl::Hours(73);
+  auto too_long = engine_->Issue("web", req);
+  EXPECT_EQ(too_long.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(too_long.status().message(), HasSubstr("max_ttl of role web"));
+
+  req.not_after = clock_.Now() - absl::Seconds(1);
+  EXPECT_EQ(engine_->Issue("web", req).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // Past the issuer's notAfter: refused even though the role truncates ttl-based lifetimes.
+  params["max_ttl"] = "2000h";
+  MustRole(params);
+  req.not_after = clock_.Now() + absl::Hours(24 * 31);
+  auto past_ca = engine_->Issue("web", req);
+  EXPECT_EQ(past_ca.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(past_ca.status().message(), HasSubstr("beyond the expiration of the CA"));
+  EXPECT_EQ(engine_->ListCertificates().size(), stored);  // nothing issued by a refusal
+}
+
+TEST_F(PkiEngineTest, RootNotAfterIsExact) {
+  RootRequest req;
+  req.common_name = "Root";
+  req.not_after = absl::FromUnixSeconds(253402300799);  // 9999-12-31T23:59:59Z (Vault's Y10K)
+  auto root = engine_->GenerateRoot(req);
+  ASSERT_TRUE(root.ok()) << root.status();
+  EXPECT_EQ(root->issuer.not_after, *req.not_after);
+  req.not_after = clock_.Now();
+  EXPECT_EQ(engine_->GenerateRoot(req).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- DeleteIssuer -------------------------------------------------------------------------
+
+TEST_F(PkiEngineTest, DeletingTheDefaultIssuerClearsTheDefaultAndTheBundle) {
+  GeneratedIssuer root = MustRoot("r1");
+  MustRole(WebRole());
+  json::object pinned = WebRole();
+  pinned["issuer_ref"] = "r1";
+  MustRole(pinned, "pinned");
+  IssuedCertificate leaf = MustIssue(Svid());
+  IssuedCertificate other = MustIssue(Svid());
+  ASSERT_TRUE(engine_->Revoke(leaf.serial_number).ok());
+  const uint64_t sequence = engine_->BundleVersion();
+
+  auto deleted = engine_->DeleteIssuer("r1");
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_TRUE(deleted->found);
+  EXPECT_EQ(deleted->issuer_id, root.issuer.issuer_id);
+  EXPECT_TRUE(deleted->was_default);
+  EXPECT_THAT(deleted->roles, ElementsAre("pinned", "web"));
+  EXPECT_THAT(engine_->ListIssuers(), IsEmpty());
+  EXPECT_EQ(engine_->TrustBundlePem(), "");
+  EXPECT_GT(engine_->BundleVersion(), sequence);
+  EXPECT_EQ(engine_->CaPem().status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(engine_->CrlDer().status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(engine_->CrlDer(root.issuer.issuer_id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Issue("web", Svid()).status().code(), absl::StatusCode::kNotFound);
+  // Its records stay; revoking and tidying them touch no CRL and do not fail.
+  EXPECT_TRUE(engine_->Revoke(other.serial_number).ok());
+  EXPECT_TRUE(engine_->RebuildCrls().ok());
+  clock_.Advance(absl::Hours(24 * 10));
+  EXPECT_TRUE(engine_->Tidy(absl::ZeroDuration()).ok());
+  EXPECT_TRUE(engine_->SetCrlConfig(MustParseCrlConfig({{"disable", true}})).ok());
+  const uint64_t sequence_after = engine_->BundleVersion();
+
+  // Durable, and the next root becomes the default.
+  engine_ = Open();
+  ASSERT_NE(engine_, nullptr);
+  EXPECT_THAT(engine_->ListIssuers(), IsEmpty());
+  EXPECT_EQ(engine_->BundleVersion(), sequence_after);
+  GeneratedIssuer next = MustRoot("r2");
+  EXPECT_TRUE(next.issuer.is_default);
+  EXPECT_TRUE(engine_->Issue("web", Svid()).ok());
+}
+
+TEST_F(PkiEngineTest, DeletingAnotherIssuerKeepsTheDefault) {
+  GeneratedIssuer root = MustRoot("r1");
+  RootRequest next;
+  next.common_name = "Next";
+  next.issuer_name = "r2";
+  ASSERT_TRUE(engine_->PrepareNext(next).ok());
+  ASSERT_THAT(engine_->TrustBundlePem(), HasSubstr("CERTIFICATE"));
+  const std::string bundle_with_both = engine_->TrustBundlePem();
+
+  auto deleted = engine_->DeleteIssuer("r2");
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_FALSE(deleted->was_default);
+  EXPECT_THAT(deleted->roles, IsEmpty());
+  EXPECT_EQ(engine_->TrustBundlePem(), root.issuer.certificate);
+  EXPECT_NE(engine_->TrustBundlePem(), bundle_with_both);
+  EXPECT_EQ(*engine_->CaPem(), root.issuer.certificate);
+
+  auto unknown = engine_->DeleteIssuer("r2");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_FALSE(unknown->found);
+}
+
+TEST_F(PkiEngineTest, IssuersModifiedMovesOnIssuerChangesOnly) {
+  const absl::Time created = engine_->IssuersModified();
+  EXPECT_EQ(created, clock_.Now());
+  clock_.Advance(absl::Seconds(10));
+  MustRoot("r1");
+  const absl::Time after_root = engine_->IssuersModified();
+  EXPECT_EQ(after_root, clock_.Now());
+  clock_.Advance(absl::Seconds(10));
+  MustRole(WebRole());
+  MustIssue(Svid());
+  ASSERT_TRUE(engine_->RebuildCrls().ok());
+  EXPECT_EQ(engine_->IssuersModified(), after_root);
+  ASSERT_TRUE(engine_->DeleteIssuer("r1").ok());
+  EXPECT_EQ(engine_->IssuersModified(), clock_.Now());
+}
+
 }  // namespace
 }  // namespace ward::pki

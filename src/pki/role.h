@@ -99,6 +99,8 @@ struct IssueRequest {
   std::vector<std::string> ip_sans;
   std::vector<std::string> uri_sans;  // an SVID has exactly one, spiffe://<td>/<path>
   std::optional<absl::Duration> ttl;  // nullopt: the role's ttl
+  // Vault's not_after (RFC 3339): an exact notAfter instead of a ttl (never both).
+  std::optional<absl::Time> not_after;
   bool exclude_cn_from_sans = false;  // otherwise a hostname CN is also added as a DNS SAN
   // Overrides the role's issuer_ref (the pki/issuer/:ref/issue/:role route form).
   std::string issuer_ref;
@@ -107,10 +109,11 @@ struct IssueRequest {
   std::string caller_identity;
 };
 
-// Parses the body of issue/sign (common_name, alt_names, ip_sans, uri_sans, ttl,
+// Parses the body of issue/sign (common_name, alt_names, ip_sans, uri_sans, ttl, not_after,
 // exclude_cn_from_sans); the `csr` and `format` parameters are the caller's to read. Sets
 // neither issuer_ref nor caller_identity.
-// Errors: kInvalidArgument naming the parameter for a mistyped value or a bad ttl.
+// Errors: kInvalidArgument naming the parameter for a mistyped value, a bad ttl, a not_after
+//         that is not RFC 3339, or both ttl and not_after (Vault's message).
 absl::StatusOr<IssueRequest> ParseIssueRequest(const boost::json::object& params);
 
 // The names a certificate will carry after the role's checks.
@@ -131,6 +134,41 @@ struct CheckedNames {
 //         requested"; a SPIFFE ID syntax error.
 absl::StatusOr<CheckedNames> CheckNames(const Role& role, const IssueRequest& request,
                                         const Names* csr);
+
+// Parses Vault's not_after parameter of issue, sign and root generation: RFC 3339 with a
+// time zone ("2030-01-02T03:04:05Z", "9999-12-31T23:59:59Z"); nullopt if absent or "".
+// Errors: kInvalidArgument "invalid not_after: ..." for another type or format.
+absl::StatusOr<std::optional<absl::Time>> ParseNotAfter(const boost::json::object& params);
+
+// pki/config/crl, with Vault's fields and defaults. The duration fields keep the text the
+// client gave ("72h", "3600"), which GET returns as Vault does; `*_duration` is its value.
+struct CrlConfig {
+  std::string expiry = "72h";  // CRL validity: nextUpdate - thisUpdate
+  absl::Duration expiry_duration = absl::Hours(72);
+  bool disable = false;       // CRLs are still published, but empty (Vault: "disables building")
+  bool auto_rebuild = false;  // rebuild CRLs before they expire (PkiEngine::RebuildDueCrls)
+  std::string auto_rebuild_grace_period = "12h";  // rebuild once nextUpdate is this close
+  absl::Duration auto_rebuild_grace_period_duration = absl::Hours(12);
+  bool enable_delta = false;                   // true is refused: Ward builds no delta CRLs
+  std::string delta_rebuild_interval = "15m";  // stored and validated as Vault does
+  absl::Duration delta_rebuild_interval_duration = absl::Minutes(15);
+  bool ocsp_disable = false;        // stored only: Ward has no OCSP responder
+  std::string ocsp_expiry = "12h";  // stored only
+};
+
+// Applies the parameters present in `params` (POST pki/config/crl) onto `base`, as Vault's
+// update does: absent parameters keep their value. Durations are seconds or Go duration text.
+// Errors: kInvalidArgument with Vault's messages: "given expiry could not be decoded: ...",
+//         the same for auto_rebuild_grace_period / delta_rebuild_interval / ocsp_expiry, a
+//         non-positive expiry or a negative duration, a grace period (delta interval) not
+//         strictly shorter than expiry while auto_rebuild is set, enable_delta true (not
+//         supported), and a mistyped boolean.
+absl::StatusOr<CrlConfig> ParseCrlConfig(const boost::json::object& params, const CrlConfig& base);
+// GET pki/config/crl `data`: every field with Vault's names (durations as text).
+boost::json::object RenderCrlConfig(const CrlConfig& config);
+// The storage form and its parser. Errors (parse): kDataLoss if the text is not a config.
+std::string SerializeCrlConfig(const CrlConfig& config);
+absl::StatusOr<CrlConfig> DeserializeCrlConfig(std::string_view text);
 
 // Whether `text` matches the glob `pattern` ('*' matches any run of characters, including
 // none; no other metacharacters), as Vault's glob matching.

@@ -228,5 +228,79 @@ TEST(IssueRequestTest, ParsesVaultParameters) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(IssueRequestTest, NotAfterIsRfc3339AndExcludesTtl) {
+  auto r = ParseIssueRequest(json::object{{"not_after", "2030-01-02T03:04:05Z"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->not_after, absl::FromUnixSeconds(1893553445));
+  auto offset = ParseIssueRequest(json::object{{"not_after", "2030-01-02T04:04:05+01:00"}});
+  ASSERT_TRUE(offset.ok()) << offset.status();
+  EXPECT_EQ(offset->not_after, r->not_after);
+  EXPECT_FALSE(ParseIssueRequest(json::object{{"not_after", ""}})->not_after.has_value());
+
+  auto bad = ParseIssueRequest(json::object{{"not_after", "2030-01-02"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("invalid not_after"));
+  EXPECT_EQ(ParseIssueRequest(json::object{{"not_after", 5}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto both = ParseIssueRequest(json::object{{"not_after", "2030-01-02T03:04:05Z"}, {"ttl", "1h"}});
+  EXPECT_EQ(both.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(both.status().message()),
+              ::testing::HasSubstr("Either ttl or not_after should be provided"));
+}
+
+TEST(CrlConfigTest, DefaultsRenderAsVault) {
+  json::object data = RenderCrlConfig(CrlConfig{});
+  EXPECT_EQ(json::serialize(data),
+            R"({"expiry":"72h","disable":false,"ocsp_disable":false,"ocsp_expiry":"12h",)"
+            R"("auto_rebuild":false,"auto_rebuild_grace_period":"12h","enable_delta":false,)"
+            R"("delta_rebuild_interval":"15m"})");
+}
+
+TEST(CrlConfigTest, UpdateKeepsAbsentFieldsAndTheGivenText) {
+  CrlConfig base;
+  base.auto_rebuild = true;
+  auto c =
+      ParseCrlConfig(json::object{{"expiry", 7200}, {"auto_rebuild_grace_period", "30m"}}, base);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->expiry, "7200");
+  EXPECT_EQ(c->expiry_duration, absl::Hours(2));
+  EXPECT_TRUE(c->auto_rebuild);
+  EXPECT_EQ(c->auto_rebuild_grace_period_duration, absl::Minutes(30));
+  auto s = ParseCrlConfig(json::object{{"disable", "true"}, {"auto_rebuild", "false"}}, *c);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->disable);
+  EXPECT_FALSE(s->auto_rebuild);
+  EXPECT_EQ(s->expiry, "7200");
+
+  auto round_trip = DeserializeCrlConfig(SerializeCrlConfig(*s));
+  ASSERT_TRUE(round_trip.ok()) << round_trip.status();
+  EXPECT_EQ(json::serialize(RenderCrlConfig(*round_trip)), json::serialize(RenderCrlConfig(*s)));
+  EXPECT_EQ(DeserializeCrlConfig("{\"expiry\":\"1h\"}").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(CrlConfigTest, RefusesWhatVaultRefuses) {
+  auto code = [](const json::object& p) { return ParseCrlConfig(p, CrlConfig{}).status(); };
+  auto bad_expiry = code({{"expiry", "soon"}});
+  EXPECT_EQ(bad_expiry.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad_expiry.message()),
+              ::testing::HasSubstr("given expiry could not be decoded"));
+  EXPECT_EQ(code({{"expiry", "0"}}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({{"expiry", "-1h"}}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({{"auto_rebuild_grace_period", "x"}}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({{"auto_rebuild", "maybe"}}).code(), absl::StatusCode::kInvalidArgument);
+  auto grace = code({{"auto_rebuild", true}, {"expiry", "12h"}});
+  EXPECT_EQ(grace.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(grace.message()),
+              ::testing::HasSubstr("must be strictly shorter than CRL expiry"));
+  // A grace period at least the expiry is fine while auto_rebuild is off.
+  EXPECT_TRUE(code({{"expiry", "12h"}}).ok());
+  EXPECT_THAT(
+      std::string(code({{"enable_delta", true}}).message()),
+      ::testing::HasSubstr("Delta CRLs cannot be enabled when auto rebuilding is disabled"));
+  EXPECT_THAT(std::string(code({{"enable_delta", true}, {"auto_rebuild", true}}).message()),
+              ::testing::HasSubstr("not supported"));
+}
+
 }  // namespace
 }  // namespace ward::pki

@@ -32,6 +32,7 @@
 #include "absl/synchronization/notification.h"
 #include "api/core.h"
 #include "api/handler.h"
+#include "api/mount_table.h"
 #include "api/pki_trust.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -192,7 +193,25 @@ class DirLock {
   int fd_;
 };
 
-// Revokes expired tokens once a minute while unsealed, so they leave storage and memory.
+// Re-signs the CRLs of every PKI mount with auto_rebuild that are close to their nextUpdate
+// (pki::PkiEngine::RebuildDueCrls, docs/pki.md), so a published CRL never expires.
+void RebuildDuePkiCrls(const api::UnsealedState& state) {
+  for (const api::MountEntry& entry : state.mounts->List()) {
+    if (entry.type != "pki") continue;
+    std::optional<api::MountMatch> mount = state.mounts->Find(entry.path);
+    if (!mount || mount->pki == nullptr) continue;  // unmounted meanwhile
+    absl::StatusOr<size_t> rebuilt = mount->pki->RebuildDueCrls();
+    if (!rebuilt.ok()) {
+      spdlog::warn("event=pki_crl_auto_rebuild_failed mount={} error=\"{}\"", entry.path,
+                   std::string(rebuilt.status().message()));
+    } else if (*rebuilt > 0) {
+      spdlog::info("event=pki_crl_auto_rebuild mount={} rebuilt={}", entry.path, *rebuilt);
+    }
+  }
+}
+
+// Revokes expired tokens once a minute while unsealed, so they leave storage and memory, and
+// rebuilds the PKI CRLs that are due.
 class TokenTidier {
  public:
   explicit TokenTidier(api::Core& core)
@@ -206,6 +225,7 @@ class TokenTidier {
             } else if (*revoked > 0) {
               spdlog::info("event=token_tidy revoked={}", *revoked);
             }
+            RebuildDuePkiCrls(*state);
           }
         }) {}
   ~TokenTidier() {

@@ -11,6 +11,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/testing/temp_dir.h"
 #include "gtest/gtest.h"
 #include "tests/integration/shared_dev_server.h"
@@ -210,8 +212,11 @@ TEST_F(PkiTest, IssueErrorsUseVaultShapeAndStatus) {
   ASSERT_TRUE(warnings.is_array()) << capped.body;
   EXPECT_NE(Str(warnings.as_array().at(0)).find("maxTTL"), std::string::npos) << capped.body;
 
-  Reply der = Issue("pki-err", "spiffe://example.org/ns/a/sa/b", R"(,"format":"der")");
-  EXPECT_EQ(der.status, 400);
+  Reply bad_format = Issue("pki-err", "spiffe://example.org/ns/a/sa/b", R"(,"format":"p12")");
+  EXPECT_EQ(bad_format.status, 400);
+  EXPECT_EQ(
+      Errors(bad_format),
+      (std::vector<std::string>{R"(invalid format "p12": use "pem", "der" or "pem_bundle")"}));
 
   // No token: the write routes are closed, the CA reads are open.
   EXPECT_EQ(Call(*client_, "POST", "pki-err/issue/web", "",
@@ -220,7 +225,7 @@ TEST_F(PkiTest, IssueErrorsUseVaultShapeAndStatus) {
             403);
   EXPECT_EQ(Call(*client_, "GET", "pki-err/roles/web", "").status, 403);
   EXPECT_EQ(Call(*client_, "GET", "pki-err/ca/pem", "").status, 200);
-  EXPECT_EQ(Root("DELETE", "pki-err/issuer/default").status, 405);
+  EXPECT_EQ(Root("DELETE", "pki-err/issuer/no-such-issuer").status, 204);  // as Vault
 }
 
 TEST_F(PkiTest, SignsCsrMadeByOpensslWithinTheRoleOnly) {
@@ -424,6 +429,282 @@ TEST_F(PkiTest, RotationRunbookWithOverlappingTrust) {
   EXPECT_NE(role.output.find("allowed_uri_sans"), std::string::npos) << role.output;
   EXPECT_EQ(Ward("delete pki-rot/roles/web").exit_code, 0);
   EXPECT_EQ(Ward("read pki-rot/roles/web").exit_code, 2);
+}
+
+// ---- issue 4 leftovers: format, not_after, config/crl, DELETE issuer, If-Modified-Since -----
+
+TEST_F(PkiTest, FormatDerAndPemBundleAsVault) {
+  SetUpPki("pki-fmt");
+  // der: base64 DER that openssl reads.
+  Reply der = Issue("pki-fmt", "spiffe://example.org/ns/a/sa/b", R"(,"format":"der")");
+  ASSERT_EQ(der.status, 200) << der.body;
+  json::value d = Parse(der.body).at("data");
+  for (const char* field : {"certificate", "issuing_ca", "private_key"}) {
+    EXPECT_EQ(Str(d.at(field)).find("-----"), std::string::npos) << field;
+  }
+  WriteFile(Path("leaf.b64"), Str(d.at("certificate")));
+  WriteFile(Path("ca.b64"), Str(d.at("ca_chain").at(0)));
+  WriteFile(Path("key.b64"), Str(d.at("private_key")));
+  for (const char* name : {"leaf", "ca", "key"}) {
+    ASSERT_EQ(RunCommand(absl::StrCat("openssl base64 -d -A -in ",
+                                      ShellQuote(Path(absl::StrCat(name, ".b64"))), " -out ",
+                                      ShellQuote(Path(absl::StrCat(name, ".der")))))
+                  .exit_code,
+              0);
+  }
+  ASSERT_EQ(RunCommand("openssl x509 -inform DER -in " + ShellQuote(Path("leaf.der")) + " -out " +
+                       ShellQuote(Path("leaf.pem")))
+                .exit_code,
+            0);
+  ASSERT_EQ(RunCommand("openssl x509 -inform DER -in " + ShellQuote(Path("ca.der")) + " -out " +
+                       ShellQuote(Path("ca.pem")))
+                .exit_code,
+            0);
+  CommandResult verify = RunCommand("openssl verify -CAfile " + ShellQuote(Path("ca.pem")) + " " +
+                                    ShellQuote(Path("leaf.pem")));
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  CommandResult key_pub =
+      RunCommand("openssl pkey -inform DER -pubout -in " + ShellQuote(Path("key.der")));
+  CommandResult cert_pub =
+      RunCommand("openssl x509 -noout -pubkey -in " + ShellQuote(Path("leaf.pem")));
+  EXPECT_EQ(key_pub.output, cert_pub.output);
+
+  // pem_bundle: key, certificate and chain in the certificate field.
+  Reply bundle = Issue("pki-fmt", "spiffe://example.org/ns/a/sa/b", R"(,"format":"pem_bundle")");
+  ASSERT_EQ(bundle.status, 200) << bundle.body;
+  json::value b = Parse(bundle.body).at("data");
+  std::string pem = Str(b.at("certificate"));
+  EXPECT_EQ(pem.rfind(Str(b.at("private_key")), 0), 0u) << pem;
+  EXPECT_EQ(Count(pem, "BEGIN CERTIFICATE"), 2u) << pem;
+  WriteFile(Path("bundle.pem"), pem);
+  CommandResult leaf_of_bundle =
+      RunCommand("openssl x509 -noout -ext subjectAltName -in " + ShellQuote(Path("bundle.pem")));
+  EXPECT_NE(leaf_of_bundle.output.find("URI:spiffe://example.org/ns/a/sa/b"), std::string::npos)
+      << leaf_of_bundle.output;
+
+  // Root generation: exported pem_bundle holds key + certificate; der is base64.
+  Reply root = Root("POST", "pki-fmt/root/generate/exported",
+                    R"({"common_name":"R2","issuer_name":"r2","format":"pem_bundle"})");
+  ASSERT_EQ(root.status, 200) << root.body;
+  json::value r = Parse(root.body).at("data");
+  EXPECT_EQ(Str(r.at("certificate")).rfind(Str(r.at("private_key")), 0), 0u);
+  Reply root_der = Root("POST", "pki-fmt/root/generate/internal",
+                        R"({"common_name":"R3","issuer_name":"r3","format":"der"})");
+  ASSERT_EQ(root_der.status, 200) << root_der.body;
+  EXPECT_EQ(Str(Parse(root_der.body).at("data").at("certificate")).substr(0, 2), "MI");
+  Reply csr = Root("POST", "pki-fmt/intermediate/generate/exported",
+                   R"({"common_name":"I1","format":"pem_bundle"})");
+  ASSERT_EQ(csr.status, 200) << csr.body;
+  json::value c = Parse(csr.body).at("data");
+  EXPECT_EQ(Str(c.at("csr")).rfind(Str(c.at("private_key")), 0), 0u);
+  EXPECT_NE(Str(c.at("csr")).find("BEGIN CERTIFICATE REQUEST"), std::string::npos);
+  Reply bad = Root("POST", "pki-fmt/root/generate/internal",
+                   R"({"common_name":"R4","issuer_name":"r4","format":"pkcs12"})");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(Root("GET", "pki-fmt/issuer/r4").status, 404);  // nothing was created
+}
+
+TEST_F(PkiTest, NotAfterIsExactAndBounded) {
+  SetUpPki("pki-na");
+  Reply ok =
+      Issue("pki-na", "spiffe://example.org/ns/a/sa/b", R"(,"not_after":"2100-01-01T00:00:00Z")");
+  EXPECT_EQ(ok.status, 400) << ok.body;  // beyond max_ttl (24h)
+  EXPECT_NE(Errors(ok).front().find("max_ttl of role web"), std::string::npos) << ok.body;
+
+  // An exact time within max_ttl: openssl shows it.
+  const int64_t when = (absl::ToUnixSeconds(absl::Now()) / 3600 + 3) * 3600;  // 2-3h ahead
+  const std::string text =
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(when), absl::UTCTimeZone());
+  Reply exact = Issue("pki-na", "spiffe://example.org/ns/a/sa/b",
+                      absl::StrCat(R"(,"not_after":")", text, "\""));
+  ASSERT_EQ(exact.status, 200) << exact.body;
+  EXPECT_EQ(Parse(exact.body).at("data").at("expiration").as_int64(), when);
+  WriteFile(Path("exact.pem"), Str(Parse(exact.body).at("data").at("certificate")));
+  CommandResult end =
+      RunCommand("openssl x509 -noout -enddate -in " + ShellQuote(Path("exact.pem")));
+  EXPECT_NE(end.output.find(absl::FormatTime("%b %e %H:%M:%S %Y GMT", absl::FromUnixSeconds(when),
+                                             absl::UTCTimeZone())),
+            std::string::npos)
+      << end.output;
+
+  Reply both = Issue("pki-na", "spiffe://example.org/ns/a/sa/b",
+                     absl::StrCat(R"(,"ttl":"1h","not_after":")", text, "\""));
+  EXPECT_EQ(both.status, 400);
+  Reply garbage = Issue("pki-na", "spiffe://example.org/ns/a/sa/b", R"(,"not_after":"tomorrow")");
+  EXPECT_EQ(garbage.status, 400);
+  EXPECT_NE(Errors(garbage).front().find("invalid not_after"), std::string::npos);
+
+  // Past the CA's notAfter: a short-lived CA and a role allowing long leaves.
+  ASSERT_EQ(Root("POST", "pki-na/root/generate/internal",
+                 R"({"common_name":"Short","issuer_name":"short","ttl":"2h"})")
+                .status,
+            200);
+  ASSERT_EQ(
+      Root("POST", "pki-na/roles/long",
+           json::serialize(json::object{
+               {"allowed_uri_sans", kWorkloads}, {"max_ttl", "720h"}, {"issuer_ref", "short"}}))
+          .status,
+      200);
+  Reply past_ca =
+      Root("POST", "pki-na/issue/long",
+           absl::StrCat(R"({"uri_sans":"spiffe://example.org/ns/a/sa/b","not_after":")",
+                        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now() + absl::Hours(48),
+                                         absl::UTCTimeZone()),
+                        "\"}"));
+  EXPECT_EQ(past_ca.status, 400) << past_ca.body;
+  EXPECT_NE(Errors(past_ca).front().find("beyond the expiration of the CA certificate"),
+            std::string::npos)
+      << past_ca.body;
+
+  // Root generation takes not_after too (Vault's Y10K date).
+  Reply y10k = Root(
+      "POST", "pki-na/root/generate/internal",
+      R"({"common_name":"Forever","issuer_name":"forever","not_after":"9999-12-31T23:59:59Z"})");
+  ASSERT_EQ(y10k.status, 200) << y10k.body;
+  EXPECT_EQ(Parse(y10k.body).at("data").at("expiration").as_int64(), 253402300799);
+}
+
+TEST_F(PkiTest, CrlConfigReadWriteAndValidation) {
+  SetUpPki("pki-cfg");
+  json::value initial = Parse(Root("GET", "pki-cfg/config/crl").body).at("data");
+  EXPECT_EQ(initial.at("expiry"), "72h");
+  EXPECT_EQ(initial.at("auto_rebuild"), false);
+  EXPECT_EQ(initial.at("auto_rebuild_grace_period"), "12h");
+  EXPECT_EQ(initial.at("disable"), false);
+  EXPECT_EQ(initial.at("enable_delta"), false);
+
+  Reply set = Root("POST", "pki-cfg/config/crl",
+                   R"({"expiry":"48h","auto_rebuild":true,"auto_rebuild_grace_period":"6h"})");
+  ASSERT_EQ(set.status, 200) << set.body;
+  EXPECT_EQ(Parse(set.body).at("data").at("expiry"), "48h");
+  ASSERT_EQ(Root("GET", "pki-cfg/crl/rotate").status, 200);
+  CommandResult crl = Curl("pki-cfg/crl", Path("crl.der"));
+  ASSERT_EQ(crl.exit_code, 0);
+  CommandResult dates = RunCommand("openssl crl -inform DER -noout -lastupdate -nextupdate -in " +
+                                   ShellQuote(Path("crl.der")));
+  ASSERT_EQ(dates.exit_code, 0) << dates.output;
+  EXPECT_NE(dates.output.find("nextUpdate="), std::string::npos) << dates.output;
+
+  // Bad input: 400 in Vault's shape, nothing changed.
+  Reply grace = Root("POST", "pki-cfg/config/crl", R"({"auto_rebuild_grace_period":"48h"})");
+  EXPECT_EQ(grace.status, 400);
+  EXPECT_NE(Errors(grace).front().find("must be strictly shorter than CRL expiry"),
+            std::string::npos)
+      << grace.body;
+  EXPECT_EQ(Root("POST", "pki-cfg/config/crl", R"({"expiry":"soon"})").status, 400);
+  EXPECT_EQ(Root("POST", "pki-cfg/config/crl", R"({"enable_delta":true})").status, 400);
+  json::value after = Parse(Root("GET", "pki-cfg/config/crl").body).at("data");
+  EXPECT_EQ(after.at("expiry"), "48h");
+  EXPECT_EQ(after.at("auto_rebuild_grace_period"), "6h");
+
+  // disable publishes an empty CRL at once, even with a revocation.
+  Reply issued = Issue("pki-cfg", "spiffe://example.org/ns/a/sa/b");
+  std::string serial = Str(Parse(issued.body).at("data").at("serial_number"));
+  ASSERT_EQ(Root("POST", "pki-cfg/revoke", json::serialize(json::object{{"serial_number", serial}}))
+                .status,
+            200);
+  ASSERT_EQ(Root("POST", "pki-cfg/config/crl", R"({"disable":true})").status, 200);
+  Curl("pki-cfg/crl", Path("empty.der"));
+  CommandResult empty =
+      RunCommand("openssl crl -inform DER -noout -text -in " + ShellQuote(Path("empty.der")));
+  EXPECT_NE(empty.output.find("No Revoked Certificates"), std::string::npos) << empty.output;
+  ASSERT_EQ(Root("POST", "pki-cfg/config/crl", R"({"disable":false})").status, 200);
+  Curl("pki-cfg/crl", Path("full.der"));
+  CommandResult full =
+      RunCommand("openssl crl -inform DER -noout -text -in " + ShellQuote(Path("full.der")));
+  EXPECT_EQ(full.output.find("No Revoked Certificates"), std::string::npos) << full.output;
+}
+
+TEST_F(PkiTest, DeleteIssuerAsVault) {
+  std::string root_id = SetUpPki("pki-del");
+  Reply next = Root("POST", "pki-del/issuers/prepare-next",
+                    R"({"common_name":"Next","issuer_name":"next"})");
+  ASSERT_EQ(next.status, 200) << next.body;
+  CommandResult bundle_before = Curl("pki-del/bundle");
+  EXPECT_EQ(Count(bundle_before.output, "BEGIN CERTIFICATE"), 2u);
+
+  // A non-default issuer: 204, out of the bundle.
+  EXPECT_EQ(Root("DELETE", "pki-del/issuer/next").status, 204);
+  EXPECT_EQ(Root("GET", "pki-del/issuer/next").status, 404);
+  EXPECT_EQ(Count(Curl("pki-del/bundle").output, "BEGIN CERTIFICATE"), 1u);
+  EXPECT_EQ(Root("DELETE", "pki-del/issuer/next").status, 204);  // gone: still success
+
+  // The default: deleted with Vault's warning; the mount then has no CA until a new one.
+  Reply deleted = Root("DELETE", "pki-del/issuer/default");
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  json::value warnings = Parse(deleted.body).at("warnings");
+  ASSERT_TRUE(warnings.is_array()) << deleted.body;
+  EXPECT_NE(Str(warnings.as_array().at(0)).find("this was configured as the default issuer"),
+            std::string::npos)
+      << deleted.body;
+  EXPECT_NE(deleted.body.find(root_id), std::string::npos);
+  auto status_of = [&](const std::string& path) {
+    std::string out = Curl(path).output;
+    return out.substr(out.rfind('\n') + 1, 3);
+  };
+  EXPECT_EQ(status_of("pki-del/ca/pem"), "404");
+  EXPECT_EQ(status_of("pki-del/crl"), "404");
+  EXPECT_EQ(Root("LIST", "pki-del/issuers").status, 404);
+  Reply refused = Issue("pki-del", "spiffe://example.org/ns/a/sa/b");
+  EXPECT_EQ(refused.status, 400) << refused.body;
+
+  Reply again = Root("POST", "pki-del/root/generate/internal", R"({"common_name":"Again"})");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Issue("pki-del", "spiffe://example.org/ns/a/sa/b").status, 200);
+  EXPECT_EQ(status_of("pki-del/crl"), "200");
+}
+
+TEST_F(PkiTest, IfModifiedSinceAnswers304WithNoBody) {
+  SetUpPki("pki-ims");
+  // Last-Modified is sent only once its second has passed (HTTP dates have one-second
+  // resolution): wait for that wall-clock second to end, not for another thread.
+  RunCommand("sleep 1.1");
+  auto head = [&](const std::string& path, const std::string& since) {
+    std::string cmd = "curl -sS -o /dev/null -D - --cacert " + ShellQuote(server_->ca_cert());
+    if (!since.empty()) cmd += " -H " + ShellQuote("If-Modified-Since: " + since);
+    return RunCommand(cmd + " " + ShellQuote(server_->addr() + "/v1/" + path)).output;
+  };
+  auto last_modified = [](const std::string& headers) {
+    std::string lower = absl::AsciiStrToLower(headers);
+    size_t at = lower.find("last-modified: ");
+    if (at == std::string::npos) return std::string();
+    size_t end = headers.find('\r', at);
+    return headers.substr(at + 15, end - at - 15);
+  };
+  for (const char* path : {"pki-ims/ca", "pki-ims/ca/pem", "pki-ims/crl", "pki-ims/crl/pem",
+                           "pki-ims/issuer/root-1/pem", "pki-ims/issuer/root-1/der",
+                           "pki-ims/issuer/root-1/crl", "pki-ims/issuer/root-1/crl/pem"}) {
+    std::string first = head(path, "");
+    ASSERT_NE(first.find(" 200"), std::string::npos) << path << first;
+    std::string date = last_modified(first);
+    ASSERT_FALSE(date.empty()) << path << first;
+    CommandResult not_modified = RunCommand(
+        "curl -sS -w '\\n%{http_code} %{size_download}' --cacert " +
+        ShellQuote(server_->ca_cert()) + " -H " + ShellQuote("If-Modified-Since: " + date) + " " +
+        ShellQuote(server_->addr() + "/v1/" + path));
+    EXPECT_EQ(not_modified.output, "\n304 0") << path;
+    EXPECT_NE(head(path, "Mon, 01 Jan 2001 00:00:00 GMT").find(" 200"), std::string::npos) << path;
+    EXPECT_NE(head(path, "garbage").find(" 200"), std::string::npos) << path;
+  }
+
+  // A revocation rebuilds the CRL: the old date no longer matches.
+  std::string crl_date = last_modified(head("pki-ims/crl", ""));
+  std::string ca_date = last_modified(head("pki-ims/ca/pem", ""));
+  RunCommand("sleep 1.1");
+  Reply issued = Issue("pki-ims", "spiffe://example.org/ns/a/sa/b");
+  std::string serial = Str(Parse(issued.body).at("data").at("serial_number"));
+  ASSERT_EQ(Root("POST", "pki-ims/revoke", json::serialize(json::object{{"serial_number", serial}}))
+                .status,
+            200);
+  EXPECT_NE(head("pki-ims/crl", crl_date).find(" 200"), std::string::npos);
+  EXPECT_NE(head("pki-ims/ca/pem", ca_date).find(" 304"), std::string::npos);  // CA unchanged
+  // A new default issuer changes pki/ca.
+  ASSERT_EQ(
+      Root("POST", "pki-ims/root/generate/internal", R"({"common_name":"B","issuer_name":"b"})")
+          .status,
+      200);
+  ASSERT_EQ(Root("POST", "pki-ims/config/issuers", R"({"default":"b"})").status, 200);
+  EXPECT_NE(head("pki-ims/ca/pem", ca_date).find(" 200"), std::string::npos);
 }
 
 }  // namespace
