@@ -30,6 +30,16 @@ bool ExportValue(const std::string& line, const std::string& name, std::string& 
 
 std::string WardBinary() { return WARD_BINARY_PATH; }
 
+bool PollUntil(const std::function<bool()>& condition, absl::Duration limit,
+               absl::Duration interval) {
+  const absl::Time give_up = absl::Now() + limit;
+  while (absl::Now() < give_up) {
+    if (condition()) return true;
+    absl::SleepFor(interval);
+  }
+  return condition();
+}
+
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {

@@ -2,6 +2,7 @@
 
 // Starts the real `ward` binary for integration tests and talks to it over HTTPS.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include <boost/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "net/http_client.h"
 
 namespace ward::testing {
@@ -81,6 +83,12 @@ struct CommandResult {
   std::string output;
 };
 CommandResult RunCommand(const std::string& command);
+
+// Calls `condition` every `interval` until it returns true or `limit` has passed, for state the
+// server changes on its own schedule (the listener's TLS trust, log lines). Returns whether the
+// condition held; the last call is made after the deadline, so a slow server is not cut short.
+bool PollUntil(const std::function<bool()>& condition, absl::Duration limit,
+               absl::Duration interval = absl::Milliseconds(100));
 
 // Single-quotes `s` for /bin/sh.
 std::string ShellQuote(const std::string& s);
