@@ -212,7 +212,7 @@ absl::StatusOr<core::SecureBytes> LoadOrCreateKey(barrier::Barrier& barrier,
 
 AppRoleStore::AppRoleStore(barrier::Barrier& barrier, core::Clock& clock, std::string prefix,
                            core::SecureBytes key)
-    : barrier_(barrier), clock_(clock), prefix_(std::move(prefix)), key_(std::move(key)) {}
+    : barrier_(barrier), clock_(clock), prefix_(std::move(prefix)), key_(crypto::HmacSha256Key::Create(key)) {}
 
 absl::StatusOr<std::unique_ptr<AppRoleStore>> AppRoleStore::Create(barrier::Barrier& barrier,
                                                                    core::Clock& clock,
@@ -234,7 +234,8 @@ std::string AppRoleStore::SecretIdKey(std::string_view hash) const {
 }
 
 absl::StatusOr<std::string> AppRoleStore::Hash(std::string_view value) const {
-  WARD_ASSIGN_OR_RETURN(std::string mac, crypto::HmacSha256(key_, value));
+  if (!key_.ok()) return key_.status();
+  WARD_ASSIGN_OR_RETURN(std::string mac, key_->Mac(value));
   return crypto::HexEncode(mac);
 }
 

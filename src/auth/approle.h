@@ -20,6 +20,7 @@
 #include "barrier/barrier.h"
 #include "core/clock.h"
 #include "core/secure_bytes.h"
+#include "crypto/hmac.h"
 
 namespace ward::auth {
 
@@ -242,7 +243,7 @@ class AppRoleStore {
   barrier::Barrier& barrier_;
   core::Clock& clock_;
   const std::string prefix_;
-  const core::SecureBytes key_;
+  const absl::StatusOr<crypto::HmacSha256Key> key_;  // prepared from the HMAC key
 
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   // Set under write_mu_ (so no mutation is in progress when Close returns); read without it

@@ -269,7 +269,7 @@ bool TokenEntry::AllowsSource(std::string_view remote_address) const {
 
 TokenStore::TokenStore(barrier::Barrier& barrier, core::Clock& clock, Options options,
                        core::SecureBytes key)
-    : barrier_(barrier), clock_(clock), options_(options), key_(std::move(key)) {}
+    : barrier_(barrier), clock_(clock), options_(options), key_(crypto::HmacSha256Key::Create(key)) {}
 
 TokenStore::~TokenStore() = default;
 
@@ -308,7 +308,8 @@ absl::Status TokenStore::Load() {
 }
 
 absl::StatusOr<std::string> TokenStore::HashToken(std::string_view token) const {
-  WARD_ASSIGN_OR_RETURN(std::string mac, crypto::HmacSha256(key_, token));
+  if (!key_.ok()) return key_.status();
+  WARD_ASSIGN_OR_RETURN(std::string mac, key_->Mac(token));
   return crypto::HexEncode(mac);
 }
 

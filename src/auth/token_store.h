@@ -19,6 +19,7 @@
 #include "barrier/barrier.h"
 #include "core/clock.h"
 #include "core/secure_bytes.h"
+#include "crypto/hmac.h"
 
 namespace ward::auth {
 
@@ -295,7 +296,7 @@ class TokenStore {
   barrier::Barrier& barrier_;
   core::Clock& clock_;
   const Options options_;
-  const core::SecureBytes key_;  // HMAC key; immutable after construction
+  const absl::StatusOr<crypto::HmacSha256Key> key_;  // prepared from the HMAC key
 
   // Serialises mutations, including their barrier commits. Acquired before mu_.
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
