@@ -12,8 +12,10 @@
 //     charged for the requests it kept the generator from sending (no coordinated omission).
 //
 // Only requests that complete inside the measurement window [start + warmup, start + warmup +
-// duration] are counted. Errors are counted, never fatal: non-2xx answers, and I/O failures
-// (connect, TLS, read, write, timeout), after which the connection is re-established.
+// duration] are counted; with --requests N the run instead sends exactly N requests in total
+// (closed loop, no warmup) and counts all of them. Errors are counted, never fatal: non-2xx
+// answers, and I/O failures (connect, TLS, read, write, timeout), after which the connection is
+// re-established.
 //
 // This is a tool, not a library: it uses Asio and Beast directly (compiled once in ward_net).
 
@@ -89,6 +91,8 @@ enum class PathMode {
   kSame,        // every write updates --path
   kConnection,  // each connection updates its own secret, --path-<connection>
   kRequest,     // every write creates a new secret, --path-<connection>-<sequence>
+  kIndex,       // kv-write and kv-read: --path-<i>, i counting requests across connections
+                // from 0 (with --requests N: exactly --path-0 .. --path-<N-1>, once each)
 };
 
 absl::StatusOr<Scenario> ParseScenario(std::string_view name) {
@@ -130,6 +134,7 @@ struct Options {
   size_t body_size = 1024;
   std::string body;  // approle-login / pki-issue: the JSON body, or @FILE
   std::string paths = "same";
+  uint64_t requests = 0;  // > 0: send exactly this many requests, then stop
   double timeout_s = 10;
   bool json = false;
 };
@@ -236,6 +241,10 @@ struct Plan {
   std::string token;
   std::string body;  // kv-write only
   PathMode paths = PathMode::kSame;
+  // --requests: total requests to send (0: run for the time window). With it, or with
+  // PathMode::kIndex, each request takes its index from `next_index` (shared by all threads).
+  uint64_t requests = 0;
+  std::shared_ptr<std::atomic<uint64_t>> next_index = std::make_shared<std::atomic<uint64_t>>(0);
   int connections = 1;
   Clock::time_point start;         // schedules begin here
   Clock::time_point window_begin;  // start + warmup
@@ -249,8 +258,10 @@ struct Worker {
   Stats stats;
 };
 
-// Builds the request for sequence number `seq` of connection `conn`.
-http::request<http::string_body> MakeRequest(const Plan& plan, int conn, uint64_t seq) {
+// Builds the request for sequence number `seq` of connection `conn`; `index` is the request's
+// index across all connections (PathMode::kIndex).
+http::request<http::string_body> MakeRequest(const Plan& plan, int conn, uint64_t seq,
+                                             uint64_t index) {
   http::request<http::string_body> req;
   req.version(11);
   req.set(http::field::host, plan.host_header);
@@ -268,6 +279,9 @@ http::request<http::string_body> MakeRequest(const Plan& plan, int conn, uint64_
       case PathMode::kRequest:
         req.target(absl::StrCat(plan.target, "-", conn, "-", seq));
         break;
+      case PathMode::kIndex:
+        req.target(absl::StrCat(plan.target, "-", index));
+        break;
     }
     req.set(http::field::content_type, "application/json");
     req.body() = plan.body;
@@ -280,7 +294,8 @@ http::request<http::string_body> MakeRequest(const Plan& plan, int conn, uint64_
     req.prepare_payload();
   } else {
     req.method(http::verb::get);
-    req.target(plan.target);
+    req.target(plan.paths == PathMode::kIndex ? absl::StrCat(plan.target, "-", index)
+                                              : plan.target);
   }
   if (IsHandshakeScenario(plan.scenario)) req.keep_alive(false);
   return req;
@@ -314,9 +329,16 @@ class Connection {
     // Spread the connections' schedules evenly over one interval.
     Clock::time_point next = plan_.start + plan_.interval * index_ / plan_.connections;
     const bool open_loop = plan_.interval.count() > 0;
+    const bool counted = plan_.requests > 0;
     for (uint64_t seq = 0;; ++seq) {
       Clock::time_point intended = open_loop ? next : Clock::now();
       if (intended >= plan_.window_end || Clock::now() >= plan_.window_end) break;
+      uint64_t index = seq;
+      if (counted || plan_.paths == PathMode::kIndex) {
+        // Every index is used once, even by a request that then fails (and is counted so).
+        index = plan_.next_index->fetch_add(1, std::memory_order_relaxed);
+        if (counted && index >= plan_.requests) break;
+      }
       if (open_loop) {
         next += plan_.interval;
         if (Clock::now() < intended) co_await Sleep(intended);
@@ -331,7 +353,7 @@ class Connection {
         // scenarios it is what is measured; in open loop the schedule decides.)
         if (!open_loop && !IsHandshakeScenario(plan_.scenario)) intended = Clock::now();
       }
-      std::optional<int> status = co_await Exchange(MakeRequest(plan_, index_, seq));
+      std::optional<int> status = co_await Exchange(MakeRequest(plan_, index_, seq, index));
       // The response's completion (in the handshake scenarios, before the drain).
       const Clock::time_point done = IsHandshakeScenario(plan_.scenario) ? done_ : Clock::now();
       if (!status.has_value()) {
@@ -508,6 +530,9 @@ absl::Status ParseUrl(const std::string& url, Plan& plan, std::string& port) {
 absl::StatusOr<Plan> MakePlan(const Options& o) {
   Plan plan;
   WARD_ASSIGN_OR_RETURN(plan.scenario, ParseScenario(o.scenario_name));
+  if (o.requests > 0 && o.rate > 0) {
+    return absl::InvalidArgumentError("--requests runs closed loop: do not combine it with --rate");
+  }
   if (o.connections < 1 || o.threads < 1 || o.duration_s <= 0 || o.warmup_s < 0 || o.rate < 0 ||
       o.timeout_s <= 0) {
     return absl::InvalidArgumentError(
@@ -575,9 +600,12 @@ absl::StatusOr<Plan> MakePlan(const Options& o) {
     plan.paths = PathMode::kConnection;
   } else if (o.paths == "request") {
     plan.paths = PathMode::kRequest;
+  } else if (o.paths == "index") {
+    plan.paths = PathMode::kIndex;
   } else {
-    return absl::InvalidArgumentError("--paths must be same, connection or request");
+    return absl::InvalidArgumentError("--paths must be same, connection, request or index");
   }
+  plan.requests = o.requests;
   plan.connections = o.connections;
   plan.timeout =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
@@ -603,10 +631,16 @@ int RunBench(const Options& o, Plan plan) {
   for (int t = 0; t < o.threads; ++t) workers.push_back(std::make_unique<Worker>());
   std::vector<std::unique_ptr<Connection>> connections;
   plan.start = Clock::now() + std::chrono::milliseconds(20);
-  plan.window_begin = plan.start + std::chrono::duration_cast<Clock::duration>(
-                                       std::chrono::duration<double>(o.warmup_s));
-  plan.window_end = plan.window_begin + std::chrono::duration_cast<Clock::duration>(
-                                            std::chrono::duration<double>(o.duration_s));
+  if (plan.requests > 0) {
+    // Counted run: every response counts, however long the N requests take.
+    plan.window_begin = plan.start;
+    plan.window_end = Clock::time_point::max();
+  } else {
+    plan.window_begin = plan.start + std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(o.warmup_s));
+    plan.window_end = plan.window_begin + std::chrono::duration_cast<Clock::duration>(
+                                              std::chrono::duration<double>(o.duration_s));
+  }
   std::atomic<int> failures{0};
   for (int c = 0; c < o.connections; ++c) {
     Worker& w = *workers[c % o.threads];
@@ -619,10 +653,14 @@ int RunBench(const Options& o, Plan plan) {
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->ioc.run(); });
   for (std::thread& t : threads) t.join();
+  const Clock::time_point finished = Clock::now();
 
   Stats total;
   for (auto& w : workers) total.Merge(w->stats);
-  const double seconds = o.duration_s;
+  // A counted run reports its elapsed time as its duration.
+  const double seconds = plan.requests > 0
+                             ? std::chrono::duration<double>(finished - plan.start).count()
+                             : o.duration_s;
   const double throughput = static_cast<double>(total.responses) / seconds;
   const Histogram& h = total.latency;
   const char* mode = o.rate > 0 ? "open-loop" : "closed-loop";
@@ -633,7 +671,8 @@ int RunBench(const Options& o, Plan plan) {
       "  responses   %d (%.1f req/s, %.2f MB/s)\n"
       "  latency ms  mean %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n"
       "  errors      non-2xx %d  io %d  unexpected %d\n",
-      o.scenario_name, o.url, plan.target, o.connections, o.threads, mode, o.warmup_s, o.duration_s,
+      o.scenario_name, o.url, plan.target, o.connections, o.threads, mode,
+      plan.requests > 0 ? 0.0 : o.warmup_s, seconds,
       o.rate > 0 ? absl::StrFormat(", target %.0f req/s", o.rate) : "", total.responses, throughput,
       static_cast<double>(total.bytes_received) / seconds / 1e6,
       Ms(static_cast<uint64_t>(h.mean())), Ms(h.Quantile(0.5)), Ms(h.Quantile(0.9)),
@@ -696,7 +735,12 @@ int main(int argc, char** argv) {
                  "approle-login, pki-issue: the JSON body to POST, or @FILE to read it from");
   app.add_option("--paths", o.paths,
                  "kv-write: same (all write --path), connection (--path-<conn>) or request "
-                 "(a new secret per write, --path-<conn>-<seq>)")
+                 "(a new secret per write, --path-<conn>-<seq>); kv-write and kv-read: index "
+                 "(--path-<i>, i = 0, 1, ... across connections)")
+      ->capture_default_str();
+  app.add_option("--requests", o.requests,
+                 "Send exactly this many requests in total, then stop (closed loop; replaces "
+                 "--duration and --warmup; 0: use them)")
       ->capture_default_str();
   app.add_option("--timeout", o.timeout_s, "Seconds allowed per request")->capture_default_str();
   app.add_flag("--json", o.json, "Also print the results as one JSON line");

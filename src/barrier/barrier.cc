@@ -280,6 +280,30 @@ class AesGcmBarrier final : public Barrier {
     return out;
   }
 
+  absl::StatusOr<storage::ScanPage> ScanCiphertext(std::string_view prefix, std::string_view after,
+                                                   size_t limit) override {
+    if (Sealed()) return SealedError();
+    // As List: reserved keys are dropped from the backend's pages; keep reading until the page
+    // is full or the backend has nothing more.
+    storage::ScanPage out;
+    std::string cursor(after);
+    while (true) {
+      const size_t want = limit == 0 ? 0 : limit - out.records.size();
+      WARD_ASSIGN_OR_RETURN(storage::ScanPage page, storage_.Scan(prefix, cursor, want));
+      if (page.records.empty()) break;
+      cursor = page.records.back().key;
+      for (storage::KeyedRecord& record : page.records) {
+        if (!IsReservedKey(record.key)) out.records.push_back(std::move(record));
+      }
+      if (!page.more) break;
+      if (limit != 0 && out.records.size() >= limit) {
+        out.more = true;
+        break;
+      }
+    }
+    return out;
+  }
+
   absl::StatusOr<std::string> Encrypt(std::string_view key, std::string_view plaintext) override {
     WARD_RETURN_IF_ERROR(CheckReserved(key));
     absl::ReaderMutexLock lock(&mu_);

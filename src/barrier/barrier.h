@@ -131,6 +131,17 @@ class Barrier {
   virtual absl::StatusOr<storage::ListPage> List(std::string_view prefix, std::string_view after,
                                                  size_t limit) = 0;
 
+  // As List, with every key's stored value and revision, read from storage in one call
+  // (storage::Backend::Scan): for loading many values at once. The values are NOT decrypted
+  // or authenticated: each is the envelope that Decrypt(key, value) opens (and authenticates),
+  // so a caller opens only the values it needs and may keep the envelope as its in-memory
+  // ciphertext. Reserved keys are left out; the page is then filled from further storage
+  // pages, as List does.
+  // Errors: kUnavailable if sealed; storage errors.
+  virtual absl::StatusOr<storage::ScanPage> ScanCiphertext(std::string_view prefix,
+                                                           std::string_view after,
+                                                           size_t limit) = 0;
+
   // Encrypts/decrypts one value for `key` exactly as Commit/Get would, for in-memory indexes
   // that keep ciphertext and decrypt on read. Encrypt counts towards KeyStatus::encryptions.
   // Decrypt does no storage I/O unless the value names a term newer than this node's active

@@ -208,6 +208,7 @@ TEST_F(BarrierTest, SealedBarrierRefusesDataOperationsWithVaultMessage) {
   EXPECT_EQ(barrier_->Put("kv/b", "beta").status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(barrier_->Delete("kv/a").status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(barrier_->List("kv/", "", 0).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(barrier_->ScanCiphertext("kv/", "", 0).status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(barrier_->Encrypt("kv/a", "x").status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(barrier_->Decrypt("kv/a", raw).status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(barrier_->Status().status().code(), StatusCode::kUnavailable);
@@ -309,6 +310,61 @@ TEST_F(BarrierTest, ListHidesReservedKeysAndPagesAcrossThem) {
   absl::StatusOr<storage::ListPage> third = barrier_->List("core/", "core/z", 1);
   ASSERT_TRUE(third.ok());
   EXPECT_TRUE(third->keys.empty());
+  EXPECT_FALSE(third->more);
+}
+
+TEST_F(BarrierTest, ScanCiphertextReturnsStoredEnvelopesThatDecryptOpens) {
+  ASSERT_TRUE(barrier_->Put("kv/a", "alpha").ok());
+  absl::StatusOr<uint64_t> revision_b = barrier_->Put("kv/b", "beta");
+  ASSERT_TRUE(revision_b.ok());
+  ASSERT_TRUE(barrier_->Put("kw", "other").ok());
+  // Not opened by the scan: a tampered value is returned as stored and fails only in Decrypt.
+  std::string tampered = Raw("kv/a");
+  tampered.back() ^= 1;
+  PutRaw("kv/c", Raw("kv/a"));  // moved from another key
+
+  absl::StatusOr<storage::ScanPage> page = barrier_->ScanCiphertext("kv/", "", 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_FALSE(page->more);
+  ASSERT_EQ(page->records.size(), 3u);
+  EXPECT_EQ(page->records[0].key, "kv/a");
+  EXPECT_EQ(page->records[0].value, Raw("kv/a"));
+  EXPECT_EQ(page->records[1].key, "kv/b");
+  EXPECT_EQ(page->records[1].revision, *revision_b);
+  EXPECT_EQ(*barrier_->Decrypt("kv/a", page->records[0].value), "alpha");
+  EXPECT_EQ(*barrier_->Decrypt("kv/b", page->records[1].value), "beta");
+  EXPECT_EQ(page->records[2].key, "kv/c");
+  EXPECT_EQ(barrier_->Decrypt("kv/c", page->records[2].value).status().code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(barrier_->Decrypt("kv/a", tampered).status().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(BarrierTest, ScanCiphertextHidesReservedKeysAndPagesAcrossThem) {
+  ASSERT_TRUE(barrier_->Put("core/a", "1").ok());
+  ASSERT_TRUE(barrier_->Put("core/z", "2").ok());
+  ASSERT_TRUE(storage_.Put("core/seal/zz-extra", "raw").ok());
+
+  absl::StatusOr<storage::ScanPage> all = barrier_->ScanCiphertext("core/", "", 0);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->records.size(), 2u);
+  EXPECT_EQ(all->records[0].key, "core/a");
+  EXPECT_EQ(all->records[1].key, "core/z");
+  EXPECT_FALSE(all->more);
+
+  // "core/keyring" and three "core/seal/..." keys sit between the two visible keys.
+  absl::StatusOr<storage::ScanPage> first = barrier_->ScanCiphertext("core/", "", 1);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->records.size(), 1u);
+  EXPECT_EQ(first->records[0].key, "core/a");
+  EXPECT_TRUE(first->more);
+  absl::StatusOr<storage::ScanPage> second = barrier_->ScanCiphertext("core/", "core/a", 1);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->records.size(), 1u);
+  EXPECT_EQ(second->records[0].key, "core/z");
+  EXPECT_EQ(*barrier_->Decrypt("core/z", second->records[0].value), "2");
+  absl::StatusOr<storage::ScanPage> third = barrier_->ScanCiphertext("core/", "core/z", 1);
+  ASSERT_TRUE(third.ok());
+  EXPECT_TRUE(third->records.empty());
   EXPECT_FALSE(third->more);
 }
 

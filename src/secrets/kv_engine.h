@@ -241,6 +241,8 @@ class KvEngine {
  private:
   using Entry = internal::KvEntry;
   using Mutation = internal::KvMutation;
+  // Path -> immutable entry. Ordered, for LIST.
+  using Index = std::map<std::string, std::shared_ptr<const Entry>, std::less<>>;
   // Computes the change of one secret from its current state (`old`, null if absent).
   using Edit = absl::FunctionRef<absl::Status(const Entry* old, const KvConfig& config,
                                               absl::Time now, Mutation& mutation)>;
@@ -248,6 +250,13 @@ class KvEngine {
   KvEngine(barrier::Barrier& barrier, core::Clock& clock, std::string storage_prefix);
 
   absl::Status LoadAll();
+  // LoadAll: if the metadata in `loading` lists the data record `record` (stored envelope,
+  // from ScanCiphertext of `data_prefix`) as a version that is not destroyed, authenticates
+  // it and moves its envelope into that secret's entry; ignores it otherwise.
+  // REQUIRES: `loading` is not yet installed (its entries are still private to LoadAll).
+  // Errors: kDataLoss if it does not authenticate; barrier errors.
+  absl::Status AddLoadedVersion(Index& loading, std::string_view data_prefix,
+                                storage::KeyedRecord& record);
   // Reads one secret from storage; null if it has no metadata.
   absl::StatusOr<std::shared_ptr<const Entry>> LoadEntry(const std::string& path);
   // REQUIRES: WriteLockFor(path) held.
@@ -291,8 +300,7 @@ class KvEngine {
   // Guards the index; held only for lookups and pointer swaps, never across I/O.
   mutable absl::Mutex mu_;
   KvConfig config_ ABSL_GUARDED_BY(mu_);
-  // Path -> immutable entry. Ordered, for LIST.
-  std::map<std::string, std::shared_ptr<const Entry>, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
+  Index entries_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ward::secrets

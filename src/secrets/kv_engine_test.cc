@@ -760,6 +760,84 @@ TEST_F(KvEngineTest, CorruptMetadataFailsCreateWithDataLoss) {
   EXPECT_CODE(KvEngine::Create(*barrier_, clock_, kPrefix), kDataLoss);
 }
 
+TEST_F(KvEngineTest, LoadMatchesDataToSecretsWhosePathsEndInDigitsOrNest) {
+  // Paths that look like other secrets' data keys: "n" with version 1 is data/n/<v>, while
+  // "n/00000000000000000001" is a secret of its own, and "n/1" one more.
+  Put("n", R"({"s":"n v1"})");
+  Put("n", R"({"s":"n v2"})");
+  Put("n/00000000000000000001", R"({"s":"nested"})");
+  Put("n/1", R"({"s":"short"})");
+  Put("n/1/2", R"({"s":"deep"})");
+
+  engine_ = Open();
+  ASSERT_NE(engine_, nullptr);
+  EXPECT_EQ(Get("n", 1), R"({"s":"n v1"})");
+  EXPECT_EQ(Get("n", 2), R"({"s":"n v2"})");
+  EXPECT_EQ(Get("n/00000000000000000001"), R"({"s":"nested"})");
+  EXPECT_EQ(Get("n/1"), R"({"s":"short"})");
+  EXPECT_EQ(Get("n/1/2"), R"({"s":"deep"})");
+  EXPECT_THAT(Keys("n"), ElementsAre("00000000000000000001", "1", "1/"));
+}
+
+TEST_F(KvEngineTest, LoadIgnoresDataTheMetadataDoesNotListEvenIfTampered) {
+  Put("a", R"({"v":1})");
+  Put("a", R"({"v":2})");
+  ASSERT_OK(engine_->DestroyVersions("a", {1}));
+  // Data for a destroyed version, a version never written, a secret without metadata, and a
+  // key of another shape: none of them is listed, so the load never opens them (tampered or
+  // not) and reads do not see them.
+  ASSERT_OK(storage_.Put(DataKey("a", 1), "tampered"));
+  ASSERT_OK(storage_.Put(DataKey("a", 7), "tampered"));
+  ASSERT_OK(storage_.Put(DataKey("ghost", 1), "tampered"));
+  ASSERT_OK(storage_.Put(absl::StrCat(kPrefix, "data/a/2"), "tampered"));
+
+  engine_ = Open();
+  ASSERT_NE(engine_, nullptr);
+  EXPECT_EQ(Get("a", 1), "<deleted>");
+  EXPECT_EQ(Get("a", 2), R"({"v":2})");
+  EXPECT_EQ(Get("a", 7), "NOT_FOUND");
+  EXPECT_EQ(Get("ghost"), "NOT_FOUND");
+}
+
+TEST_F(KvEngineTest, TamperedListedDataFailsCreateWithDataLoss) {
+  Put("a", R"({"v":1})");
+  absl::StatusOr<storage::Record> raw = storage_.Get(DataKey("a", 1));
+  ASSERT_TRUE(raw.ok());
+  std::string tampered = raw->value;
+  tampered.back() ^= 1;
+  ASSERT_OK(storage_.Put(DataKey("a", 1), tampered));
+  EXPECT_CODE(KvEngine::Create(*barrier_, clock_, kPrefix), kDataLoss);
+  // Data copied from another version's key does not authenticate either.
+  ASSERT_OK(storage_.Put(DataKey("a", 1), raw->value));
+  Put("b", R"({"v":"b"})");
+  absl::StatusOr<storage::Record> other = storage_.Get(DataKey("b", 1));
+  ASSERT_TRUE(other.ok());
+  ASSERT_OK(storage_.Put(DataKey("a", 1), other->value));
+  EXPECT_CODE(KvEngine::Create(*barrier_, clock_, kPrefix), kDataLoss);
+}
+
+TEST_F(KvEngineTest, ListedDataMissingAtLoadReadsAsDataLoss) {
+  Put("a", R"({"v":1})");
+  Put("a", R"({"v":2})");
+  ASSERT_OK(storage_.Delete(DataKey("a", 1)));
+  engine_ = Open();
+  ASSERT_NE(engine_, nullptr);
+  EXPECT_EQ(Get("a", 1), "DATA_LOSS");
+  EXPECT_EQ(Get("a", 2), R"({"v":2})");
+}
+
+TEST_F(KvEngineTest, VersionsLoadedUnderAnOlderKeyTermStayReadableAfterRotation) {
+  Put("a", R"({"v":1})");
+  ASSERT_OK(barrier_->Rotate());
+  Put("a", R"({"v":2})");
+  engine_ = Open();
+  ASSERT_NE(engine_, nullptr);
+  EXPECT_EQ(Get("a", 1), R"({"v":1})");
+  EXPECT_EQ(Get("a", 2), R"({"v":2})");
+  EXPECT_EQ(Put("a", R"({"v":3})"), 3u);
+  EXPECT_EQ(Get("a", 1), R"({"v":1})");
+}
+
 TEST_F(KvEngineTest, EnginesOnOtherPrefixesAreIndependent) {
   Put("a", "{}");
   absl::StatusOr<std::unique_ptr<KvEngine>> other =

@@ -50,6 +50,19 @@ struct ListPage {
   bool more = false;              // true if keys beyond this page exist
 };
 
+// One record of a ScanPage: a key with its value and revision.
+struct KeyedRecord {
+  std::string key;
+  std::string value;
+  uint64_t revision = 0;
+};
+
+// A page of records from Scan.
+struct ScanPage {
+  std::vector<KeyedRecord> records;  // ascending byte order of key
+  bool more = false;                 // true if records beyond this page exist
+};
+
 // A durable, ordered key-value store with atomic multi-key commits.
 //
 // Keys are byte strings compared bytewise; values are opaque bytes (the barrier stores
@@ -78,6 +91,29 @@ class Backend {
   // Errors: kUnavailable/kInternal on I/O failure.
   virtual absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,
                                         size_t limit) = 0;
+
+  // Returns the records (key, value, revision) whose keys start with `prefix`, in ascending
+  // key order, strictly after `after` (if not empty), at most `limit` of them (0: no limit):
+  // List and Get in one call, for loading many records at once (one query instead of one per
+  // key). This default implementation is List followed by a Get per key (a key deleted in
+  // between is left out); backends override it with a single read.
+  // Errors: kUnavailable/kInternal on I/O failure.
+  virtual absl::StatusOr<ScanPage> Scan(std::string_view prefix, std::string_view after,
+                                        size_t limit) {
+    absl::StatusOr<ListPage> keys = List(prefix, after, limit);
+    if (!keys.ok()) return keys.status();
+    ScanPage page;
+    page.more = keys->more;
+    page.records.reserve(keys->keys.size());
+    for (std::string& key : keys->keys) {
+      absl::StatusOr<Record> record = Get(key);
+      if (absl::IsNotFound(record.status())) continue;
+      if (!record.ok()) return record.status();
+      page.records.push_back(
+          KeyedRecord{std::move(key), std::move(record->value), record->revision});
+    }
+    return page;
+  }
 
   // Registers `listener`, called after every successful commit (from the committing thread,
   // with no storage lock held) with what changed. Returns an id for RemoveListener.

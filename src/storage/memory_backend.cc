@@ -65,6 +65,24 @@ absl::StatusOr<ListPage> MemoryBackend::List(std::string_view prefix, std::strin
   return page;
 }
 
+absl::StatusOr<ScanPage> MemoryBackend::Scan(std::string_view prefix, std::string_view after,
+                                             size_t limit) {
+  ScanPage page;
+  absl::MutexLock lock(&mu_);
+  auto it =
+      (!after.empty() && after >= prefix) ? data_.upper_bound(after) : data_.lower_bound(prefix);
+  for (; it != data_.end(); ++it) {
+    const std::string& key = it->first;
+    if (key.compare(0, prefix.size(), prefix) != 0) break;
+    if (limit != 0 && page.records.size() == limit) {
+      page.more = true;
+      break;
+    }
+    page.records.push_back(KeyedRecord{key, it->second.value, it->second.revision});
+  }
+  return page;
+}
+
 uint64_t MemoryBackend::AddListener(std::function<void(const Change&)> listener) {
   return listeners_.Add(std::move(listener));
 }

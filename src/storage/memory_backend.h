@@ -42,6 +42,10 @@ class MemoryBackend final : public Backend {
   absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,
                                 size_t limit) override;
 
+  // Under one lock: the page is a consistent snapshot. Never fails.
+  absl::StatusOr<ScanPage> Scan(std::string_view prefix, std::string_view after,
+                                size_t limit) override;
+
   // See internal::ListenerSet for the removal guarantee.
   uint64_t AddListener(std::function<void(const Change&)> listener) override;
   void RemoveListener(uint64_t id) override;

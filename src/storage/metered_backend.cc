@@ -14,17 +14,18 @@ MeteredBackend::MeteredBackend(Backend& inner, metrics::Registry& registry, core
       clock_(clock),
       durations_(registry.AddHistogram("ward_storage_operation_duration_seconds",
                                        "Time taken by storage backend operations, by operation "
-                                       "(get, commit, list).",
-                                       {"op"}, Buckets(), 3)),
+                                       "(get, commit, list, scan).",
+                                       {"op"}, Buckets(), 4)),
       errors_(registry.AddCounter("ward_storage_operation_errors_total",
                                   "Storage backend operations that failed, by operation (a get "
                                   "of an absent key and a commit whose check did not match are "
                                   "not failures).",
-                                  {"op"}, 3)),
+                                  {"op"}, 4)),
       // Created now so that every op is exported (as zero) from the start.
       get_{durations_.WithLabels({"get"}), errors_.WithLabels({"get"})},
       commit_{durations_.WithLabels({"commit"}), errors_.WithLabels({"commit"})},
-      list_{durations_.WithLabels({"list"}), errors_.WithLabels({"list"})} {}
+      list_{durations_.WithLabels({"list"}), errors_.WithLabels({"list"})},
+      scan_{durations_.WithLabels({"scan"}), errors_.WithLabels({"scan"})} {}
 
 void MeteredBackend::Observe(const OpMetrics& op, absl::Time start, bool error) const {
   op.duration.Observe(absl::ToDoubleSeconds(clock_.Now() - start));
@@ -50,6 +51,14 @@ absl::StatusOr<ListPage> MeteredBackend::List(std::string_view prefix, std::stri
   const absl::Time start = clock_.Now();
   absl::StatusOr<ListPage> r = inner_.List(prefix, after, limit);
   Observe(list_, start, !r.ok());
+  return r;
+}
+
+absl::StatusOr<ScanPage> MeteredBackend::Scan(std::string_view prefix, std::string_view after,
+                                              size_t limit) {
+  const absl::Time start = clock_.Now();
+  absl::StatusOr<ScanPage> r = inner_.Scan(prefix, after, limit);
+  Observe(scan_, start, !r.ok());
   return r;
 }
 

@@ -14,8 +14,8 @@
 namespace ward::storage {
 
 // A Backend that forwards every call to another one and measures it (docs/metrics.md):
-//   ward_storage_operation_duration_seconds{op="get|commit|list"}  histogram
-//   ward_storage_operation_errors_total{op="get|commit|list"}      counter
+//   ward_storage_operation_duration_seconds{op="get|commit|list|scan"}  histogram
+//   ward_storage_operation_errors_total{op="get|commit|list|scan"}      counter
 // An operation counts as an error when it fails for a reason other than its normal negative
 // answers: a Get of an absent key (kNotFound) and a Commit whose check did not match
 // (kAborted) are outcomes, not errors. Listener registration is forwarded unmeasured.
@@ -34,6 +34,8 @@ class MeteredBackend final : public Backend {
   absl::StatusOr<Record> Get(std::string_view key) override;
   absl::StatusOr<uint64_t> Commit(std::vector<Op> ops) override;
   absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,
+                                size_t limit) override;
+  absl::StatusOr<ScanPage> Scan(std::string_view prefix, std::string_view after,
                                 size_t limit) override;
   uint64_t AddListener(std::function<void(const Change&)> listener) override;
   void RemoveListener(uint64_t id) override;
@@ -58,6 +60,7 @@ class MeteredBackend final : public Backend {
   const OpMetrics get_;
   const OpMetrics commit_;
   const OpMetrics list_;
+  const OpMetrics scan_;
 };
 
 }  // namespace ward::storage

@@ -34,6 +34,12 @@ class SlowBackend final : public Backend {
     if (!fail_.ok()) return fail_;
     return inner_.List(prefix, after, limit);
   }
+  absl::StatusOr<ScanPage> Scan(std::string_view prefix, std::string_view after,
+                                size_t limit) override {
+    clock_.Advance(delay_);
+    if (!fail_.ok()) return fail_;
+    return inner_.Scan(prefix, after, limit);
+  }
   uint64_t AddListener(std::function<void(const Change&)> listener) override {
     return inner_.AddListener(std::move(listener));
   }
@@ -72,7 +78,7 @@ constexpr char kDuration[] = "ward_storage_operation_duration_seconds";
 constexpr char kErrors[] = "ward_storage_operation_errors_total";
 
 TEST_F(MeteredBackendTest, EveryOpIsExportedAsZeroFromTheStart) {
-  for (const char* op : {"get", "commit", "list"}) {
+  for (const char* op : {"get", "commit", "list", "scan"}) {
     const metrics::SeriesSnapshot* d = Series(kDuration, op);
     ASSERT_NE(d, nullptr) << op;
     EXPECT_EQ(d->count, 0u);
@@ -111,6 +117,29 @@ TEST_F(MeteredBackendTest, RecordsDurationPerOperationAndForwardsResults) {
   EXPECT_EQ(list->cumulative[10], 0u);
   EXPECT_EQ(list->cumulative[11], 1u);
   for (const char* op : {"get", "commit", "list"}) EXPECT_EQ(Series(kErrors, op)->value, 0) << op;
+}
+
+TEST_F(MeteredBackendTest, ScanIsForwardedAndRecordedAsOneOperation) {
+  absl::StatusOr<uint64_t> rev = metered_.Put("k", "v");
+  ASSERT_TRUE(rev.ok()) << rev.status();
+  slow_.delay_ = absl::Milliseconds(40);
+  absl::StatusOr<ScanPage> page = metered_.Scan("", "", 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->records.size(), 1u);
+  EXPECT_EQ(page->records[0].key, "k");
+  EXPECT_EQ(page->records[0].value, "v");
+  EXPECT_EQ(page->records[0].revision, *rev);
+  const metrics::SeriesSnapshot* scan = Series(kDuration, "scan");
+  ASSERT_NE(scan, nullptr);
+  EXPECT_EQ(scan->count, 1u);
+  EXPECT_DOUBLE_EQ(scan->sum, 0.04);
+  EXPECT_EQ(Series(kDuration, "get")->count, 0u);
+  EXPECT_EQ(Series(kDuration, "list")->count, 0u);
+
+  slow_.fail_ = absl::UnavailableError("disk on fire");
+  EXPECT_EQ(metered_.Scan("", "", 0).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Series(kErrors, "scan")->value, 1);
+  EXPECT_EQ(Series(kDuration, "scan")->count, 2u);
 }
 
 TEST_F(MeteredBackendTest, AbsentKeysAndFailedChecksAreNotErrors) {

@@ -214,20 +214,68 @@ struct SqliteBackend::WriterConnection {
 struct SqliteBackend::ReaderConnection {
   SqliteDb db;
   SqliteStmt get;
-  // List statements, indexed by (after is the lower bound ? 1 : 0) + (upper bound ? 2 : 0).
+  // List and Scan statements, indexed by (after is the lower bound ? 1 : 0) + (upper bound ?
+  // 2 : 0).
   SqliteStmt list[4];
+  SqliteStmt scan[4];
 
   absl::Status PrepareStatements() {
     sqlite3* d = db.get();
     WARD_RETURN_IF_ERROR(Exec(d, "PRAGMA query_only = ON"));
     WARD_ASSIGN_OR_RETURN(get, Prepare(d, "SELECT value, revision FROM ward_kv WHERE key = ?1"));
     for (int i = 0; i < 4; ++i) {
-      std::string sql =
-          absl::StrCat("SELECT key FROM ward_kv WHERE key ", (i & 1) != 0 ? ">" : ">=", " ?1",
+      std::string where =
+          absl::StrCat(" FROM ward_kv WHERE key ", (i & 1) != 0 ? ">" : ">=", " ?1",
                        (i & 2) != 0 ? " AND key < ?2" : "", " ORDER BY key LIMIT ?3");
-      WARD_ASSIGN_OR_RETURN(list[i], Prepare(d, sql));
+      WARD_ASSIGN_OR_RETURN(list[i], Prepare(d, absl::StrCat("SELECT key", where)));
+      WARD_ASSIGN_OR_RETURN(scan[i],
+                            Prepare(d, absl::StrCat("SELECT key, value, revision", where)));
     }
     return absl::OkStatus();
+  }
+
+  // The statement of `stmts` (list or scan) for a range read of `prefix` after `after`.
+  static sqlite3_stmt* RangeStatement(SqliteStmt (&stmts)[4], std::string_view prefix,
+                                      std::string_view after) {
+    const bool exclusive = !after.empty() && after >= prefix;
+    const bool bounded = internal::PrefixUpperBound(prefix).has_value();
+    return stmts[(exclusive ? 1 : 0) + (bounded ? 2 : 0)].get();
+  }
+
+  // Binds the range of a List or Scan (see those) to `stmt`, from RangeStatement. `limit` + 1
+  // rows are asked for, so that the extra row tells whether there are more.
+  static absl::Status BindRange(sqlite3_stmt* stmt, std::string_view prefix, std::string_view after,
+                                size_t limit) {
+    const bool exclusive = !after.empty() && after >= prefix;
+    std::optional<std::string> upper = internal::PrefixUpperBound(prefix);
+    WARD_RETURN_IF_ERROR(BindBlob(stmt, 1, exclusive ? after : prefix));
+    if (upper.has_value()) WARD_RETURN_IF_ERROR(BindBlob(stmt, 2, *upper));
+    // Negative means no limit.
+    int64_t sql_limit = -1;
+    if (limit != 0 && limit < static_cast<size_t>(std::numeric_limits<int64_t>::max())) {
+      sql_limit = static_cast<int64_t>(limit) + 1;
+    }
+    sqlite3_bind_int64(stmt, 3, sql_limit);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<ScanPage> Scan(std::string_view prefix, std::string_view after, size_t limit) {
+    sqlite3_stmt* stmt = RangeStatement(scan, prefix, after);
+    StmtResetter reset(stmt);
+    WARD_RETURN_IF_ERROR(BindRange(stmt, prefix, after, limit));
+    ScanPage page;
+    while (true) {
+      int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return SqliteStatus(db.get(), rc, "scan");
+      if (limit != 0 && page.records.size() == limit) {
+        page.more = true;
+        break;
+      }
+      page.records.push_back(KeyedRecord{ColumnBytes(stmt, 0), ColumnBytes(stmt, 1),
+                                         static_cast<uint64_t>(sqlite3_column_int64(stmt, 2))});
+    }
+    return page;
   }
 
   absl::StatusOr<Record> Get(std::string_view key) {
@@ -243,18 +291,9 @@ struct SqliteBackend::ReaderConnection {
   }
 
   absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after, size_t limit) {
-    bool exclusive = !after.empty() && after >= prefix;
-    std::optional<std::string> upper = internal::PrefixUpperBound(prefix);
-    sqlite3_stmt* stmt = list[(exclusive ? 1 : 0) + (upper.has_value() ? 2 : 0)].get();
+    sqlite3_stmt* stmt = RangeStatement(list, prefix, after);
     StmtResetter reset(stmt);
-    WARD_RETURN_IF_ERROR(BindBlob(stmt, 1, exclusive ? after : prefix));
-    if (upper.has_value()) WARD_RETURN_IF_ERROR(BindBlob(stmt, 2, *upper));
-    // One row beyond the limit tells whether there are more; negative means no limit.
-    int64_t sql_limit = -1;
-    if (limit != 0 && limit < static_cast<size_t>(std::numeric_limits<int64_t>::max())) {
-      sql_limit = static_cast<int64_t>(limit) + 1;
-    }
-    sqlite3_bind_int64(stmt, 3, sql_limit);
+    WARD_RETURN_IF_ERROR(BindRange(stmt, prefix, after, limit));
     ListPage page;
     while (true) {
       int rc = sqlite3_step(stmt);
@@ -472,6 +511,14 @@ absl::StatusOr<ListPage> SqliteBackend::List(std::string_view prefix, std::strin
                                              size_t limit) {
   std::unique_ptr<ReaderConnection> reader = AcquireReader();
   absl::StatusOr<ListPage> result = reader->List(prefix, after, limit);
+  ReleaseReader(std::move(reader));
+  return result;
+}
+
+absl::StatusOr<ScanPage> SqliteBackend::Scan(std::string_view prefix, std::string_view after,
+                                             size_t limit) {
+  std::unique_ptr<ReaderConnection> reader = AcquireReader();
+  absl::StatusOr<ScanPage> result = reader->Scan(prefix, after, limit);
   ReleaseReader(std::move(reader));
   return result;
 }

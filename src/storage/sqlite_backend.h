@@ -87,6 +87,11 @@ class SqliteBackend final : public Backend {
   absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,
                                 size_t limit) override;
 
+  // One SELECT on one read connection: the page is a consistent snapshot.
+  // Errors: kUnavailable on lock timeout or I/O failure; kInternal on corruption.
+  absl::StatusOr<ScanPage> Scan(std::string_view prefix, std::string_view after,
+                                size_t limit) override;
+
   // See internal::ListenerSet for the removal guarantee.
   uint64_t AddListener(std::function<void(const Change&)> listener) override;
   void RemoveListener(uint64_t id) override;
