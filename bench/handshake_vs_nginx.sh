@@ -17,10 +17,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 CONNECTIONS=${CONNECTIONS:-16}
-THREADS=${THREADS:-1}
-DURATION=${DURATION:-8}
-WARMUP=${WARMUP:-1}
-REPEAT=${REPEAT:-3}
+bench_defaults
 MTLS=${MTLS:-0}
 NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
 
@@ -49,15 +46,13 @@ summary=()
 for scenario in handshake-full handshake-resumed; do
   ward_tp=() nginx_tp=() ward_p99=() nginx_p99=()
   for i in $(seq "$REPEAT"); do
-    echo "--- $scenario, run $i (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "--- $scenario, run $i (load: $(bench_load))"
     "$WARD_BENCH" --url "$WARD_URL" --scenario "$scenario" --path /v1/sys/health "${common[@]}" |
       tee "$BENCH_TMP/ward-$scenario-$i.out"
     "$WARD_BENCH" --url "$NGINX_URL" --scenario "$scenario" --path /health "${common[@]}" |
       tee "$BENCH_TMP/nginx-$scenario-$i.out"
-    ward_tp+=("$(json_field "$BENCH_TMP/ward-$scenario-$i.out" throughput)")
-    nginx_tp+=("$(json_field "$BENCH_TMP/nginx-$scenario-$i.out" throughput)")
-    ward_p99+=("$(json_field "$BENCH_TMP/ward-$scenario-$i.out" latency_ms.p99)")
-    nginx_p99+=("$(json_field "$BENCH_TMP/nginx-$scenario-$i.out" latency_ms.p99)")
+    record_run ward "$BENCH_TMP/ward-$scenario-$i.out"
+    record_run nginx "$BENCH_TMP/nginx-$scenario-$i.out"
   done
   w=$(median "${ward_tp[@]}")
   n=$(median "${nginx_tp[@]}")

@@ -10,10 +10,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
-DURATION=${DURATION:-8}
-WARMUP=${WARMUP:-1}
-REPEAT=${REPEAT:-3}
+bench_defaults
 
 bench_init
 print_context
@@ -34,14 +31,12 @@ common=(--scenario kv-read --path secret/data/bench --token "$WARD_ROOT_TOKEN"
         -c "$CONNECTIONS" -t "$THREADS" -d "$DURATION" --warmup "$WARMUP" --json)
 plain_tp=() audited_tp=() plain_p99=() audited_p99=()
 for i in $(seq "$REPEAT"); do
-  echo "--- run $i (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo "--- run $i (load: $(bench_load))"
   "$WARD_BENCH" --url "$plain_url" --ca-file "$plain_ca" "${common[@]}" | tee "$BENCH_TMP/plain-$i.out"
   "$WARD_BENCH" --url "$audited_url" --ca-file "$audited_ca" "${common[@]}" |
     tee "$BENCH_TMP/audited-$i.out"
-  plain_tp+=("$(json_field "$BENCH_TMP/plain-$i.out" throughput)")
-  audited_tp+=("$(json_field "$BENCH_TMP/audited-$i.out" throughput)")
-  plain_p99+=("$(json_field "$BENCH_TMP/plain-$i.out" latency_ms.p99)")
-  audited_p99+=("$(json_field "$BENCH_TMP/audited-$i.out" latency_ms.p99)")
+  record_run plain "$BENCH_TMP/plain-$i.out"
+  record_run audited "$BENCH_TMP/audited-$i.out"
 done
 p=$(median "${plain_tp[@]}")
 a=$(median "${audited_tp[@]}")

@@ -15,10 +15,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
-DURATION=${DURATION:-8}
-WARMUP=${WARMUP:-1}
-REPEAT=${REPEAT:-3}
+bench_defaults
 NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
 
 bench_init
@@ -40,13 +37,11 @@ nginx_args=(--url "$NGINX_URL" --scenario static --path /1k.bin)
 
 ward_tp=() nginx_tp=() ward_p99=() nginx_p99=()
 for i in $(seq "$REPEAT"); do
-  echo "--- max throughput, run $i (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo "--- max throughput, run $i (load: $(bench_load))"
   "$WARD_BENCH" "${ward_args[@]}" "${common[@]}" | tee "$BENCH_TMP/ward-$i.out"
   "$WARD_BENCH" "${nginx_args[@]}" "${common[@]}" | tee "$BENCH_TMP/nginx-$i.out"
-  ward_tp+=("$(json_field "$BENCH_TMP/ward-$i.out" throughput)")
-  nginx_tp+=("$(json_field "$BENCH_TMP/nginx-$i.out" throughput)")
-  ward_p99+=("$(json_field "$BENCH_TMP/ward-$i.out" latency_ms.p99)")
-  nginx_p99+=("$(json_field "$BENCH_TMP/nginx-$i.out" latency_ms.p99)")
+  record_run ward "$BENCH_TMP/ward-$i.out"
+  record_run nginx "$BENCH_TMP/nginx-$i.out"
 done
 ward_med=$(median "${ward_tp[@]}")
 nginx_med=$(median "${nginx_tp[@]}")
@@ -54,7 +49,7 @@ half=$(python3 -c "print(round($ward_med / 2))")
 
 ward_half_p99=() nginx_half_p99=() ward_half_p50=() nginx_half_p50=()
 for i in $(seq "$REPEAT"); do
-  echo "--- open loop at $half req/s (half of Ward's max), run $i (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo "--- open loop at $half req/s (half of Ward's max), run $i (load: $(bench_load))"
   "$WARD_BENCH" "${ward_args[@]}" "${common[@]}" --rate "$half" | tee "$BENCH_TMP/ward-half-$i.out"
   "$WARD_BENCH" "${nginx_args[@]}" "${common[@]}" --rate "$half" | tee "$BENCH_TMP/nginx-half-$i.out"
   ward_half_p99+=("$(json_field "$BENCH_TMP/ward-half-$i.out" latency_ms.p99)")

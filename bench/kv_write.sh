@@ -11,10 +11,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 WRITERS=${WRITERS:-64}
-THREADS=${THREADS:-1}
-DURATION=${DURATION:-8}
-WARMUP=${WARMUP:-1}
-REPEAT=${REPEAT:-3}
+bench_defaults
 PATHS=${PATHS:-connection}
 export TMPDIR=${DATA_PARENT:-${TMPDIR:-/tmp}}
 
@@ -27,7 +24,7 @@ echo
 tp=() p50=() p99=()
 for i in $(seq "$REPEAT"); do
   start_ward "ward-$i"
-  echo "--- run $i (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo "--- run $i (load: $(bench_load))"
   "$WARD_BENCH" --url "$WARD_URL" --ca-file "$WARD_CA" --token "$WARD_ROOT_TOKEN" \
     --scenario kv-write --path secret/data/w --paths "$PATHS" --body-size 1024 \
     -c "$WRITERS" -t "$THREADS" -d "$DURATION" --warmup "$WARMUP" --json | tee "$BENCH_TMP/run-$i.out"

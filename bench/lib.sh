@@ -23,6 +23,16 @@ bench_cleanup() {
   if [ -n "${BENCH_TMP:-}" ] && [ -z "${BENCH_KEEP_TMP:-}" ]; then rm -rf "$BENCH_TMP"; fi
 }
 
+# bench_defaults: the load settings the side-by-side scripts share, from the environment with
+# these defaults: THREADS=1 DURATION=8 WARMUP=1 REPEAT=3. (The number of connections is each
+# script's own.)
+bench_defaults() {
+  THREADS=${THREADS:-1}
+  DURATION=${DURATION:-8}
+  WARMUP=${WARMUP:-1}
+  REPEAT=${REPEAT:-3}
+}
+
 bench_init() {
   local b
   for b in "$WARD" "$WARD_BENCH"; do
@@ -56,6 +66,9 @@ start_ward() {
   shift
   local dir=$BENCH_TMP/$name
   mkdir -p "$dir"
+  # Created here, not by the background redirection below, so that the first read of stdout
+  # cannot race it (a failed sed would end the script under `set -e`).
+  : >"$dir/stdout"
   WARD_TLS_DIR=$dir/tls
   WARD_ROOT_TOKEN=bench-root-token
   "$WARD" server --dev --dev-listen-address=127.0.0.1:0 --dev-data-dir="$dir/data" \
@@ -192,6 +205,19 @@ for k in sys.argv[2].split("."):
     v = v[k]
 print(v)
 EOF
+}
+
+# record_run NAME FILE: appends the throughput and the p99 latency (ms) of the ward-bench run
+# in FILE (json_field) to the arrays NAME_tp and NAME_p99.
+record_run() {
+  local -n record_tp=$1_tp record_p99=$1_p99
+  record_tp+=("$(json_field "$2" throughput)")
+  record_p99+=("$(json_field "$2" latency_ms.p99)")
+}
+
+# bench_load: the 1, 5 and 15 minute load averages, for the header of each run.
+bench_load() {
+  cut -d' ' -f1-3 /proc/loadavg
 }
 
 # median V1 V2 ...: the median of the numbers given.

@@ -3,7 +3,6 @@
 // (net::HttpRequest::peer_certificates_der). Core runs over a MemoryBackend with a fake clock.
 
 #include <openssl/bn.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <fstream>
@@ -14,47 +13,27 @@
 
 #include <boost/json.hpp>
 
-#include "api/core.h"
-#include "api/handler.h"
-#include "core/testing/fake_clock.h"
+#include "api/testing/dev_node.h"
 #include "core/testing/temp_dir.h"
 #include "crypto/openssl_handles.h"
+#include "crypto/testing/test_pki.h"
 #include "crypto/x509.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "storage/memory_backend.h"
 
 namespace ward::api {
 namespace {
 
 namespace json = boost::json;
+using testing::Body;
+using testing::FirstError;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 std::string DerOfPem(const std::string& pem) {
-  crypto::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  crypto::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  EXPECT_NE(cert, nullptr);
-  if (cert == nullptr) return "";
-  unsigned char* buf = nullptr;
-  int n = i2d_X509(cert.get(), &buf);
-  std::string out(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
-  OPENSSL_free(buf);
-  return out;
-}
-
-json::value Body(const net::HttpResponse& r) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  EXPECT_FALSE(ec) << "not JSON: " << r.body;
-  return v;
-}
-
-std::string FirstError(const net::HttpResponse& r) {
-  json::value v = Body(r);
-  if (!v.is_object() || !v.as_object().contains("errors")) return "<no errors>";
-  const json::array& a = v.at("errors").as_array();
-  return a.empty() ? "" : std::string(a[0].as_string());
+  absl::StatusOr<std::string> der = crypto::testing::CertificateDer(pem);
+  EXPECT_TRUE(der.ok()) << der.status();
+  return der.ok() ? *der : "";
 }
 
 std::vector<std::string> Strings(const json::value& v) {
@@ -63,20 +42,12 @@ std::vector<std::string> Strings(const json::value& v) {
   return out;
 }
 
-using X509CrlPtr = std::unique_ptr<X509_CRL, crypto::Deleter<&X509_CRL_free>>;
-using Asn1TimePtr = std::unique_ptr<ASN1_TIME, crypto::Deleter<&ASN1_TIME_free>>;
-
-crypto::X509Ptr FromDer(const std::string& der) {
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
-  return crypto::X509Ptr(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
-}
-
 // The decimal serial of a DER certificate.
 std::string SerialOf(const std::string& der) {
-  crypto::X509Ptr cert = FromDer(der);
-  EXPECT_NE(cert, nullptr);
-  if (cert == nullptr) return "";
-  crypto::BignumPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr));
+  absl::StatusOr<crypto::X509Ptr> cert = crypto::testing::ParseCertificate(der);
+  EXPECT_TRUE(cert.ok()) << cert.status();
+  if (!cert.ok()) return "";
+  crypto::BignumPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert->get()), nullptr));
   char* dec = BN_bn2dec(bn.get());
   std::string out(dec);
   OPENSSL_free(dec);
@@ -86,49 +57,18 @@ std::string SerialOf(const std::string& der) {
 // A PEM CRL of `ca` revoking the leaves of `revoked` (DER chains, leaf first).
 std::string MakeCrl(const crypto::PemKeyPair& ca,
                     const std::vector<std::vector<std::string>>& revoked, absl::Time now) {
-  crypto::BioPtr cert_bio(
-      BIO_new_mem_buf(ca.cert_pem.data(), static_cast<int>(ca.cert_pem.size())));
-  crypto::X509Ptr ca_cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
-  crypto::BioPtr key_bio(BIO_new_mem_buf(ca.key_pem.data(), static_cast<int>(ca.key_pem.size())));
-  crypto::EvpPkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
-  EXPECT_NE(ca_cert, nullptr);
-  EXPECT_NE(key, nullptr);
-  if (ca_cert == nullptr || key == nullptr) return "";
-  X509CrlPtr crl(X509_CRL_new());
-  X509_CRL_set_version(crl.get(), 1);
-  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca_cert.get()));
-  Asn1TimePtr last(ASN1_TIME_set(nullptr, absl::ToTimeT(now)));
-  X509_CRL_set1_lastUpdate(crl.get(), last.get());
-  for (const std::vector<std::string>& chain : revoked) {
-    crypto::X509Ptr leaf = FromDer(chain.front());
-    X509_REVOKED* r = X509_REVOKED_new();
-    X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(leaf.get()));
-    X509_REVOKED_set_revocationDate(r, last.get());
-    X509_CRL_add0_revoked(crl.get(), r);
-  }
-  X509_CRL_sort(crl.get());
-  EXPECT_GT(X509_CRL_sign(crl.get(), key.get(), EVP_sha256()), 0);
-  crypto::BioPtr out(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509_CRL(out.get(), crl.get());
-  char* data = nullptr;
-  long n = BIO_get_mem_data(out.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
+  std::vector<std::string> leaves;
+  for (const std::vector<std::string>& chain : revoked) leaves.push_back(chain.front());
+  absl::StatusOr<std::string> crl = crypto::testing::MakeCrlPem(ca, leaves, now);
+  EXPECT_TRUE(crl.ok()) << crl.status();
+  return crl.ok() ? *crl : "";
 }
 
-class CertRoutesTest : public ::testing::Test {
+class CertRoutesTest : public testing::DevNodeTest {
  protected:
   void SetUp() override {
-    auto created = Core::Create(backend_, clock_, Core::Options{});
-    ASSERT_TRUE(created.ok()) << created.status();
-    core_ = *std::move(created);
-    auto key = core_->InitializeSingleKey();
-    ASSERT_TRUE(key.ok()) << key.status();
-    ASSERT_TRUE(core_->UnsealWithKey(*key).ok());
-    auto root = core_->State()->tokens->CreateRootToken("");
-    ASSERT_TRUE(root.ok()) << root.status();
-    root_ = root->token;
-    handler_ = std::make_unique<VaultHandler>(*core_, clock_, HandlerOptions{});
-
+    DevNodeTest::SetUp();
+    if (HasFatalFailure()) return;
     auto ca = crypto::GenerateSelfSignedCa("Client CA", clock_.Now(), absl::Hours(240));
     ASSERT_TRUE(ca.ok()) << ca.status();
     ca_ = *std::move(ca);
@@ -146,26 +86,16 @@ class CertRoutesTest : public ::testing::Test {
                      : std::vector<std::string>{};
   }
 
+  // DevNodeTest::Call presenting the client certificate chain `chain` (DER, leaf first, as the
+  // listener hands it over) from the peer address `remote_address`.
   net::HttpResponse Call(const std::string& method, const std::string& path,
                          const std::string& token, const std::string& body = "",
                          std::vector<std::string> chain = {},
                          const std::string& remote_address = "127.0.0.1") {
-    net::HttpRequest request;
-    request.method = method;
-    request.target = "/v1/" + path;
-    if (!token.empty()) request.headers.emplace_back("x-vault-token", token);
-    if (!body.empty()) request.headers.emplace_back("content-type", "application/json");
-    request.body = body;
+    net::HttpRequest request = Request(method, path, token, body);
     request.remote_address = remote_address;
-    request.remote_port = 50000;
-    request.request_id = "00000000-0000-4000-8000-000000000001";
     request.peer_certificates_der = std::move(chain);
-    return net::AwaitHeld(handler_->Handle(request));
-  }
-
-  net::HttpResponse Root(const std::string& method, const std::string& path,
-                         const std::string& body = "") {
-    return Call(method, path, root_, body);
+    return Send(request);
   }
 
   // Enables cert at `mount` and creates role `role` trusting `ca` with policy "web".
@@ -187,11 +117,6 @@ class CertRoutesTest : public ::testing::Test {
     ASSERT_EQ(Root("PUT", "sys/policies/acl/" + name, json::serialize(body)).status, 204);
   }
 
-  storage::MemoryBackend backend_;
-  core::FakeClock clock_;
-  std::unique_ptr<Core> core_;
-  std::unique_ptr<VaultHandler> handler_;
-  std::string root_;
   crypto::PemKeyPair ca_, other_ca_;
 };
 
@@ -322,7 +247,7 @@ TEST_F(CertRoutesTest, DirectIdentityAuthorisesWithTheRolePoliciesWithoutAToken)
   EXPECT_EQ(data.at("id"), "");
   EXPECT_EQ(Call("POST", "auth/token/create", "", "{}", chain).status, 403);
   EXPECT_EQ(Call("POST", "auth/token/renew-self", "", "{}", chain).status, 403);
-  EXPECT_EQ(core_->State()->tokens->Count(), 1u);  // only the root token exists
+  EXPECT_EQ(core().State()->tokens->Count(), 1u);  // only the root token exists
 
   // A token wins over the certificate, even a bad token.
   EXPECT_EQ(Call("GET", "secret/data/other", root_, "", chain).status, 200);
@@ -421,11 +346,11 @@ TEST_F(CertRoutesTest, TokenBoundCidrsBindLoginTokensAndDirectIdentity) {
   EXPECT_EQ(Call("GET", "auth/token/lookup-self", token, "", {}, "127.0.0.2").status, 403);
 
   // Login from outside: Vault's "permission denied", and no token is made.
-  const size_t tokens = core_->State()->tokens->Count();
+  const size_t tokens = core().State()->tokens->Count();
   net::HttpResponse outside = Call("POST", "auth/cert/login", "", "", chain, "192.0.2.7");
   EXPECT_EQ(outside.status, 403) << outside.body;
   EXPECT_EQ(FirstError(outside), "permission denied");
-  EXPECT_EQ(core_->State()->tokens->Count(), tokens);
+  EXPECT_EQ(core().State()->tokens->Count(), tokens);
 
   // Direct identity holds the same networks.
   EXPECT_EQ(Call("GET", "secret/data/app", "", "", chain, "127.0.0.1").status, 200);

@@ -9,64 +9,31 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "api/core.h"
-#include "api/handler.h"
 #include "api/internal/json.h"
+#include "api/testing/dev_node.h"
 #include "audit/test_util.h"
-#include "core/testing/fake_clock.h"
 #include "core/testing/temp_dir.h"
 #include "core/time_format.h"
 #include "gtest/gtest.h"
-#include "storage/memory_backend.h"
 
 namespace ward::api {
 namespace {
 
 namespace json = boost::json;
+using testing::Body;
 
-json::value Body(const net::HttpResponse& r) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  EXPECT_FALSE(ec) << "not JSON: " << r.body;
-  return v;
-}
-
-class FastPathTest : public ::testing::Test {
+class FastPathTest : public testing::DevNodeTest {
  protected:
-  void SetUp() override {
-    auto created = Core::Create(backend_, clock_, Core::Options{});
-    ASSERT_TRUE(created.ok()) << created.status();
-    core_ = *std::move(created);
-    auto key = core_->InitializeSingleKey();
-    ASSERT_TRUE(key.ok()) << key.status();
-    ASSERT_TRUE(core_->UnsealWithKey(*key).ok());
-    auto root = core_->State()->tokens->CreateRootToken("");
-    ASSERT_TRUE(root.ok()) << root.status();
-    root_ = root->token;
-    // The mount table mounts KV v2 at secret/ on first use.
-    handler_ = std::make_unique<VaultHandler>(*core_, clock_, HandlerOptions{});
-  }
-
-  static net::HttpRequest Request(const std::string& method, const std::string& path,
-                                  const std::string& token, const std::string& body = "") {
-    net::HttpRequest request;
-    request.method = method;
-    request.target = "/v1/" + path;
-    if (!token.empty()) request.headers.emplace_back("x-vault-token", token);
-    request.body = body;
-    request.remote_address = "127.0.0.1";
-    request.remote_port = 50000;
-    request.request_id = "00000000-0000-4000-8000-000000000003";
-    return request;
-  }
-
-  net::HttpResponse Call(const std::string& method, const std::string& path,
-                         const std::string& token, const std::string& body = "") {
-    return net::AwaitHeld(handler_->Handle(Request(method, path, token, body)));
+  // The request id is checked in KvReadResponseIsTheVaultEnvelope. (The mount table mounts
+  // KV v2 at secret/ on first use.)
+  testing::DevNode::Options NodeOptions() const override {
+    testing::DevNode::Options options;
+    options.request_id = "00000000-0000-4000-8000-000000000003";
+    return options;
   }
 
   bool Inline(const std::string& method, const std::string& path, const std::string& token) {
-    return handler_->MayRunInline(Request(method, path, token));
+    return handler().MayRunInline(Request(method, path, token));
   }
 
   // A child token of root with `num_uses` uses (0: unlimited).
@@ -77,12 +44,6 @@ class FastPathTest : public ::testing::Test {
     if (r.status != 200) return "";
     return std::string(Body(r).at("auth").at("client_token").as_string());
   }
-
-  core::FakeClock clock_;
-  storage::MemoryBackend backend_;
-  std::unique_ptr<Core> core_;
-  std::unique_ptr<VaultHandler> handler_;
-  std::string root_;
 };
 
 TEST_F(FastPathTest, KvReadsAndStatusRoutesMayRunInline) {
@@ -112,7 +73,7 @@ TEST_F(FastPathTest, WritesAndOtherRoutesRunOnTheWorkerPool) {
   EXPECT_FALSE(Inline("GET", "secret/data/%61", root_));
   net::HttpRequest odd = Request("GET", "secret/data/a", root_);
   odd.target = "/v2/secret/data/a";
-  EXPECT_FALSE(handler_->MayRunInline(odd));
+  EXPECT_FALSE(handler().MayRunInline(odd));
   // No token: direct certificate identity or a 403, both on the pool.
   EXPECT_FALSE(Inline("GET", "secret/data/a", ""));
 }
@@ -128,7 +89,7 @@ TEST_F(FastPathTest, UseLimitedTokensRunOnTheWorkerPool) {
 }
 
 TEST_F(FastPathTest, NothingRunsInlineWhileSealed) {
-  core_->Seal();
+  core().Seal();
   EXPECT_FALSE(Inline("GET", "sys/health", ""));
   EXPECT_FALSE(Inline("GET", "secret/data/a", root_));
 }
@@ -147,7 +108,7 @@ TEST_F(FastPathTest, AuditedReadsRunInlineAndHoldTheResponseForTheirRecords) {
   const size_t before = audit::testing::Lines(audit::testing::ReadAll(log)).size();
 
   // A read: nothing is waited for in the handler; both records come with the release.
-  net::HttpResponse held = handler_->Handle(Request("GET", "secret/data/a", root_));
+  net::HttpResponse held = handler().Handle(Request("GET", "secret/data/a", root_));
   ASSERT_TRUE(held.hold != nullptr);
   net::HttpResponse sent = net::AwaitHeld(std::move(held));
   EXPECT_EQ(sent.status, 200) << sent.body;
@@ -158,7 +119,7 @@ TEST_F(FastPathTest, AuditedReadsRunInlineAndHoldTheResponseForTheirRecords) {
   EXPECT_NE(lines[before + 1].find(R"("path":"secret/data/a")"), std::string::npos);
 
   // A write: its request record is written before it runs, its response record is held for.
-  held = handler_->Handle(Request("PUT", "secret/data/b", root_, R"({"data":{"v":"1"}})"));
+  held = handler().Handle(Request("PUT", "secret/data/b", root_, R"({"data":{"v":"1"}})"));
   lines = audit::testing::Lines(audit::testing::ReadAll(log));
   ASSERT_GE(lines.size(), before + 3);
   EXPECT_NE(lines[before + 2].find(R"("type":"request")"), std::string::npos);
@@ -168,7 +129,7 @@ TEST_F(FastPathTest, AuditedReadsRunInlineAndHoldTheResponseForTheirRecords) {
 
   ASSERT_EQ(Call("DELETE", "sys/audit/file", root_).status, 204);
   EXPECT_TRUE(Inline("GET", "secret/data/a", root_));
-  held = handler_->Handle(Request("GET", "secret/data/a", root_));
+  held = handler().Handle(Request("GET", "secret/data/a", root_));
   EXPECT_TRUE(held.hold == nullptr);  // nothing to wait for without a device
 }
 

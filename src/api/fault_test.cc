@@ -18,8 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "api/core.h"
-#include "api/handler.h"
+#include "api/testing/dev_node.h"
 #include "audit/chain.h"
 #include "core/testing/fake_clock.h"
 #include "core/testing/temp_dir.h"
@@ -32,61 +31,9 @@ namespace ward::api {
 namespace {
 
 namespace json = boost::json;
+using testing::Body;
 using storage::testing::Fault;
 using storage::testing::FaultyVfs;
-
-// Core + handler over `backend`, initialised with a single key and unsealed, with a root token.
-class Node {
- public:
-  static std::unique_ptr<Node> Start(storage::Backend& backend, core::Clock& clock) {
-    auto node = std::unique_ptr<Node>(new Node());
-    absl::StatusOr<std::unique_ptr<Core>> created = Core::Create(backend, clock, Core::Options{});
-    EXPECT_TRUE(created.ok()) << created.status();
-    if (!created.ok()) return nullptr;
-    node->core_ = *std::move(created);
-    absl::StatusOr<core::SecureBytes> key = node->core_->InitializeSingleKey();
-    EXPECT_TRUE(key.ok()) << key.status();
-    if (!key.ok()) return nullptr;
-    absl::Status unsealed = node->core_->UnsealWithKey(*key);
-    EXPECT_TRUE(unsealed.ok()) << unsealed;
-    if (!unsealed.ok()) return nullptr;
-    absl::StatusOr<auth::IssuedToken> root = node->core_->State()->tokens->CreateRootToken("");
-    EXPECT_TRUE(root.ok()) << root.status();
-    if (!root.ok()) return nullptr;
-    node->root_ = root->token;
-    node->handler_ = std::make_unique<VaultHandler>(*node->core_, clock, HandlerOptions{});
-    return node;
-  }
-
-  net::HttpResponse Call(const std::string& method, const std::string& path,
-                         const std::string& body = "", const std::string& token = "") {
-    net::HttpRequest request;
-    request.method = method;
-    request.target = "/v1/" + path;
-    request.headers.emplace_back("x-vault-token", token.empty() ? root_ : token);
-    if (!body.empty()) request.headers.emplace_back("content-type", "application/json");
-    request.body = body;
-    request.remote_address = "127.0.0.1";
-    request.remote_port = 50000;
-    request.request_id = "00000000-0000-4000-8000-000000000000";
-    return net::AwaitHeld(handler_->Handle(request));
-  }
-
-  const std::string& root() const { return root_; }
-
- private:
-  Node() = default;
-  std::unique_ptr<Core> core_;
-  std::unique_ptr<VaultHandler> handler_;
-  std::string root_;
-};
-
-json::value Body(const net::HttpResponse& r) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  EXPECT_FALSE(ec) << "not JSON: " << r.body;
-  return v;
-}
 
 // Asserts `r` is a Vault error: `status`, and {"errors":[<at least one string>]}.
 void ExpectVaultError(const net::HttpResponse& r, int status) {
@@ -126,8 +73,10 @@ class StorageFaultTest : public ::testing::TestWithParam<Fault> {
         storage::SqliteBackend::Create(options);
     ASSERT_TRUE(backend.ok()) << backend.status();
     backend_ = *std::move(backend);
-    node_ = Node::Start(*backend_, clock_);
-    ASSERT_NE(node_, nullptr);
+    absl::StatusOr<std::unique_ptr<testing::DevNode>> node =
+        testing::DevNode::Start(*backend_, clock_);
+    ASSERT_TRUE(node.ok()) << node.status();
+    node_ = *std::move(node);
   }
   void TearDown() override {
     if (vfs_ != nullptr) vfs_->Clear();
@@ -152,87 +101,87 @@ class StorageFaultTest : public ::testing::TestWithParam<Fault> {
   core::FakeClock clock_;
   std::unique_ptr<FaultyVfs> vfs_;
   std::unique_ptr<storage::SqliteBackend> backend_;
-  std::unique_ptr<Node> node_;
+  std::unique_ptr<testing::DevNode> node_;
 };
 
 TEST_P(StorageFaultTest, KvWriteFailsWith503AndLeavesNoPartialVersion) {
-  ASSERT_EQ(node_->Call("PUT", "secret/data/app", R"({"data":{"v":"one"}})").status, 200);
-  ASSERT_EQ(node_->Call("PUT", "secret/data/app", R"({"data":{"v":"two"}})").status, 200);
+  ASSERT_EQ(node_->Root("PUT", "secret/data/app", R"({"data":{"v":"one"}})").status, 200);
+  ASSERT_EQ(node_->Root("PUT", "secret/data/app", R"({"data":{"v":"two"}})").status, 200);
 
-  UnderFault([&] { return node_->Call("PUT", "secret/data/app", R"({"data":{"v":"three"}})"); });
+  UnderFault([&] { return node_->Root("PUT", "secret/data/app", R"({"data":{"v":"three"}})"); });
   // A second attempt while the fault lasts fails the same way (the writer is not wedged).
-  ExpectVaultError(node_->Call("PUT", "secret/data/app", R"({"data":{"v":"three"}})"), 503);
-  ExpectVaultError(node_->Call("PUT", "secret/data/new", R"({"data":{"v":"x"}})"), 503);
+  ExpectVaultError(node_->Root("PUT", "secret/data/app", R"({"data":{"v":"three"}})"), 503);
+  ExpectVaultError(node_->Root("PUT", "secret/data/new", R"({"data":{"v":"x"}})"), 503);
 
   // Reads keep working during the fault and show the old state.
-  net::HttpResponse meta = node_->Call("GET", "secret/metadata/app");
+  net::HttpResponse meta = node_->Root("GET", "secret/metadata/app");
   ASSERT_EQ(meta.status, 200) << meta.body;
   EXPECT_EQ(Body(meta).at("data").at("current_version").as_int64(), 2);
   EXPECT_EQ(Body(meta).at("data").at("versions").as_object().size(), 2u);
-  net::HttpResponse read = node_->Call("GET", "secret/data/app");
+  net::HttpResponse read = node_->Root("GET", "secret/data/app");
   ASSERT_EQ(read.status, 200) << read.body;
   EXPECT_EQ(Body(read).at("data").at("data").at("v").as_string(), "two");
-  EXPECT_EQ(node_->Call("GET", "secret/data/app?version=3").status, 404);
-  EXPECT_EQ(node_->Call("GET", "secret/data/new").status, 404);
+  EXPECT_EQ(node_->Root("GET", "secret/data/app?version=3").status, 404);
+  EXPECT_EQ(node_->Root("GET", "secret/data/new").status, 404);
 
   vfs_->Clear();
-  net::HttpResponse put = node_->Call("PUT", "secret/data/app", R"({"data":{"v":"three"}})");
+  net::HttpResponse put = node_->Root("PUT", "secret/data/app", R"({"data":{"v":"three"}})");
   ASSERT_EQ(put.status, 200) << put.body;
   EXPECT_EQ(Body(put).at("data").at("version").as_int64(), 3);  // no gap
-  read = node_->Call("GET", "secret/data/app");
+  read = node_->Root("GET", "secret/data/app");
   EXPECT_EQ(Body(read).at("data").at("data").at("v").as_string(), "three");
-  EXPECT_EQ(node_->Call("PUT", "secret/data/new", R"({"data":{"v":"x"}})").status, 200);
+  EXPECT_EQ(node_->Root("PUT", "secret/data/new", R"({"data":{"v":"x"}})").status, 200);
 }
 
 TEST_P(StorageFaultTest, OtherKvMutationsFailCleanly) {
-  ASSERT_EQ(node_->Call("PUT", "secret/data/app", R"({"data":{"v":"one"}})").status, 200);
+  ASSERT_EQ(node_->Root("PUT", "secret/data/app", R"({"data":{"v":"one"}})").status, 200);
   UnderFault([&] {
-    return node_->Call("PUT", "secret/metadata/app", R"({"custom_metadata":{"owner":"x"}})");
+    return node_->Root("PUT", "secret/metadata/app", R"({"custom_metadata":{"owner":"x"}})");
   });
-  UnderFault([&] { return node_->Call("DELETE", "secret/data/app"); });
-  UnderFault([&] { return node_->Call("POST", "secret/destroy/app", R"({"versions":[1]})"); });
-  UnderFault([&] { return node_->Call("DELETE", "secret/metadata/app"); });
+  UnderFault([&] { return node_->Root("DELETE", "secret/data/app"); });
+  UnderFault([&] { return node_->Root("POST", "secret/destroy/app", R"({"versions":[1]})"); });
+  UnderFault([&] { return node_->Root("DELETE", "secret/metadata/app"); });
   vfs_->Clear();
-  net::HttpResponse meta = node_->Call("GET", "secret/metadata/app");
+  net::HttpResponse meta = node_->Root("GET", "secret/metadata/app");
   ASSERT_EQ(meta.status, 200) << meta.body;
   EXPECT_TRUE(Body(meta).at("data").at("custom_metadata").is_null() ||
               Body(meta).at("data").at("custom_metadata").as_object().empty())
       << meta.body;
-  net::HttpResponse read = node_->Call("GET", "secret/data/app");
+  net::HttpResponse read = node_->Root("GET", "secret/data/app");
   ASSERT_EQ(read.status, 200) << read.body;
   EXPECT_EQ(Body(read).at("data").at("data").at("v").as_string(), "one");
 }
 
 TEST_P(StorageFaultTest, TokenCreateFailsCleanlyAndWorksAfterwards) {
   UnderFault(
-      [&] { return node_->Call("POST", "auth/token/create", R"({"policies":["default"]})"); });
+      [&] { return node_->Root("POST", "auth/token/create", R"({"policies":["default"]})"); });
   vfs_->Clear();
   net::HttpResponse created =
-      node_->Call("POST", "auth/token/create", R"({"policies":["default"]})");
+      node_->Root("POST", "auth/token/create", R"({"policies":["default"]})");
   ASSERT_EQ(created.status, 200) << created.body;
   std::string token(Body(created).at("auth").at("client_token").as_string());
-  EXPECT_EQ(node_->Call("GET", "auth/token/lookup-self", "", token).status, 200);
+  EXPECT_EQ(node_->Call("GET", "auth/token/lookup-self", token).status, 200);
 }
 
 TEST_P(StorageFaultTest, PolicyWriteFailsCleanlyAndWorksAfterwards) {
   const std::string policy = R"({"policy":"path \"secret/*\" { capabilities = [\"read\"] }"})";
-  UnderFault([&] { return node_->Call("PUT", "sys/policies/acl/reader", policy); });
-  EXPECT_EQ(node_->Call("GET", "sys/policies/acl/reader").status, 404);
+  UnderFault([&] { return node_->Root("PUT", "sys/policies/acl/reader", policy); });
+  EXPECT_EQ(node_->Root("GET", "sys/policies/acl/reader").status, 404);
   vfs_->Clear();
-  EXPECT_EQ(node_->Call("PUT", "sys/policies/acl/reader", policy).status, 204);
-  EXPECT_EQ(node_->Call("GET", "sys/policies/acl/reader").status, 200);
+  EXPECT_EQ(node_->Root("PUT", "sys/policies/acl/reader", policy).status, 204);
+  EXPECT_EQ(node_->Root("GET", "sys/policies/acl/reader").status, 200);
 }
 
 // A use-limited token spends a use on every request, which is a storage write: while storage
 // cannot write, such a token is refused (fail closed) rather than used for free.
 TEST_P(StorageFaultTest, UseLimitedTokenIsRefusedWhileUsesCannotBeRecorded) {
-  ASSERT_EQ(node_->Call("PUT", "secret/data/app", R"({"data":{"v":"one"}})").status, 200);
-  net::HttpResponse created = node_->Call("POST", "auth/token/create", R"({"num_uses":3})");
+  ASSERT_EQ(node_->Root("PUT", "secret/data/app", R"({"data":{"v":"one"}})").status, 200);
+  net::HttpResponse created = node_->Root("POST", "auth/token/create", R"({"num_uses":3})");
   ASSERT_EQ(created.status, 200) << created.body;
   std::string token(Body(created).at("auth").at("client_token").as_string());
-  UnderFault([&] { return node_->Call("GET", "auth/token/lookup-self", "", token); });
+  UnderFault([&] { return node_->Call("GET", "auth/token/lookup-self", token); });
   vfs_->Clear();
-  net::HttpResponse self = node_->Call("GET", "auth/token/lookup-self", "", token);
+  net::HttpResponse self = node_->Call("GET", "auth/token/lookup-self", token);
   ASSERT_EQ(self.status, 200) << self.body;
   EXPECT_EQ(Body(self).at("data").at("num_uses").as_int64(), 2);  // the refused call cost none
 }
@@ -280,14 +229,16 @@ TEST(AuditFaultTest, AuditFileThatCannotGrowRefusesRequestsAndKeepsWholeRecords)
   core::TempDir dir;
   core::FakeClock clock;
   storage::MemoryBackend backend;  // only the audit file touches the disk in this test
-  std::unique_ptr<Node> node = Node::Start(backend, clock);
-  ASSERT_NE(node, nullptr);
+  absl::StatusOr<std::unique_ptr<testing::DevNode>> started =
+      testing::DevNode::Start(backend, clock);
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<testing::DevNode> node = *std::move(started);
   const std::string log = dir.Join("audit.log");
-  ASSERT_EQ(node->Call("PUT", "sys/audit/file",
+  ASSERT_EQ(node->Root("PUT", "sys/audit/file",
                        R"({"type":"file","options":{"file_path":")" + log + R"("}})")
                 .status,
             204);
-  ASSERT_EQ(node->Call("PUT", "secret/data/app", R"({"data":{"v":"one"}})").status, 200);
+  ASSERT_EQ(node->Root("PUT", "secret/data/app", R"({"data":{"v":"one"}})").status, 200);
   const std::string before = ReadAll(log);
   ASSERT_FALSE(before.empty());
   ASSERT_EQ(before.back(), '\n');
@@ -295,16 +246,16 @@ TEST(AuditFaultTest, AuditFileThatCannotGrowRefusesRequestsAndKeepsWholeRecords)
   {
     // Room for a few bytes more than the file holds: the next record is written partly.
     FileSizeLimit limit(before.size() + 40);
-    net::HttpResponse read = node->Call("GET", "secret/data/app");
+    net::HttpResponse read = node->Root("GET", "secret/data/app");
     ExpectVaultError(read, 500);
     EXPECT_EQ(Body(read).at("errors").at(0).as_string(), "audit: failed to log request");
-    net::HttpResponse write = node->Call("PUT", "secret/data/app", R"({"data":{"v":"two"}})");
+    net::HttpResponse write = node->Root("PUT", "secret/data/app", R"({"data":{"v":"two"}})");
     ExpectVaultError(write, 500);
     EXPECT_EQ(ReadAll(log), before);  // no partial record
   }
 
   // The refused write never ran.
-  net::HttpResponse read = node->Call("GET", "secret/data/app");
+  net::HttpResponse read = node->Root("GET", "secret/data/app");
   ASSERT_EQ(read.status, 200) << read.body;
   EXPECT_EQ(Body(read).at("data").at("data").at("v").as_string(), "one");
   EXPECT_EQ(Body(read).at("data").at("metadata").at("version").as_int64(), 1);

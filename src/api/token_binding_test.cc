@@ -6,65 +6,32 @@
 #include <memory>
 #include <string>
 
-#include "api/core.h"
-#include "api/handler.h"
 #include "api/internal/login_guard.h"
-#include "core/testing/fake_clock.h"
+#include "api/testing/dev_node.h"
 #include "gtest/gtest.h"
-#include "storage/memory_backend.h"
 
 namespace ward::api {
 namespace {
 
 namespace json = boost::json;
+using testing::Body;
 
-json::value Body(const net::HttpResponse& r) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  EXPECT_FALSE(ec) << "not JSON: " << r.body;
-  return v;
-}
-
-class TokenBindingTest : public ::testing::Test {
+class TokenBindingTest : public testing::DevNodeTest {
  protected:
-  void SetUp() override {
-    auto created = Core::Create(backend_, clock_, Core::Options{});
-    ASSERT_TRUE(created.ok()) << created.status();
-    core_ = *std::move(created);
-    auto key = core_->InitializeSingleKey();
-    ASSERT_TRUE(key.ok()) << key.status();
-    ASSERT_TRUE(core_->UnsealWithKey(*key).ok());
-    auto root = core_->State()->tokens->CreateRootToken("");
-    ASSERT_TRUE(root.ok()) << root.status();
-    root_ = root->token;
-    handler_ = std::make_unique<VaultHandler>(*core_, clock_, HandlerOptions{});
-  }
-
+  // DevNodeTest::Call from the peer address `remote_address`.
   net::HttpResponse Call(const std::string& method, const std::string& path,
                          const std::string& token, const std::string& body = "",
                          const std::string& remote_address = "127.0.0.1") {
-    net::HttpRequest request;
-    request.method = method;
-    request.target = "/v1/" + path;
-    if (!token.empty()) request.headers.emplace_back("x-vault-token", token);
-    if (!body.empty()) request.headers.emplace_back("content-type", "application/json");
-    request.body = body;
+    net::HttpRequest request = Request(method, path, token, body);
     request.remote_address = remote_address;
-    request.remote_port = 50000;
-    request.request_id = "00000000-0000-4000-8000-000000000002";
-    return net::AwaitHeld(handler_->Handle(request));
-  }
-
-  net::HttpResponse Root(const std::string& method, const std::string& path,
-                         const std::string& body = "") {
-    return Call(method, path, root_, body);
+    return Send(request);
   }
 
   // Enables AppRole at `mount` with role "web" (role JSON `role`), logs in from `from` and
   // returns the token ("" on failure).
   std::string Login(const std::string& mount, const std::string& role = R"({})",
                     const std::string& from = "127.0.0.1") {
-    if (!core_->State()->auth_mounts->Get(mount)) {
+    if (!core().State()->auth_mounts->Get(mount)) {
       EXPECT_EQ(Root("POST", "sys/auth/" + mount, R"({"type":"approle"})").status, 204);
     }
     EXPECT_EQ(Root("POST", "auth/" + mount + "/role/web", role).status, 204);
@@ -82,12 +49,6 @@ class TokenBindingTest : public ::testing::Test {
   int LookupSelf(const std::string& token, const std::string& from = "127.0.0.1") {
     return Call("GET", "auth/token/lookup-self", token, "", from).status;
   }
-
-  core::FakeClock clock_;
-  storage::MemoryBackend backend_;
-  std::unique_ptr<Core> core_;
-  std::unique_ptr<VaultHandler> handler_;
-  std::string root_;
 };
 
 TEST_F(TokenBindingTest, BoundCidrsOfTheRoleHoldOnEveryRequest) {
@@ -135,14 +96,14 @@ TEST_F(TokenBindingTest, DisablingTheMountRevokesItsTokensAndTheirChildren) {
   net::HttpResponse child = Call("POST", "auth/token/create", apps, R"({"policies":["maker"]})");
   ASSERT_EQ(child.status, 200) << child.body;
   std::string child_token(Body(child).at("auth").at("client_token").as_string());
-  const size_t tokens_before = core_->State()->tokens->Count();
+  const size_t tokens_before = core().State()->tokens->Count();
 
   ASSERT_EQ(Root("DELETE", "sys/auth/apps").status, 204);
   EXPECT_EQ(LookupSelf(apps), 403);
   EXPECT_EQ(LookupSelf(child_token), 403);
   EXPECT_EQ(LookupSelf(other), 200);
   EXPECT_EQ(LookupSelf(root_), 200);
-  EXPECT_EQ(core_->State()->tokens->Count(), tokens_before - 2);
+  EXPECT_EQ(core().State()->tokens->Count(), tokens_before - 2);
   // Nothing mounted there any more: a second disable revokes nothing and succeeds.
   EXPECT_EQ(Root("DELETE", "sys/auth/apps").status, 204);
   // The token store cannot be disabled.
@@ -152,7 +113,7 @@ TEST_F(TokenBindingTest, DisablingTheMountRevokesItsTokensAndTheirChildren) {
 
 TEST_F(TokenBindingTest, LoginFinishingAfterItsMountWasDisabledRevokesItsToken) {
   ASSERT_EQ(Root("POST", "sys/auth/apps", R"({"type":"approle"})").status, 204);
-  const UnsealedState& state = *core_->State();
+  const UnsealedState& state = *core().State();
   std::optional<auth::AuthMountEntry> mount = state.auth_mounts->Get("apps");
   ASSERT_TRUE(mount.has_value());
   auto mint = [&]() {

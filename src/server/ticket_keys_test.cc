@@ -12,7 +12,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,7 +20,7 @@
 #include "barrier/testing/unsealed_barrier.h"
 #include "core/testing/fake_clock.h"
 #include "core/testing/temp_dir.h"
-#include "crypto/x509.h"
+#include "crypto/testing/test_pki.h"
 #include "gtest/gtest.h"
 #include "net/http_server.h"
 #include "storage/memory_backend.h"
@@ -157,11 +156,6 @@ TEST_F(TicketKeysTest, SealedBarrierIsUnavailable) {
   EXPECT_EQ(a.Sync().status().code(), absl::StatusCode::kUnavailable);
 }
 
-void WriteFile(const std::string& path, std::string_view data) {
-  std::ofstream out(path, std::ios::binary);
-  out << data;
-}
-
 struct Exchange {
   bool served = false;
   bool reused = false;
@@ -211,14 +205,8 @@ Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session) {
 
 TEST_F(TicketKeysTest, SessionResumesOnASecondListenerWithKeysFromTheSameBarrier) {
   core::TempDir dir;
-  const absl::Time now = absl::Now();
-  auto ca = crypto::GenerateSelfSignedCa("CA", now, absl::Hours(2));
-  ASSERT_TRUE(ca.ok());
-  auto leaf = crypto::IssueServerCertificate(*ca, "localhost", {"localhost"}, {"127.0.0.1"}, now,
-                                             absl::Hours(1));
-  ASSERT_TRUE(leaf.ok());
-  WriteFile(dir.Join("server.pem"), leaf->cert_pem);
-  WriteFile(dir.Join("server.key"), leaf->key_pem.view());
+  auto tls = crypto::testing::WriteLocalhostTls(dir.path(), absl::Now());
+  ASSERT_TRUE(tls.ok()) << tls.status();
 
   std::vector<std::unique_ptr<net::HttpServer>> servers;
   for (barrier::Barrier* barrier : {barrier_a_.get(), barrier_b_.get()}) {

@@ -3,8 +3,6 @@
 // resumption (-sess_out / -sess_in), the dev CA trusted for client certificates, and the CLI's
 // -client-cert/-client-key.
 
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <signal.h>
 
 #include <fstream>
@@ -17,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/testing/temp_dir.h"
-#include "crypto/openssl_handles.h"
+#include "crypto/testing/test_pki.h"
 #include "crypto/x509.h"
 #include "gtest/gtest.h"
 #include "tests/integration/ward_process.h"
@@ -25,48 +23,19 @@
 namespace ward::testing {
 namespace {
 
-using X509CrlPtr = std::unique_ptr<X509_CRL, crypto::Deleter<&X509_CRL_free>>;
-using Asn1TimePtr = std::unique_ptr<ASN1_TIME, crypto::Deleter<&ASN1_TIME_free>>;
-
 void WriteFile(const std::string& path, std::string_view text) {
   // Replaced atomically, as an operator should (docs/configuration.md).
-  const std::string tmp = path + ".tmp";
-  std::ofstream(tmp, std::ios::binary) << text;
-  ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
-}
-
-crypto::X509Ptr ParseCert(std::string_view pem) {
-  crypto::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  return crypto::X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  absl::Status written = crypto::testing::WriteFile(path, text);
+  ASSERT_TRUE(written.ok()) << written;
 }
 
 // A PEM CRL signed by `ca` revoking `revoked_pems`.
 std::string MakeCrl(const crypto::PemKeyPair& ca, const std::vector<std::string>& revoked_pems) {
   const absl::Time now = absl::Now();
-  crypto::X509Ptr ca_cert = ParseCert(ca.cert_pem);
-  crypto::BioPtr key_bio(BIO_new_mem_buf(ca.key_pem.data(), static_cast<int>(ca.key_pem.size())));
-  crypto::EvpPkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
-  X509CrlPtr crl(X509_CRL_new());
-  X509_CRL_set_version(crl.get(), 1);
-  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca_cert.get()));
-  Asn1TimePtr last(ASN1_TIME_set(nullptr, absl::ToTimeT(now - absl::Minutes(1))));
-  Asn1TimePtr next(ASN1_TIME_set(nullptr, absl::ToTimeT(now + absl::Hours(1))));
-  X509_CRL_set1_lastUpdate(crl.get(), last.get());
-  X509_CRL_set1_nextUpdate(crl.get(), next.get());
-  for (const std::string& pem : revoked_pems) {
-    crypto::X509Ptr cert = ParseCert(pem);
-    X509_REVOKED* entry = X509_REVOKED_new();
-    X509_REVOKED_set_serialNumber(entry, X509_get_serialNumber(cert.get()));
-    X509_REVOKED_set_revocationDate(entry, last.get());
-    X509_CRL_add0_revoked(crl.get(), entry);
-  }
-  X509_CRL_sort(crl.get());
-  EXPECT_GT(X509_CRL_sign(crl.get(), key.get(), EVP_sha256()), 0);
-  crypto::BioPtr out(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509_CRL(out.get(), crl.get());
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(out.get(), &data);
-  return std::string(data, static_cast<size_t>(len));
+  absl::StatusOr<std::string> crl =
+      crypto::testing::MakeCrlPem(ca, revoked_pems, now - absl::Minutes(1), now + absl::Hours(1));
+  EXPECT_TRUE(crl.ok()) << crl.status();
+  return crl.ok() ? *crl : "";
 }
 
 // Waits (bounded) for the server to do something it only reports in its log.
@@ -83,27 +52,18 @@ class MtlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const absl::Time now = absl::Now();
-    auto server_ca = crypto::GenerateSelfSignedCa("Server CA", now, absl::Hours(2));
-    ASSERT_TRUE(server_ca.ok()) << server_ca.status();
-    auto server = crypto::IssueServerCertificate(*server_ca, "localhost", {"localhost"},
-                                                 {"127.0.0.1"}, now, absl::Hours(1));
+    auto server = crypto::testing::WriteLocalhostTls(dir_.path(), now);
     ASSERT_TRUE(server.ok()) << server.status();
-    WriteFile(dir_.Join("server-ca.pem"), server_ca->cert_pem);
-    WriteFile(dir_.Join("server.pem"), server->cert_pem);
-    WriteFile(dir_.Join("server.key"), server->key_pem.view());
     for (const char* name : {"client-ca", "rogue-ca"}) {
-      auto ca = crypto::GenerateSelfSignedCa(name, now, absl::Hours(2));
+      auto ca = crypto::testing::WriteCa(dir_.path(), name, now, absl::Hours(2));
       ASSERT_TRUE(ca.ok()) << ca.status();
-      WriteFile(dir_.Join(absl::StrCat(name, ".pem")), ca->cert_pem);
       cas_.emplace(name, std::move(*ca));
     }
     for (auto [name, ca] : {std::pair{"alice", "client-ca"}, std::pair{"bob", "client-ca"},
                             std::pair{"mallory", "rogue-ca"}}) {
-      auto cert = crypto::IssueServerCertificate(cas_.at(ca), name, {absl::StrCat(name, ".client")},
-                                                 {}, now, absl::Hours(1));
+      auto cert = crypto::testing::WriteClientCertificate(dir_.path(), cas_.at(ca), name, now,
+                                                          absl::Hours(1));
       ASSERT_TRUE(cert.ok()) << cert.status();
-      WriteFile(dir_.Join(absl::StrCat(name, ".pem")), cert->cert_pem);
-      WriteFile(dir_.Join(absl::StrCat(name, ".key")), cert->key_pem.view());
       certs_[name] = cert->cert_pem;
     }
     WriteFile(dir_.Join("crl.pem"), MakeCrl(cas_.at("client-ca"), {}));
