@@ -342,6 +342,13 @@ struct HttpServer::Runtime {
   const HttpServerOptions options;
   const Handler handler;
   const std::shared_ptr<TicketKeyRing> ticket_keys;  // shared by every TLS generation
+  // Whether a held response's release may still post to a loop (AwaitHold); closed for good
+  // by Shutdown after the loops have stopped.
+  struct ReleaseGate {
+    absl::Mutex mu;
+    bool open ABSL_GUARDED_BY(mu) = true;
+  };
+  const std::shared_ptr<ReleaseGate> release_gate = std::make_shared<ReleaseGate>();
   uint16_t bound_port = 0;  // set by Listen
   Counters counters;
   RequestIds request_ids;  // seeded by Create before Start
@@ -449,6 +456,8 @@ void HttpServer::Runtime::Shutdown(absl::Duration deadline) {
   for (std::thread& t : io_threads) t.join();
   io_threads.clear();
   workers.join();
+  absl::MutexLock lock(&release_gate->mu);
+  release_gate->open = false;
 }
 
 HttpServerStats HttpServer::Runtime::Stats() const {
@@ -744,23 +753,33 @@ asio::awaitable<bool> HttpServer::Runtime::Write(Stream& stream,
 }
 
 asio::awaitable<HttpResponse> HttpServer::Runtime::AwaitHold(HttpResponse response) {
-  // Shared with `release`, which may run on any thread and after this coroutine has given up:
-  // it only posts to the connection's loop, where everything below runs.
+  // Shared with `release`, which may run on any thread, after this coroutine has given up and
+  // even after the server is gone. It holds plain data only (so it may be destroyed anywhere)
+  // and is read and written on the connection's loop alone: `release` just posts there.
   struct Wait {
-    explicit Wait(const asio::any_io_executor& ex) : timer(ex) {}
-    asio::steady_timer timer;
-    bool done = false;  // released, or timed out
+    asio::steady_timer* timer = nullptr;  // this coroutine's, while it waits
+    bool done = false;                    // released, or timed out
     std::optional<HttpResponse> replacement;
   };
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
-  auto wait = std::make_shared<Wait>(ex);
-  wait->timer.expires_after(response.hold_timeout);
-  HttpResponse::Release release = [wait, ex](std::optional<HttpResponse> replacement) {
+  asio::steady_timer timer(ex, response.hold_timeout);
+  auto wait = std::make_shared<Wait>();
+  wait->timer = &timer;
+  struct Unpublish {
+    Wait& wait;
+    ~Unpublish() { wait.timer = nullptr; }
+  } unpublish{*wait};
+  // Posts only while the gate is open: Shutdown closes it once the loops have stopped, before
+  // they are destroyed.
+  HttpResponse::Release release = [wait, ex, gate = release_gate](
+                                      std::optional<HttpResponse> replacement) {
+    absl::MutexLock lock(&gate->mu);
+    if (!gate->open) return;
     asio::post(ex, [wait, replacement = std::move(replacement)]() mutable {
       if (wait->done) return;
       wait->done = true;
       wait->replacement = std::move(replacement);
-      wait->timer.cancel();
+      if (wait->timer != nullptr) wait->timer->cancel();
     });
   };
   std::function<void(HttpResponse::Release)> hold = std::move(response.hold);
@@ -774,7 +793,7 @@ asio::awaitable<HttpResponse> HttpServer::Runtime::AwaitHold(HttpResponse respon
     co_return JsonError(500, kInternalError);
   }
   beast::error_code ec;
-  co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   if (!wait->done) {  // the deadline passed first
     wait->done = true;
     if (response.hold_timeout_response != nullptr) co_return *response.hold_timeout_response;

@@ -786,6 +786,12 @@ TEST_F(HttpServerTest, HeldResponseNotReleasedInTimeGetsTheTimeoutResponse) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 503);
   EXPECT_EQ(client->connections_opened(), 1);
+  // A release that comes after the server is gone is harmless.
+  client.reset();
+  server_->Shutdown(absl::Seconds(1));
+  server_.reset();
+  absl::MutexLock lock(&mu);
+  kept(HttpResponse{200, {}, "after the server is gone"});
 }
 
 TEST_F(HttpServerTest, RequestIdsAreUniqueVersion8Uuids) {
