@@ -95,16 +95,6 @@ std::string OperationFor(const std::string& method) {
   return "update";
 }
 
-std::string TokenOf(const net::HttpRequest& http) {
-  std::string_view token = http.Header("x-vault-token");
-  if (!token.empty()) return std::string(token);
-  std::string_view authz = http.Header("authorization");
-  if (authz.size() > 7 && absl::EqualsIgnoreCase(core::ToAbsl(authz.substr(0, 7)), "bearer ")) {
-    return std::string(absl::StripAsciiWhitespace(core::ToAbsl(authz.substr(7))));
-  }
-  return "";
-}
-
 audit::AuthInfo AuthFor(const auth::TokenEntry& e, const std::string& token, absl::Time now) {
   audit::AuthInfo a;
   a.known = true;
@@ -205,7 +195,7 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
   std::shared_ptr<const audit::DeviceSet> devices;
   if (state != nullptr && state->audit != nullptr) devices = state->audit->Snapshot();
 
-  std::string token = TokenOf(req.http);
+  std::string token = internal::TokenFromHeaders(req.http);
   audit::AuthInfo auth;
   audit::RequestInfo info;
   absl::Cleanup zero = [&] {

@@ -22,20 +22,14 @@ namespace ward::api {
 using internal::ErrorResponse;
 namespace json = boost::json;
 using internal::Request;
+using internal::Seconds;
+using internal::TrimSlashes;
 
 namespace {
 
 constexpr std::string_view kMountType = "approle";
 // Vault's zero time, shown for a secret-id that never expires.
 constexpr std::string_view kNoTime = "0001-01-01T00:00:00Z";
-
-std::string_view TrimSlashes(std::string_view s) {
-  while (!s.empty() && s.front() == '/') s.remove_prefix(1);
-  while (!s.empty() && s.back() == '/') s.remove_suffix(1);
-  return s;
-}
-
-int64_t Seconds(absl::Duration d) { return absl::ToInt64Seconds(d); }
 
 json::object AuthMountJson(const auth::AuthMountEntry& e) {
   json::object config{{"default_lease_ttl", 0}, {"max_lease_ttl", 0}, {"force_no_cache", false}};

@@ -22,18 +22,12 @@ namespace ward::api {
 using internal::ErrorResponse;
 namespace json = boost::json;
 using internal::Request;
+using internal::Seconds;
+using internal::TrimSlashes;
 
 namespace {
 
 constexpr std::string_view kMountType = "cert";
-
-std::string_view TrimSlashes(std::string_view s) {
-  while (!s.empty() && s.front() == '/') s.remove_prefix(1);
-  while (!s.empty() && s.back() == '/') s.remove_suffix(1);
-  return s;
-}
-
-int64_t Seconds(absl::Duration d) { return absl::ToInt64Seconds(d); }
 
 // Vault's read of auth/<m>/certs/<name>: every field of the cert role, the ones Ward does not
 // implement at their empty values.

@@ -30,6 +30,12 @@ using internal::Request;
 
 internal::Request::~Request() { core::SecureZero(client_token); }
 
+std::string_view internal::TrimSlashes(std::string_view s) {
+  while (!s.empty() && s.front() == '/') s.remove_prefix(1);
+  while (!s.empty() && s.back() == '/') s.remove_suffix(1);
+  return s;
+}
+
 std::string internal::TokenFromHeaders(const net::HttpRequest& http) {
   std::string_view token = http.Header("x-vault-token");
   if (!token.empty()) return std::string(token);

@@ -17,10 +17,9 @@ using internal::ErrorResponse;
 namespace json = boost::json;
 using internal::Request;
 using internal::AuthJson;
+using internal::Seconds;
 
 namespace {
-
-int64_t Seconds(absl::Duration d) { return absl::ToInt64Seconds(d); }
 
 json::value MetaJson(const std::map<std::string, std::string>& meta) {
   return meta.empty() ? json::value(nullptr) : internal::StringMapToJson(meta);

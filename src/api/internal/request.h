@@ -6,6 +6,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+
+#include "absl/time/time.h"
 
 #include "api/core.h"
 #include "api/internal/json.h"
@@ -35,5 +38,11 @@ struct Request {
 // The token a request carries: the X-Vault-Token header, else an "Authorization: Bearer"
 // header; "" if neither.
 std::string TokenFromHeaders(const net::HttpRequest& http);
+
+// `s` without leading and trailing '/'.
+std::string_view TrimSlashes(std::string_view s);
+
+// Whole seconds of `d`, as Vault's JSON shows TTLs.
+inline int64_t Seconds(absl::Duration d) { return absl::ToInt64Seconds(d); }
 
 }  // namespace ward::api::internal
