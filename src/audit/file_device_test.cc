@@ -27,6 +27,16 @@ class FileDeviceTest : public ::testing::Test {
                             testing::TestSigner(), clock_, std::move(options));
   }
   std::string file() const { return dir_.Join("audit.log"); }
+  // Options that sync after every batch, with the writer held in its first sync until `release`
+  // is notified; `syncs` counts the syncs begun.
+  static FileDeviceOptions HoldFirstSync(absl::Notification& release, std::atomic<int>& syncs) {
+    FileDeviceOptions options;
+    options.sync_interval = absl::ZeroDuration();
+    options.before_sync = [&release, &syncs] {
+      if (syncs.fetch_add(1) == 0) release.WaitForNotification();
+    };
+    return options;
+  }
   VerifyReport VerifyClosed() {
     VerifyOptions o;
     o.public_key_hex = testing::TestSigner().public_key_hex();
@@ -362,11 +372,7 @@ class Outcomes {
 TEST_F(FileDeviceTest, AppendAsyncReportsEachRecordOnceWrittenInOrder) {
   absl::Notification release;
   std::atomic<int> syncs{0};
-  FileDeviceOptions options;
-  options.sync_interval = absl::ZeroDuration();
-  options.before_sync = [&] {
-    if (syncs.fetch_add(1) == 0) release.WaitForNotification();
-  };
+  FileDeviceOptions options = HoldFirstSync(release, syncs);
   auto dev = Open(options);
   ASSERT_TRUE(dev.ok());
   FileDevice& d = **dev;
@@ -394,12 +400,8 @@ TEST_F(FileDeviceTest, AppendAsyncReportsEachRecordOnceWrittenInOrder) {
 TEST_F(FileDeviceTest, AppendAsyncRefusesAtOnceWhenFullClosedOrFailing) {
   absl::Notification release;
   std::atomic<int> syncs{0};
-  FileDeviceOptions options;
+  FileDeviceOptions options = HoldFirstSync(release, syncs);
   options.queue_capacity = 1;
-  options.sync_interval = absl::ZeroDuration();
-  options.before_sync = [&] {
-    if (syncs.fetch_add(1) == 0) release.WaitForNotification();
-  };
   auto dev = Open(options);
   ASSERT_TRUE(dev.ok());
   FileDevice& d = **dev;

@@ -47,21 +47,31 @@ absl::StatusOr<uint64_t> MemoryBackend::Commit(std::vector<Op> ops) {
   return change.revision;
 }
 
+namespace {
+
+// Calls visit(key, record) for each key of `data` that starts with `prefix` and sorts after
+// `after`, in order, at most `limit` times (0: no limit). Returns whether keys remain.
+template <typename Visit>
+bool WalkRange(const std::map<std::string, Record, std::less<>>& data, std::string_view prefix,
+               std::string_view after, size_t limit, const Visit& visit) {
+  auto it =
+      (!after.empty() && after >= prefix) ? data.upper_bound(after) : data.lower_bound(prefix);
+  for (size_t n = 0; it != data.end(); ++it, ++n) {
+    if (it->first.compare(0, prefix.size(), prefix) != 0) return false;
+    if (limit != 0 && n == limit) return true;
+    visit(it->first, it->second);
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::StatusOr<ListPage> MemoryBackend::List(std::string_view prefix, std::string_view after,
                                              size_t limit) {
   ListPage page;
   absl::MutexLock lock(&mu_);
-  auto it =
-      (!after.empty() && after >= prefix) ? data_.upper_bound(after) : data_.lower_bound(prefix);
-  for (; it != data_.end(); ++it) {
-    const std::string& key = it->first;
-    if (key.compare(0, prefix.size(), prefix) != 0) break;
-    if (limit != 0 && page.keys.size() == limit) {
-      page.more = true;
-      break;
-    }
-    page.keys.push_back(key);
-  }
+  page.more = WalkRange(data_, prefix, after, limit,
+                        [&](const std::string& key, const Record&) { page.keys.push_back(key); });
   return page;
 }
 
@@ -69,17 +79,9 @@ absl::StatusOr<ScanPage> MemoryBackend::Scan(std::string_view prefix, std::strin
                                              size_t limit) {
   ScanPage page;
   absl::MutexLock lock(&mu_);
-  auto it =
-      (!after.empty() && after >= prefix) ? data_.upper_bound(after) : data_.lower_bound(prefix);
-  for (; it != data_.end(); ++it) {
-    const std::string& key = it->first;
-    if (key.compare(0, prefix.size(), prefix) != 0) break;
-    if (limit != 0 && page.records.size() == limit) {
-      page.more = true;
-      break;
-    }
-    page.records.push_back(KeyedRecord{key, it->second.value, it->second.revision});
-  }
+  page.more = WalkRange(data_, prefix, after, limit, [&](const std::string& key, const Record& r) {
+    page.records.push_back(KeyedRecord{key, r.value, r.revision});
+  });
   return page;
 }
 
