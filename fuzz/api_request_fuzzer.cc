@@ -53,6 +53,7 @@
 #include <boost/json.hpp>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
@@ -210,8 +211,9 @@ void CheckResponse(const ward::net::HttpRequest& req, const ward::net::HttpRespo
       Fail(req, resp, absl::StrCat("header ", name, " holds CR, LF or NUL"));
     }
   }
-  // A HEAD answer has no body (sys/health answers HEAD with its status code alone).
-  if (resp.status >= 400 && req.method != "HEAD") {
+  // A HEAD answer has no body (sys/health answers HEAD with its status code alone); Ward reads
+  // methods without regard to case, so "HEaD" is a HEAD too.
+  if (resp.status >= 400 && !absl::EqualsIgnoreCase(req.method, "HEAD")) {
     boost::system::error_code ec;
     json::value v = json::parse(resp.body, ec);
     if (ec || !v.is_object()) Fail(req, resp, "error body is not a JSON object");
