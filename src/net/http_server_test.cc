@@ -20,6 +20,10 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -385,6 +389,56 @@ TEST_F(HttpServerTest, ChunkedBodyOverTheLimitGets413) {
   std::string reply = conn->ReadUntilClosed(&closed);
   EXPECT_TRUE(closed);
   EXPECT_THAT(reply, StartsWith("HTTP/1.1 413 "));
+}
+
+// A peer may send the end of a chunked body a few bytes at a time. Boost 1.81's parser asserts
+// (wrongly) when the final chunk `0\r\n` is followed by fewer than two more bytes; Ward's
+// assertion handler (core/boost_assert.cc) lets that one through, so builds with assertions on
+// parse it as release builds do. Without the handler this test aborts.
+TEST(BeastChunkedParserTest, FinalChunkArrivingInPiecesParses) {
+  namespace http = boost::beast::http;
+  http::request_parser<http::string_body> parser;
+  // An empty chunked body (only the final chunk) whose bytes arrive as the head, "0\r\n", "\r"
+  // and "\n"; the parser sees the unconsumed bytes again each time, as http::read gives them.
+  std::string pending;
+  boost::beast::error_code ec;
+  for (std::string_view piece :
+       {"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "0\r\n", "\r", "\n"}) {
+    pending += piece;
+    while (!pending.empty() && !parser.is_done()) {
+      const size_t used = parser.put(boost::asio::buffer(pending), ec);
+      pending.erase(0, used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        break;
+      }
+      ASSERT_FALSE(ec) << ec.message();
+    }
+  }
+  ASSERT_TRUE(parser.is_done());
+  EXPECT_TRUE(pending.empty());
+  EXPECT_EQ(parser.get().body(), "");
+}
+
+TEST_F(HttpServerTest, ChunkedBodyWhoseEndTricklesInIsServed) {
+  StartServer(Options());
+  SslCtxPtr ctx = RawContext(TLS1_2_VERSION, TLS1_3_VERSION);
+  std::string error;
+  auto conn = RawTls::Connect(server_->port(), ctx.get(), &error);
+  ASSERT_NE(conn, nullptr) << error;
+  ASSERT_TRUE(conn->Write(
+      "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(conn->Write("0\r\n"));
+  // The pauses give the server time to read each piece on its own (if it reads them together the
+  // request is still answered; the parser test above covers the split deterministically).
+  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(conn->Write("\r"));
+  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(conn->Write("\n"));
+  std::string reply = conn->ReadSome();
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(reply, HasSubstr("\r\n\r\nPOST /c "));
 }
 
 TEST_F(HttpServerTest, MalformedRequestGets400AndClose) {
