@@ -195,27 +195,27 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
   std::shared_ptr<const audit::DeviceSet> devices;
   if (state != nullptr && state->audit != nullptr) devices = state->audit->Snapshot();
 
-  std::string token = internal::TokenFromHeaders(req.http);
+  const std::string& token = req.client_token;
   audit::AuthInfo auth;
   audit::RequestInfo info;
   absl::Cleanup zero = [&] {
-    core::SecureZero(token);
     core::SecureZero(auth.client_token);
     core::SecureZero(info.client_token);
   };
   auto describe = [&](const UnsealedState& s) {
-    std::optional<auth::TokenEntry> entry;
+    const auth::TokenEntry* entry = nullptr;
+    std::optional<auth::TokenEntry> identity;
     if (!token.empty() && s.tokens != nullptr) {
-      auto looked_up = s.tokens->Lookup(token);
-      if (looked_up.ok()) entry = std::move(*looked_up);
-    }
-    if (!entry.has_value() && token.empty()) {
+      const absl::StatusOr<auth::TokenEntry>& looked_up = LookupToken(req, s);
+      if (looked_up.ok()) entry = &*looked_up;
+    } else if (token.empty()) {
       // Direct certificate identity (docs/cert-auth.md): the record shows the cert role's
       // in-memory identity, as Authenticate will use it.
-      entry = CertIdentity(s, req.http, clock_.Now());
+      identity = CertIdentity(s, req.http, clock_.Now());
+      if (identity.has_value()) entry = &*identity;
     }
-    if (entry.has_value()) auth = AuthFor(*entry, token, clock_.Now());
-    info = RequestFor(req, &s, token, entry ? &*entry : nullptr);
+    if (entry != nullptr) auth = AuthFor(*entry, token, clock_.Now());
+    info = RequestFor(req, &s, token, entry);
   };
 
   if (devices == nullptr || devices->empty()) {
@@ -239,7 +239,8 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
   describe(*state);
   // A read that changes nothing may run before its request record is written: it is queued
   // with the response record, and the response is held until both are written.
-  const bool read_only = IsSideEffectFreeRead(req.http, *state);
+  const bool read_only = IsSideEffectFreeRead(
+      req.http, *state, token.empty() ? nullptr : &LookupToken(req, *state));
   if (!read_only && !state->audit->LogRequest(*devices, auth, info).ok()) {
     return ErrorResponse(500, kRequestFailed);
   }

@@ -188,7 +188,7 @@ VaultHandler::VaultHandler(Core& core, core::Clock& clock, HandlerOptions option
       quotas_(internal::MakeQuotaState()) {}
 
 net::HttpResponse VaultHandler::Handle(const net::HttpRequest& http) {
-  Request req{http, "", "", {}, nullptr, std::nullopt, ""};
+  Request req{http, "", "", {}, nullptr, std::nullopt, internal::TokenFromHeaders(http)};
   req.method = absl::AsciiStrToUpper(core::ToAbsl(http.method));
   if (req.method == "POST") req.method = "PUT";
   absl::Status parsed = ParseTarget(http.target, req);
@@ -217,11 +217,20 @@ bool VaultHandler::MayRunInline(const net::HttpRequest& http) const {
   std::shared_ptr<const UnsealedState> state = core_.State();
   if (state == nullptr) return false;
   if (http.method != "LIST" && (*path == "sys/health" || *path == "sys/seal-status")) return true;
-  return IsSideEffectFreeRead(http, *state);
+  return IsSideEffectFreeRead(http, *state, nullptr);
 }
 
-bool VaultHandler::IsSideEffectFreeRead(const net::HttpRequest& http,
-                                        const UnsealedState& state) const {
+const absl::StatusOr<auth::TokenEntry>& VaultHandler::LookupToken(Request& req,
+                                                                  const UnsealedState& state) {
+  if (!req.token_lookup.has_value() || req.token_lookup_store != state.tokens.get()) {
+    req.token_lookup = state.tokens->Lookup(req.client_token);
+    req.token_lookup_store = state.tokens.get();
+  }
+  return *req.token_lookup;
+}
+
+bool VaultHandler::IsSideEffectFreeRead(const net::HttpRequest& http, const UnsealedState& state,
+                                        const absl::StatusOr<auth::TokenEntry>* looked_up) const {
   std::optional<std::string_view> path = ReadPathOf(http);
   if (!path.has_value()) return false;
   bool fast_route = http.method == "GET" && *path == "auth/token/lookup-self";
@@ -233,12 +242,16 @@ bool VaultHandler::IsSideEffectFreeRead(const net::HttpRequest& http,
   }
   if (!fast_route) return false;
   // Authorize consumes a use of a use-limited token, which is a storage commit.
+  if (looked_up != nullptr) {
+    if (!looked_up->ok()) return looked_up->status().code() == absl::StatusCode::kNotFound;
+    return (*looked_up)->num_uses == 0;
+  }
   std::string token = internal::TokenFromHeaders(http);
   if (token.empty()) return false;
-  absl::StatusOr<auth::TokenEntry> entry = state.tokens->Lookup(token);
+  absl::StatusOr<bool> unlimited = state.tokens->HasUnlimitedUses(token);
   core::SecureZero(token);
-  if (!entry.ok()) return entry.status().code() == absl::StatusCode::kNotFound;
-  return entry->num_uses == 0;
+  if (!unlimited.ok()) return unlimited.status().code() == absl::StatusCode::kNotFound;
+  return *unlimited;
 }
 
 net::HttpResponse VaultHandler::Dispatch(Request& req) {
@@ -286,7 +299,6 @@ net::HttpResponse VaultHandler::Dispatch(Request& req) {
 
 std::optional<net::HttpResponse> VaultHandler::Authenticate(Request& req) {
   // Vault answers a missing or unknown token with 403 "permission denied".
-  req.client_token = internal::TokenFromHeaders(req.http);
   if (req.client_token.empty()) {
     // Direct identity (docs/cert-auth.md): with no token, a client certificate that a cert role
     // accepts authorises the request with that role's policies. Token routes other than
@@ -319,7 +331,7 @@ std::optional<net::HttpResponse> VaultHandler::Authenticate(Request& req) {
   // The lookup hashes the token with a keyed HMAC and finds the hash in a map, so its timing
   // depends on the HMAC, which the client cannot steer, never on how much of a stored token a
   // guess matches.
-  auto entry = req.state->tokens->Lookup(req.client_token);
+  const absl::StatusOr<auth::TokenEntry>& entry = LookupToken(req, *req.state);
   if (!entry.ok()) {
     if (entry.status().code() == absl::StatusCode::kNotFound) {
       limiter.RecordFailure(client);
@@ -333,7 +345,7 @@ std::optional<net::HttpResponse> VaultHandler::Authenticate(Request& req) {
     spdlog::info("event=token_source_refused remote_address={}", req.http.remote_address);
     return ErrorResponse(403, "permission denied");
   }
-  req.token = std::move(*entry);
+  req.token = *entry;
   return std::nullopt;
 }
 

@@ -75,7 +75,15 @@ class VaultHandler {
   // and metadata/ paths and GET auth/token/lookup-self, carrying a token that is unknown or has
   // unlimited uses (a use of a limited token is a storage commit). False with a lower-case
   // method, a percent-encoded path or no token.
-  bool IsSideEffectFreeRead(const net::HttpRequest& request, const UnsealedState& state) const;
+  // `looked_up`: the token store's answer for the request's token when the caller has it
+  // (LookupToken), else null (the token is looked up here).
+  bool IsSideEffectFreeRead(const net::HttpRequest& request, const UnsealedState& state,
+                            const absl::StatusOr<auth::TokenEntry>* looked_up) const;
+  // The token store's answer for req.client_token in `state` (kNotFound for an empty, unknown
+  // or expired token), looked up on the first call and kept in `req` for the rest of the
+  // request.
+  static const absl::StatusOr<auth::TokenEntry>& LookupToken(internal::Request& req,
+                                                             const UnsealedState& state);
   // Sets req.token from the request's token. Returns the error response if there is none,
   // it is unknown or expired (403), or the token store failed.
   std::optional<net::HttpResponse> Authenticate(internal::Request& req);

@@ -108,12 +108,9 @@ std::optional<net::HttpResponse> VaultHandler::CheckQuota(
   if (state == nullptr) return std::nullopt;  // sealed: Dispatch answers 503
   auto limiter = internal::LimiterFor(*quotas_, state, core_.barrier(), clock_);
   if (!limiter.ok()) return internal::ErrorResponse(limiter.status());
-  std::string token = internal::TokenFromHeaders(req.http);
-  quota::Caller caller{req.http.remote_address, token, [&req, &state]() -> std::string {
-                         return internal::LoginRole(req, *state);
-                       }};
+  quota::Caller caller{req.http.remote_address, req.client_token,
+                       [&req, &state]() -> std::string { return internal::LoginRole(req, *state); }};
   quota::Decision d = (*limiter)->Check(req.path, caller);
-  core::SecureZero(token);
   if (d.quota.empty()) return std::nullopt;
   if (d.response_headers) {
     headers.emplace_back("X-Ratelimit-Limit", metrics::FormatValue(d.limit));

@@ -304,8 +304,8 @@ template <typename Build>
 bool Broker::Fanout(const DeviceSet& devices, const Build& build) const {
   size_t written = 0, failed = 0;
   for (const auto& d : devices) {
-    absl::StatusOr<json::object> record = build(d->file->hasher());
-    absl::Status s = record.ok() ? d->file->Append(json::serialize(*record)) : record.status();
+    absl::StatusOr<std::string> record = build(d->file->hasher());
+    absl::Status s = record.ok() ? d->file->Append(*std::move(record)) : record.status();
     if (s.ok()) {
       ++written;
     } else if (s.code() != absl::StatusCode::kFailedPrecondition) {  // not merely disabled
@@ -320,30 +320,33 @@ bool Broker::Fanout(const DeviceSet& devices, const Build& build) const {
 absl::Status Broker::LogRequest(const DeviceSet& devices, const AuthInfo& auth,
                                 const RequestInfo& request) const {
   absl::Time now = clock_.Now();
-  bool ok =
-      Fanout(devices, [&](const Hasher& h) { return BuildRequestRecord(h, now, auth, request); });
+  bool ok = Fanout(devices, [&](const Hasher& h) -> absl::StatusOr<std::string> {
+    WARD_ASSIGN_OR_RETURN(RecordBuilder b, RecordBuilder::Create(h, now, auth, request));
+    return b.RequestRecord();
+  });
   return ok ? absl::OkStatus() : absl::InternalError("audit: failed to log request");
 }
 
 absl::Status Broker::LogResponse(const DeviceSet& devices, const AuthInfo& auth,
                                  const RequestInfo& request, const ResponseInfo& response) const {
   absl::Time now = clock_.Now();
-  bool ok = Fanout(devices, [&](const Hasher& h) {
-    return BuildResponseRecord(h, now, auth, request, response);
+  bool ok = Fanout(devices, [&](const Hasher& h) -> absl::StatusOr<std::string> {
+    WARD_ASSIGN_OR_RETURN(RecordBuilder b, RecordBuilder::Create(h, now, auth, request));
+    return b.ResponseRecord(response);
   });
   return ok ? absl::OkStatus() : absl::InternalError("audit: failed to log response");
 }
 
 namespace {
 
-// Counts the answers of every device for every record of one LogAsync call.
+// Counts the devices' answers for the records of one LogAsync call (each device writes them
+// together, so it answers once).
 class AsyncTally {
  public:
-  AsyncTally(size_t records, size_t devices, Broker::Done done)
-      : remaining_(records * devices), counts_(records), done_(std::move(done)) {}
+  AsyncTally(size_t devices, std::string_view failure, Broker::Done done)
+      : remaining_(devices), failure_(failure), done_(std::move(done)) {}
 
-  // Records one device's answer for record `index` (0: the first record queued).
-  void Answer(size_t index, const absl::Status& status, const std::string& device) {
+  void Answer(const absl::Status& status, const std::string& device) {
     if (!status.ok() && status.code() != absl::StatusCode::kFailedPrecondition) {
       spdlog::error("event=audit_log_failed device={} error={}", device,
                     std::string(status.message()));
@@ -352,33 +355,24 @@ class AsyncTally {
     absl::Status outcome;
     {
       absl::MutexLock lock(&mu_);
-      Count& c = counts_[index];
       if (status.ok()) {
-        ++c.written;
+        ++written_;
       } else if (status.code() != absl::StatusCode::kFailedPrecondition) {  // not merely closed
-        ++c.failed;
+        ++failed_;
       }
       if (--remaining_ > 0) return;
       done = std::move(done_);
-      for (size_t i = 0; i < counts_.size(); ++i) {
-        if (counts_[i].written == 0 && counts_[i].failed > 0) {
-          outcome = absl::InternalError(i + 1 < counts_.size() ? "audit: failed to log request"
-                                                               : "audit: failed to log response");
-          break;
-        }
-      }
+      if (written_ == 0 && failed_ > 0) outcome = absl::InternalError(std::string(failure_));
     }
     done(std::move(outcome));
   }
 
  private:
-  struct Count {
-    size_t written = 0;
-    size_t failed = 0;
-  };
   absl::Mutex mu_;
   size_t remaining_ ABSL_GUARDED_BY(mu_);
-  std::vector<Count> counts_ ABSL_GUARDED_BY(mu_);  // by record
+  size_t written_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t failed_ ABSL_GUARDED_BY(mu_) = 0;
+  const std::string_view failure_;
   Broker::Done done_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -391,23 +385,29 @@ void Broker::LogAsync(const DeviceSet& devices, const AuthInfo& auth, const Requ
     return;
   }
   const absl::Time now = clock_.Now();
-  const size_t records = with_request ? 2 : 1;
-  auto tally = std::make_shared<AsyncTally>(records, devices.size(), std::move(done));
+  auto tally = std::make_shared<AsyncTally>(
+      devices.size(),
+      with_request ? "audit: failed to log request" : "audit: failed to log response",
+      std::move(done));
   for (const auto& d : devices) {
-    std::vector<absl::StatusOr<json::object>> built;
-    if (with_request) built.push_back(BuildRequestRecord(d->file->hasher(), now, auth, request));
-    built.push_back(BuildResponseRecord(d->file->hasher(), now, auth, request, response));
-    for (size_t i = 0; i < built.size(); ++i) {
-      if (!built[i].ok()) {
-        tally->Answer(i, built[i].status(), d->info.path);
-        continue;
-      }
-      // The path, not the device: the callback must not own the device it runs on.
-      d->file->AppendAsync(json::serialize(*built[i]),
-                           [tally, i, path = d->info.path](absl::Status s) {
-                             tally->Answer(i, s, path);
-                           });
+    absl::StatusOr<RecordBuilder> builder =
+        RecordBuilder::Create(d->file->hasher(), now, auth, request);
+    std::vector<std::string> records;
+    absl::Status built = builder.status();
+    if (built.ok()) {
+      if (with_request) records.push_back(builder->RequestRecord());
+      absl::StatusOr<std::string> response_record = builder->ResponseRecord(response);
+      built = response_record.status();
+      if (built.ok()) records.push_back(*std::move(response_record));
     }
+    if (!built.ok()) {
+      tally->Answer(built, d->info.path);
+      continue;
+    }
+    // The path, not the device: the callback must not own the device it runs on.
+    d->file->AppendAsync(std::move(records), [tally, path = d->info.path](absl::Status s) {
+      tally->Answer(s, path);
+    });
   }
 }
 

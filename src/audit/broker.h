@@ -119,12 +119,12 @@ class Broker {
 
   // Writes, without waiting, the request record (if `with_request`) and then the response
   // record to every device of `devices`. The records are built (hashing included) on the
-  // calling thread; each device's writer thread writes them (FileDevice::AppendAsync). `done`
-  // is called once, when every device has answered for every record (from a writer thread, or
-  // from this thread if every device refused at once), with OK if each record was written by
-  // at least one device, or no device was enabled, or every one was disabled meanwhile.
-  // Errors (through `done`): kInternal "audit: failed to log request" if no device wrote the
-  // request record, else kInternal "audit: failed to log response".
+  // calling thread; each device's writer thread writes them together, in one write
+  // (FileDevice::AppendAsync). `done` is called once, when every device has answered (from a
+  // writer thread, or from this thread if every device refused at once), with OK if at least
+  // one device wrote the records, or no device was enabled, or every one was disabled
+  // meanwhile. Errors (through `done`), when every device that answered failed: kInternal
+  // "audit: failed to log request" if `with_request`, else "audit: failed to log response".
   // A device whose write hangs never answers: the caller keeps a deadline.
   void LogAsync(const DeviceSet& devices, const AuthInfo& auth, const RequestInfo& request,
                 bool with_request, const ResponseInfo& response, Done done) const;

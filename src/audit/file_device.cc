@@ -192,6 +192,12 @@ absl::Status FileDevice::Append(std::string record_json) {
 }
 
 void FileDevice::AppendAsync(std::string record_json, Done done) {
+  std::vector<std::string> records;
+  records.push_back(std::move(record_json));
+  AppendAsync(std::move(records), std::move(done));
+}
+
+void FileDevice::AppendAsync(std::vector<std::string> records, Done done) {
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
@@ -199,10 +205,15 @@ void FileDevice::AppendAsync(std::string record_json, Done done) {
       refused = absl::FailedPreconditionError(absl::StrCat("audit: device ", path_, " is closed"));
     } else if (!broken_.ok()) {
       refused = broken_;
-    } else if (queue_.size() >= options_.queue_capacity) {
+    } else if (queue_.size() + records.size() > options_.queue_capacity) {
       refused = absl::UnavailableError(absl::StrCat("audit: device ", path_, " queue is full"));
     } else {
-      queue_.push_back(Pending{std::move(record_json), nullptr, std::move(done)});
+      // The writer takes the whole queue at once, so these records share one batch (one
+      // write, one outcome): only the last carries `done`.
+      for (size_t i = 0; i < records.size(); ++i) {
+        queue_.push_back(Pending{std::move(records[i]), nullptr,
+                                 i + 1 == records.size() ? std::move(done) : Done()});
+      }
       stats_.queued = queue_.size();
       return;
     }

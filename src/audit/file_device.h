@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -86,6 +87,12 @@ class FileDevice {
   // the caller keeps its own deadline. Records appended by one thread are written in the order
   // appended, whichever of Append and AppendAsync was used.
   void AppendAsync(std::string record_json, Done done);
+
+  // AppendAsync for several records at once (a request's request and response records): they
+  // are queued together, so they go into the file next to each other in one write, and `done`
+  // is called once, with the outcome they share. Refusals are as for AppendAsync (a queue
+  // without room for all of them refuses all of them). REQUIRES: `records` is not empty.
+  void AppendAsync(std::vector<std::string> records, Done done);
 
   // Reopens the file at path() for log rotation (SIGHUP), between two batches of the writer,
   // and returns once done. If the path still names the open file, nothing changes. Otherwise

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -53,10 +55,43 @@ struct ResponseInfo {
   std::string error;  // "" unless the request failed
 };
 
+// Builds the records of one request for one device as JSON text, ready for FileDevice. The
+// parts both records share (time, auth, request) are hashed and serialized once, and each
+// distinct token or accessor is hashed once. Not thread-safe (one builder per request).
+class RecordBuilder {
+ public:
+  // Hashes and serializes the shared parts. `hasher` must outlive the builder.
+  // Errors: kInternal if hashing fails.
+  static absl::StatusOr<RecordBuilder> Create(const Hasher& hasher, absl::Time time,
+                                              const AuthInfo& auth, const RequestInfo& request);
+  RecordBuilder(RecordBuilder&&) = default;
+  ~RecordBuilder();
+
+  // The request record: {"time","type":"request","auth",...,"request",...,"error":""}.
+  std::string RequestRecord() const;
+
+  // The response record: as the request record with "type":"response", a "response" object
+  // and "error" set from `response`. Errors: kInternal if hashing fails.
+  absl::StatusOr<std::string> ResponseRecord(const ResponseInfo& response);
+
+ private:
+  explicit RecordBuilder(const Hasher& hasher) : hasher_(&hasher) {}
+  // `value` hashed; a value hashed before by this builder is not hashed again.
+  absl::StatusOr<std::string> HashOnce(std::string_view value);
+
+  const Hasher* hasher_;
+  std::vector<std::pair<std::string, std::string>> hashed_;  // raw -> hashed; raw zeroed at end
+  std::string head_;  // `{"time":...,"type":"` up to the type's value
+  std::string tail_;  // `","auth":{...},"request":{...}`
+  std::string mount_type_;
+  std::string mount_point_;
+};
+
 // Replaces every string inside `v` (object values at any depth, array elements, or `v` itself)
 // by its hashed form. Object keys, numbers, booleans and nulls stay. Errors: from Hasher.
 absl::Status HashStrings(const Hasher& hasher, boost::json::value& v);
 
+// The records of RecordBuilder as JSON objects (tests and tools).
 // Returns a request record: {"time","type":"request","auth",...,"request",...,"error":""}.
 // Errors: kInternal if hashing fails.
 absl::StatusOr<boost::json::object> BuildRequestRecord(const Hasher& hasher, absl::Time time,

@@ -199,6 +199,10 @@ class TokenStore {
   //         then); kInternal if hashing fails.
   absl::StatusOr<TokenEntry> Lookup(std::string_view token) const;
 
+  // Whether `token` may be used without limit (num_uses 0): Lookup's answer to that one
+  // question, without copying the entry. Errors: as Lookup.
+  absl::StatusOr<bool> HasUnlimitedUses(std::string_view token) const;
+
   // Lookup, then consume one use of a limited-use token (persisted). The returned entry shows
   // the uses left after this one; -1 if this was the last use, in which case the token and its
   // children are already revoked. Unlimited tokens do not touch storage. An expired token found

@@ -418,6 +418,12 @@ TEST_F(TokenStoreTest, NumUsesAreConsumedByUseNotLookup) {
   EXPECT_EQ(token.entry.num_uses, 3);
 
   EXPECT_EQ(store_->Lookup(token.token)->num_uses, 3);
+  ASSERT_TRUE(store_->HasUnlimitedUses(token.token).ok());
+  EXPECT_FALSE(*store_->HasUnlimitedUses(token.token));
+  ASSERT_TRUE(store_->HasUnlimitedUses(root_.token).ok());
+  EXPECT_TRUE(*store_->HasUnlimitedUses(root_.token));
+  EXPECT_EQ(store_->HasUnlimitedUses("hvs.nosuchtoken").status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->Use(token.token)->num_uses, 2);
   EXPECT_EQ(store_->Lookup(token.token)->num_uses, 2);
 

@@ -6,6 +6,9 @@
 #include <openssl/params.h>
 #include <openssl/sha.h>
 
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
 #include "crypto/openssl_handles.h"
 
 namespace ward::crypto {
@@ -32,7 +35,17 @@ absl::StatusOr<std::string> HmacSha256(const core::SecureBytes& key, std::string
 
 struct HmacSha256Key::Prepared {
   EvpMacCtxPtr ctx;  // keyed; never updated, only duplicated
+  // Contexts duplicated from `ctx` and finished with: each is re-initialised to the keyed state
+  // (EVP_MAC_init without a key) for its next use, which allocates nothing, where a fresh
+  // duplicate allocates a dozen objects. Freed with the key, so no copy of it outlives it.
+  mutable absl::Mutex mu;
+  mutable std::vector<EvpMacCtxPtr> idle ABSL_GUARDED_BY(mu);
 };
+
+namespace {
+// Enough for every thread that MACs at once; more are freed after use.
+constexpr size_t kIdleContexts = 64;
+}  // namespace
 
 absl::StatusOr<HmacSha256Key> HmacSha256Key::Create(const core::SecureBytes& key) {
   static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
@@ -50,7 +63,19 @@ absl::StatusOr<HmacSha256Key> HmacSha256Key::Create(const core::SecureBytes& key
 }
 
 absl::StatusOr<std::string> HmacSha256Key::Mac(std::string_view data) const {
-  EvpMacCtxPtr ctx(EVP_MAC_CTX_dup(prepared_->ctx.get()));
+  EvpMacCtxPtr ctx;
+  {
+    absl::MutexLock lock(&prepared_->mu);
+    if (!prepared_->idle.empty()) {
+      ctx = std::move(prepared_->idle.back());
+      prepared_->idle.pop_back();
+    }
+  }
+  if (ctx == nullptr) {
+    ctx.reset(EVP_MAC_CTX_dup(prepared_->ctx.get()));  // keyed, ready for data
+  } else if (EVP_MAC_init(ctx.get(), nullptr, 0, nullptr) != 1) {  // back to the keyed state
+    ctx.reset();
+  }
   unsigned char out[EVP_MAX_MD_SIZE];
   size_t out_len = 0;
   if (ctx == nullptr ||
@@ -59,7 +84,11 @@ absl::StatusOr<std::string> HmacSha256Key::Mac(std::string_view data) const {
       EVP_MAC_final(ctx.get(), out, &out_len, sizeof(out)) != 1) {
     return absl::InternalError("HMAC-SHA256 failed: " + LastOpenSslError());
   }
-  return std::string(reinterpret_cast<char*>(out), out_len);
+  std::string mac(reinterpret_cast<char*>(out), out_len);
+  OPENSSL_cleanse(out, sizeof(out));
+  absl::MutexLock lock(&prepared_->mu);
+  if (prepared_->idle.size() < kIdleContexts) prepared_->idle.push_back(std::move(ctx));
+  return mac;
 }
 
 std::string Sha256(std::string_view data) {

@@ -14,9 +14,10 @@ namespace ward::crypto {
 absl::StatusOr<std::string> HmacSha256(const core::SecureBytes& key, std::string_view data);
 
 // An HMAC-SHA256 key prepared once (algorithm fetched, key absorbed), for MACing many values
-// under the same key: each Mac copies the prepared state instead of setting the key up again,
-// which is most of the cost of a short HmacSha256 call. Immutable once created; copies share
-// the prepared state; thread-safe.
+// under the same key: each Mac starts from the prepared state instead of setting the key up
+// again, which is most of the cost of a short HmacSha256 call, and reuses contexts finished
+// with by earlier calls (kept with the key, freed with it). Copies share the prepared state;
+// thread-safe.
 class HmacSha256Key {
  public:
   // Errors: kInternal if OpenSSL fails.

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 #include "api/core.h"
@@ -25,6 +26,10 @@ struct Request {
   std::shared_ptr<const UnsealedState> state;
   std::optional<auth::TokenEntry> token;     // set once authenticated
   std::string client_token;                  // the raw token; zeroed when the request ends
+  // The token store's answer for client_token (VaultHandler::LookupToken keeps it, so that a
+  // request hashes and looks up its token once), and the store that gave it.
+  std::optional<absl::StatusOr<auth::TokenEntry>> token_lookup = std::nullopt;
+  const auth::TokenStore* token_lookup_store = nullptr;
 
   ~Request();
   std::string_view request_id() const { return http.request_id; }
