@@ -30,6 +30,11 @@ HttpMetrics::HttpMetrics(std::string_view version)
                                         "Records written by each enabled audit device since it "
                                         "was opened.",
                                         {"device"}, 64)),
+      audit_batches(registry.AddCounter("ward_audit_batches_total",
+                                        "Batch writes (one write(2) each) of each enabled audit "
+                                        "device since it was opened; records / batches is the "
+                                        "mean batch size.",
+                                        {"device"}, 64)),
       audit_failures(registry.AddCounter("ward_audit_write_failures_total",
                                          "Failed batch writes of each enabled audit device since "
                                          "it was opened.",
@@ -123,6 +128,7 @@ void RefreshNodeMetrics(HttpMetrics& m, Core& core, const UnsealedState* state, 
   m.barrier_failures.WithLabels({"decrypt"}).Set(ops.decryption_failures);
   m.tokens_by_auth.Reset();
   m.audit_records.Reset();
+  m.audit_batches.Reset();
   m.audit_failures.Reset();
   m.audit_queued.Reset();
   m.pki_issued.Reset();
@@ -161,6 +167,7 @@ void RefreshNodeMetrics(HttpMetrics& m, Core& core, const UnsealedState* state, 
     if (device == nullptr || device->file == nullptr) continue;
     audit::FileDevice::Stats stats = device->file->GetStats();
     m.audit_records.WithLabels({device->info.path}).Set(stats.records);
+    m.audit_batches.WithLabels({device->info.path}).Set(stats.batches);
     m.audit_failures.WithLabels({device->info.path}).Set(stats.failures);
     m.audit_queued.WithLabels({device->info.path}).Set(static_cast<double>(stats.queued));
   }

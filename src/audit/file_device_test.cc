@@ -428,6 +428,43 @@ TEST_F(FileDeviceTest, AppendAsyncRefusesAtOnceWhenFullClosedOrFailing) {
   EXPECT_EQ(on_full.Await(1)[0].code(), absl::StatusCode::kResourceExhausted);
 }
 
+TEST_F(FileDeviceTest, AppendAsyncOfSeveralRecordsWritesThemTogetherAndAnswersOnce) {
+  absl::Notification release;
+  std::atomic<int> syncs{0};
+  FileDeviceOptions options = HoldFirstSync(release, syncs);
+  options.queue_capacity = 3;
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok());
+  FileDevice& d = **dev;
+  Outcomes outcomes;
+  d.AppendAsync(R"({"type":"request","i":0})", outcomes.Next());  // held in its sync
+  while (syncs.load() == 0) std::this_thread::yield();
+  d.AppendAsync(std::vector<std::string>{R"({"type":"request","i":1})",
+                                         R"({"type":"response","i":2})"},
+                outcomes.Next());
+  EXPECT_EQ(d.GetStats().queued, 2u);
+  // Two more do not fit beside them (capacity 3): both refused at once, none queued.
+  d.AppendAsync(std::vector<std::string>{"{}", "{}"}, outcomes.Next());
+  std::vector<absl::Status> got = outcomes.Await(2);
+  EXPECT_TRUE(got[0].ok()) << got[0];
+  EXPECT_EQ(got[1].code(), absl::StatusCode::kUnavailable) << got[1];
+  EXPECT_EQ(d.GetStats().queued, 2u);
+  release.Notify();
+  got = outcomes.Await(3);
+  ASSERT_EQ(got.size(), 3u);  // one answer for the pair
+  EXPECT_TRUE(got[2].ok()) << got[2];
+  ASSERT_TRUE(d.Close().ok());
+  EXPECT_EQ(outcomes.Await(3).size(), 3u);
+  std::vector<std::string> lines = testing::Lines(testing::ReadAll(file()));
+  ASSERT_EQ(lines.size(), 4u);  // 3 records + the closing checkpoint
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(lines[i].find(absl::StrCat("\"i\":", i, ",")), std::string::npos) << lines[i];
+  }
+  EXPECT_EQ(d.GetStats().batches, 3u);  // the first record, the pair, the close
+  VerifyReport r = VerifyClosed();
+  EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
+}
+
 TEST_F(FileDeviceTest, AnIdleDeviceSyncsWithinTheInterval) {
   FileDeviceOptions options;
   options.sync_interval = absl::Milliseconds(20);

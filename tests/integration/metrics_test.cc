@@ -112,6 +112,35 @@ TEST(MetricsDevTest, CountersMoveAndAccessFollowsPolicy) {
   Scrape(*client, token_with("scraper"));
 }
 
+TEST(MetricsDevTest, AuditDeviceMetricsCountRecordsAndBatches) {
+  core::TempDir dir;
+  auto server = WardProcess::StartDev(dir.Join("data"));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = (*server)->Client();
+  ASSERT_NE(client, nullptr);
+  const std::string root = (*server)->root_token();
+  const std::string enable =
+      json::serialize(json::object{{"type", "file"},
+                                   {"options", json::object{{"file_path", dir.Join("audit.log")}}}});
+  ASSERT_EQ(Call(*client, "PUT", "sys/audit/file", root, enable).status, 204);
+  ASSERT_EQ(Call(*client, "PUT", "secret/data/m", root, R"({"data":{"a":"b"}})").status, 200);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(Call(*client, "GET", "secret/data/m", root).status, 200);
+
+  Exposition after = Scrape(*client, root);
+  EXPECT_EQ(after.type.at("ward_audit_batches_total"), "counter");
+  EXPECT_TRUE(after.help.count("ward_audit_batches_total"));
+  // The write and five reads: two records each (the scrape's own records may follow).
+  const double records = ValueOr0(after, "ward_audit_records_total", {{"device", "file/"}});
+  const double batches = ValueOr0(after, "ward_audit_batches_total", {{"device", "file/"}});
+  EXPECT_GE(records, 12);
+  // One client, one request at a time: at least one batch per request (a read's two records
+  // share a batch), never more batches than records.
+  EXPECT_GE(batches, 6);
+  EXPECT_LE(batches, records);
+  EXPECT_EQ(after.Value("ward_audit_write_failures_total", {{"device", "file/"}}), 0);
+  EXPECT_EQ(after.Value("ward_audit_queued_records", {{"device", "file/"}}), 0);
+}
+
 TEST(MetricsDevTest, StorageBarrierTokenAndPkiMetricsMove) {
   core::TempDir dir;
   auto server = WardProcess::StartDev(dir.Join("data"));

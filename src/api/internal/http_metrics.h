@@ -24,6 +24,7 @@ struct HttpMetrics {
   metrics::Family<metrics::Gauge>& sealed;
   metrics::Family<metrics::Gauge>& tokens;
   metrics::Family<metrics::Counter>& audit_records;
+  metrics::Family<metrics::Counter>& audit_batches;
   metrics::Family<metrics::Counter>& audit_failures;
   metrics::Family<metrics::Gauge>& audit_queued;
   metrics::Family<metrics::Counter>& quota_rejections;
