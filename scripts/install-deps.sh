@@ -8,7 +8,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   libboost1.81-dev libboost-json1.81-dev
   libssl-dev openssl libsqlite3-dev libabsl-dev libcli11-dev libspdlog-dev libfmt-dev
-  libyaml-cpp-dev googletest libgtest-dev libgmock-dev libbenchmark-dev
+  libyaml-cpp-dev googletest libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   curl python3
 )
 
