@@ -174,8 +174,8 @@ audit::ResponseInfo ResponseFor(const net::HttpResponse& resp) {
     return r;
   }
   if (o.contains("request_id") && o.contains("data")) {  // Vault's response envelope
-    r.data = o.at("data");
-    if (const json::value* a = o.if_contains("auth")) r.auth = *a;
+    r.data = std::move(o["data"]);
+    if (json::value* a = o.if_contains("auth")) r.auth = std::move(*a);
     if (const json::value* w = o.if_contains("warnings"); w != nullptr && w->is_array()) {
       for (const json::value& e : w->as_array()) {
         if (e.is_string()) r.warnings.emplace_back(e.as_string());

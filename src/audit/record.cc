@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/secure_bytes.h"
 #include "core/status_macros.h"
+#include "core/strings.h"
 #include "core/time_format.h"
 
 namespace ward::audit {
@@ -10,12 +11,72 @@ namespace json = boost::json;
 
 namespace {
 
-std::string Quoted(std::string_view s) { return json::serialize(json::string_view(s.data(), s.size())); }
+// The records are written as text, field by field: their shapes are fixed and only the values
+// vary, so no JSON tree is built for them (only for request and response data, which arrive as
+// trees). Strings are escaped as Boost.JSON's serializer escapes them.
 
-json::array Strings(const std::vector<std::string>& v) {
-  json::array a;
-  for (const std::string& str : v) a.emplace_back(str);
-  return a;
+void Key(std::string& out, std::string_view key) {
+  core::AppendJsonString(out, key);
+  out.push_back(':');
+}
+
+void StringField(std::string& out, std::string_view key, std::string_view value) {
+  Key(out, key);
+  core::AppendJsonString(out, value);
+  out.push_back(',');
+}
+
+void StringsField(std::string& out, std::string_view key, const std::vector<std::string>& values) {
+  Key(out, key);
+  out.push_back('[');
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    core::AppendJsonString(out, values[i]);
+  }
+  out.append("],");
+}
+
+// Replaces the ',' after the last field by `close` (or appends it to an empty "{").
+void Close(std::string& out, char close) {
+  if (out.back() == ',') {
+    out.back() = close;
+  } else {
+    out.push_back(close);
+  }
+}
+
+// Appends `v` as JSON with every string (at any depth, object keys excepted) replaced by its
+// hashed form.
+absl::Status AppendHashed(std::string& out, const Hasher& hasher, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::string: {
+      WARD_ASSIGN_OR_RETURN(std::string h, hasher.Hash(std::string_view(v.get_string())));
+      core::AppendJsonString(out, h);
+      return absl::OkStatus();
+    }
+    case json::kind::object: {
+      out.push_back('{');
+      for (const auto& kv : v.get_object()) {
+        Key(out, std::string_view(kv.key()));
+        WARD_RETURN_IF_ERROR(AppendHashed(out, hasher, kv.value()));
+        out.push_back(',');
+      }
+      Close(out, '}');
+      return absl::OkStatus();
+    }
+    case json::kind::array: {
+      out.push_back('[');
+      for (const json::value& e : v.get_array()) {
+        WARD_RETURN_IF_ERROR(AppendHashed(out, hasher, e));
+        out.push_back(',');
+      }
+      Close(out, ']');
+      return absl::OkStatus();
+    }
+    default:  // numbers, booleans, null
+      out.append(json::serialize(v));
+      return absl::OkStatus();
+  }
 }
 
 }  // namespace
@@ -38,44 +99,55 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
                                                     const AuthInfo& auth,
                                                     const RequestInfo& r) {
   RecordBuilder b(hasher);
-  json::object a;
+  b.head_ = "{\"time\":";
+  core::AppendJsonString(b.head_, core::FormatRfc3339Nanos(time));
+  b.head_.append(",\"type\":\"");
+
+  std::string& out = b.tail_;
+  out.reserve(1024);
+  out.append("\",\"auth\":{");
   if (auth.known) {
     WARD_ASSIGN_OR_RETURN(std::string token, b.HashOnce(auth.client_token));
     WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashOnce(auth.accessor));
-    a["client_token"] = token;
-    a["accessor"] = accessor;
-    a["display_name"] = auth.display_name;
-    a["policies"] = Strings(auth.policies);
-    a["token_policies"] = Strings(auth.policies);
-    json::object meta;
-    for (const auto& [k, v] : auth.metadata) meta[k] = v;
-    a["metadata"] = auth.metadata.empty() ? json::value(nullptr) : json::value(std::move(meta));
-    a["entity_id"] = "";
-    a["token_type"] = auth.token_type;
-    a["num_uses"] = auth.num_uses;
-    a["token_ttl"] = auth.token_ttl;
-    a["token_issue_time"] = auth.token_issue_time;
+    StringField(out, "client_token", token);
+    StringField(out, "accessor", accessor);
+    StringField(out, "display_name", auth.display_name);
+    StringsField(out, "policies", auth.policies);
+    StringsField(out, "token_policies", auth.policies);
+    Key(out, "metadata");
+    if (auth.metadata.empty()) {
+      out.append("null,");
+    } else {
+      out.push_back('{');
+      for (const auto& [k, v] : auth.metadata) StringField(out, k, v);
+      Close(out, '}');
+      out.push_back(',');
+    }
+    StringField(out, "entity_id", "");
+    StringField(out, "token_type", auth.token_type);
+    absl::StrAppend(&out, "\"num_uses\":", auth.num_uses, ",\"token_ttl\":", auth.token_ttl, ",");
+    StringField(out, "token_issue_time", auth.token_issue_time);
   }
-  json::object q;
-  q["id"] = r.id;
-  q["operation"] = r.operation;
-  q["mount_type"] = r.mount_type;
-  q["mount_point"] = r.mount_point;
+  Close(out, '}');
+
+  out.append(",\"request\":{");
   WARD_ASSIGN_OR_RETURN(std::string token, b.HashOnce(r.client_token));
   WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashOnce(r.client_token_accessor));
-  q["client_token"] = token;
-  q["client_token_accessor"] = accessor;
-  q["namespace"] = json::object{{"id", "root"}};
-  q["path"] = r.path;
+  StringField(out, "id", r.id);
+  StringField(out, "operation", r.operation);
+  StringField(out, "mount_type", r.mount_type);
+  StringField(out, "mount_point", r.mount_point);
+  StringField(out, "client_token", token);
+  StringField(out, "client_token_accessor", accessor);
+  out.append("\"namespace\":{\"id\":\"root\"},");
+  StringField(out, "path", r.path);
   if (!r.data.is_null()) {
-    json::value data = r.data;
-    WARD_RETURN_IF_ERROR(HashStrings(hasher, data));
-    q["data"] = std::move(data);
+    Key(out, "data");
+    WARD_RETURN_IF_ERROR(AppendHashed(out, hasher, r.data));
+    out.push_back(',');
   }
-  q["remote_address"] = r.remote_address;
-  q["remote_port"] = r.remote_port;
-  b.head_ = absl::StrCat("{\"time\":", Quoted(core::FormatRfc3339Nanos(time)), ",\"type\":\"");
-  b.tail_ = absl::StrCat("\",\"auth\":", json::serialize(a), ",\"request\":", json::serialize(q));
+  StringField(out, "remote_address", r.remote_address);
+  absl::StrAppend(&out, "\"remote_port\":", r.remote_port, "}");
   b.mount_type_ = r.mount_type;
   b.mount_point_ = r.mount_point;
   return b;
@@ -86,29 +158,39 @@ std::string RecordBuilder::RequestRecord() const {
 }
 
 absl::StatusOr<std::string> RecordBuilder::ResponseRecord(const ResponseInfo& response) {
-  json::object resp;
-  resp["mount_type"] = mount_type_;
-  resp["mount_point"] = mount_point_;
-  resp["status_code"] = response.status_code;
+  std::string out = absl::StrCat(head_, "response", tail_, ",\"response\":{");
+  StringField(out, "mount_type", mount_type_);
+  StringField(out, "mount_point", mount_point_);
+  absl::StrAppend(&out, "\"status_code\":", response.status_code, ",");
   if (!response.data.is_null()) {
-    json::value data = response.data;
-    WARD_RETURN_IF_ERROR(HashStrings(*hasher_, data));
-    resp["data"] = std::move(data);
+    Key(out, "data");
+    WARD_RETURN_IF_ERROR(AppendHashed(out, *hasher_, response.data));
+    out.push_back(',');
   }
   if (response.auth.is_object()) {
-    json::object a = response.auth.as_object();
-    for (const char* key : {"client_token", "accessor"}) {
-      auto it = a.find(key);
-      if (it != a.end() && it->value().is_string() && !it->value().as_string().empty()) {
-        WARD_ASSIGN_OR_RETURN(std::string h, HashOnce(std::string_view(it->value().as_string())));
-        it->value() = h;
+    Key(out, "auth");
+    out.push_back('{');
+    for (const auto& kv : response.auth.get_object()) {
+      const std::string_view key(kv.key());
+      Key(out, key);
+      if ((key == "client_token" || key == "accessor") && kv.value().is_string() &&
+          !kv.value().get_string().empty()) {
+        WARD_ASSIGN_OR_RETURN(std::string h, HashOnce(std::string_view(kv.value().get_string())));
+        core::AppendJsonString(out, h);
+      } else {
+        out.append(json::serialize(kv.value()));
       }
+      out.push_back(',');
     }
-    resp["auth"] = std::move(a);
+    Close(out, '}');
+    out.push_back(',');
   }
-  if (!response.warnings.empty()) resp["warnings"] = Strings(response.warnings);
-  return absl::StrCat(head_, "response", tail_, ",\"response\":", json::serialize(resp),
-                      ",\"error\":", Quoted(response.error), "}");
+  if (!response.warnings.empty()) StringsField(out, "warnings", response.warnings);
+  Close(out, '}');
+  out.append(",\"error\":");
+  core::AppendJsonString(out, response.error);
+  out.push_back('}');
+  return out;
 }
 
 absl::Status HashStrings(const Hasher& hasher, json::value& v) {

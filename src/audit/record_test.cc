@@ -136,5 +136,53 @@ TEST(RecordTest, ResponseErrorIsRecorded) {
   EXPECT_FALSE(rec->at("response").as_object().contains("data"));
 }
 
+TEST(RecordTest, TextRecordsEscapeAndKeepEveryShape) {
+  AuthInfo auth = TestAuth();
+  auth.display_name = "quote\" backslash\\ newline\n tab\t \x01 caf\xc3\xa9";
+  auth.metadata = {{"role \"name\"", "line\nbreak"}, {"empty", ""}};
+  auth.policies = {};
+  RequestInfo r = TestRequest();
+  r.data = json::parse(
+      R"({"a":[],"b":{},"c":[1,-2,3.5,true,false,null,"s",[["deep"]]],"d":18446744073709551615})");
+  ResponseInfo resp;
+  resp.status_code = 200;
+  resp.data = json::parse(R"([{"k":"v"},[],{}])");
+  resp.auth = json::parse(R"({"client_token":"","accessor":7,"lease_duration":0})");
+  resp.error = "bad \"thing\"\n";
+
+  const Hasher hasher = TestHasher();  // outlives the builders
+  absl::StatusOr<RecordBuilder> b = RecordBuilder::Create(hasher, absl::UnixEpoch(), auth, r);
+  ASSERT_TRUE(b.ok()) << b.status();
+  boost::system::error_code ec;
+  json::value request = json::parse(b->RequestRecord(), ec);
+  ASSERT_FALSE(ec) << b->RequestRecord();
+  absl::StatusOr<std::string> response_text = b->ResponseRecord(resp);
+  ASSERT_TRUE(response_text.ok());
+  json::value response = json::parse(*response_text, ec);
+  ASSERT_FALSE(ec) << *response_text;
+
+  const json::object& a = request.at("auth").as_object();
+  EXPECT_EQ(a.at("display_name"), json::value(auth.display_name));
+  EXPECT_EQ(a.at("metadata"),
+            json::parse(R"({"empty":"","role \"name\"":"line\nbreak"})"));
+  EXPECT_EQ(a.at("policies"), json::array());
+  EXPECT_EQ(request.at("request").at("data"),
+            json::parse(absl::StrCat(R"({"a":[],"b":{},"c":[1,-2,3.5,true,false,null,")", H("s"),
+                                     R"(",[[")", H("deep"), R"("]]],"d":18446744073709551615})")));
+  // The response record repeats the request's parts exactly.
+  EXPECT_EQ(response.at("auth"), request.at("auth"));
+  EXPECT_EQ(response.at("request"), request.at("request"));
+  EXPECT_EQ(response.at("time"), request.at("time"));
+  const json::object& out = response.at("response").as_object();
+  EXPECT_EQ(out.at("data"), json::parse(absl::StrCat(R"([{"k":")", H("v"), R"("},[],{}])")));
+  // Only non-empty string tokens and accessors are hashed; other values stay as they are.
+  EXPECT_EQ(out.at("auth"), json::parse(R"({"client_token":"","accessor":7,"lease_duration":0})"));
+  EXPECT_EQ(response.at("error"), json::value(resp.error));
+  // Built twice from the same inputs, the records are identical text.
+  absl::StatusOr<RecordBuilder> again = RecordBuilder::Create(hasher, absl::UnixEpoch(), auth, r);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->RequestRecord(), b->RequestRecord());
+}
+
 }  // namespace
 }  // namespace ward::audit

@@ -21,4 +21,9 @@ inline std::string_view FromAbsl(absl::string_view s) { return std::string_view(
 std::optional<int64_t> ParseInt64(std::string_view text);
 std::optional<uint64_t> ParseUint64(std::string_view text);
 
+// Appends `s` to `out` as a JSON string literal, escaped as Boost.JSON's serializer does
+// (quote, backslash and control characters; other bytes verbatim, so `s` should be UTF-8).
+// Lets fixed-shape JSON (responses, audit records) be written without building a tree.
+void AppendJsonString(std::string& out, std::string_view s);
+
 }  // namespace ward::core

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/strings.h"
 #include "net/http.h"
 
 namespace ward::api::internal {
@@ -54,9 +55,8 @@ net::HttpResponse ErrorResponse(int status, std::string_view message);
 // Maps `status` through HttpStatusFor; kNotFound becomes 404 {"errors":[]} as Vault does.
 net::HttpResponse ErrorResponse(const absl::Status& status);
 
-// Appends `s` to `out` as a JSON string literal, escaped as Boost.JSON's serializer does
-// (quote, backslash and control characters; other bytes verbatim, so `s` should be UTF-8).
-void AppendJsonString(std::string& out, std::string_view s);
+// core::AppendJsonString (core/strings.h), as the routes have always called it.
+using core::AppendJsonString;
 
 // The standard Vault response envelope (as Envelope with a null `auth` and no sys_inject)
 // around `data_json`, serialized JSON that is copied in verbatim: no JSON tree is built. The
