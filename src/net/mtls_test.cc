@@ -433,6 +433,43 @@ TEST_F(MtlsTest, RotatedOutKeyStillDecryptsUntilDropped) {
   EXPECT_FALSE(late.reused);
 }
 
+// Each ticket costs the server a serialisation round trip of the session, client certificate
+// included (tls.cc NewServerContext), so a full handshake issues one, and that one ticket
+// resumes any number of times without the server issuing more (no renewal unless the ticket
+// key rotated).
+TEST_F(MtlsTest, FullHandshakeIssuesOneReusableTicketAndResumptionIssuesNone) {
+  HttpServer& server = StartServer(Tls());
+  SslCtxPtr ctx = ClientCtx("alice");
+  // Counts the NewSessionTicket messages the client receives.
+  int tickets = 0;
+  SSL_CTX_set_msg_callback_arg(ctx.get(), &tickets);
+  SSL_CTX_set_msg_callback(ctx.get(), [](int write_p, int, int content_type, const void* buf,
+                                         size_t len, SSL*, void* arg) {
+    if (write_p == 0 && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+        static_cast<const unsigned char*>(buf)[0] == SSL3_MT_NEWSESSION_TICKET) {
+      ++*static_cast<int*>(arg);
+    }
+  });
+
+  Exchange first = Get(server.port(), ctx.get());
+  ASSERT_TRUE(first.served) << first.response;
+  ASSERT_FALSE(first.reused);
+  EXPECT_EQ(tickets, 1);
+  // Resume with the session of the previous connection (as clients that treat TLS 1.3
+  // tickets as single-use do), which carries the same ticket when the server sent none.
+  SslSessionPtr session = std::move(first.session);
+  for (int i = 0; i < 3; ++i) {
+    Exchange again = Get(server.port(), ctx.get(), session.get());
+    EXPECT_TRUE(again.served) << again.response;
+    EXPECT_TRUE(again.reused) << "resumption " << i;
+    ASSERT_NE(again.session, nullptr);
+    session = std::move(again.session);
+  }
+  EXPECT_EQ(tickets, 1);
+  EXPECT_EQ(server.Stats().handshakes_full, 1u);
+  EXPECT_EQ(server.Stats().handshakes_resumed, 3u);
+}
+
 TEST_F(MtlsTest, ResumptionSurvivesReload) {
   HttpServer& server = StartServer(Tls());
   SslCtxPtr ctx = ClientCtx("alice");
