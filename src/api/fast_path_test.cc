@@ -32,8 +32,14 @@ class FastPathTest : public testing::DevNodeTest {
     return options;
   }
 
+  // MayRunInline's answer, checked against HandleInline's: a response exactly when allowed.
   bool Inline(const std::string& method, const std::string& path, const std::string& token) {
-    return handler().MayRunInline(Request(method, path, token));
+    const net::HttpRequest request = Request(method, path, token);
+    const bool allowed = handler().MayRunInline(request);
+    std::optional<net::HttpResponse> served = handler().HandleInline(request);
+    if (served.has_value()) served = net::AwaitHeld(std::move(*served));
+    EXPECT_EQ(served.has_value(), allowed) << method << " " << path;
+    return allowed;
   }
 
   // A child token of root with `num_uses` uses (0: unlimited).
@@ -86,6 +92,28 @@ TEST_F(FastPathTest, UseLimitedTokensRunOnTheWorkerPool) {
   const std::string unlimited = ChildToken(0);
   ASSERT_FALSE(unlimited.empty());
   EXPECT_TRUE(Inline("GET", "secret/data/a", unlimited));
+}
+
+TEST_F(FastPathTest, HandleInlineServesAllowedReadsAndLeavesTheRestUntouched) {
+  ASSERT_EQ(Call("PUT", "secret/data/a", root_, R"({"data":{"v":"1"}})").status, 200);
+  std::optional<net::HttpResponse> read =
+      handler().HandleInline(Request("GET", "secret/data/a", root_));
+  ASSERT_TRUE(read.has_value());
+  net::HttpResponse inline_read = net::AwaitHeld(*std::move(read));
+  net::HttpResponse pool_read = Call("GET", "secret/data/a", root_);
+  EXPECT_EQ(inline_read.status, 200);
+  EXPECT_EQ(inline_read.body, pool_read.body);
+  // A write is refused for the loop and not performed.
+  EXPECT_FALSE(
+      handler().HandleInline(Request("PUT", "secret/data/b", root_, R"({"data":{"v":"2"}})")));
+  EXPECT_EQ(Call("GET", "secret/data/b", root_).status, 404);
+  // A use-limited token is not spent by the refusal.
+  const std::string limited = ChildToken(2);
+  ASSERT_FALSE(limited.empty());
+  EXPECT_FALSE(handler().HandleInline(Request("GET", "secret/data/a", limited)));
+  net::HttpResponse self = Call("GET", "auth/token/lookup-self", limited);
+  ASSERT_EQ(self.status, 200);
+  EXPECT_EQ(Body(self).at("data").at("num_uses"), 1);  // this lookup used one of the two
 }
 
 TEST_F(FastPathTest, NothingRunsInlineWhileSealed) {

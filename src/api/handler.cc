@@ -189,6 +189,22 @@ VaultHandler::VaultHandler(Core& core, core::Clock& clock, HandlerOptions option
 
 net::HttpResponse VaultHandler::Handle(const net::HttpRequest& http) {
   Request req{http, "", "", {}, nullptr, std::nullopt, internal::TokenFromHeaders(http)};
+  return Serve(req);
+}
+
+std::optional<net::HttpResponse> VaultHandler::HandleInline(const net::HttpRequest& http) {
+  Request req{http, "", "", {}, nullptr, std::nullopt, internal::TokenFromHeaders(http)};
+  // The token looked up for the decision is the one Serve authenticates with.
+  if (!InlineAllowed(http, [&req](const UnsealedState& state) {
+        return &LookupToken(req, state);
+      })) {
+    return std::nullopt;
+  }
+  return Serve(req);
+}
+
+net::HttpResponse VaultHandler::Serve(Request& req) {
+  const net::HttpRequest& http = req.http;
   req.method = absl::AsciiStrToUpper(core::ToAbsl(http.method));
   if (req.method == "POST") req.method = "PUT";
   absl::Status parsed = ParseTarget(http.target, req);
@@ -211,13 +227,19 @@ net::HttpResponse VaultHandler::Handle(const net::HttpRequest& http) {
 }
 
 bool VaultHandler::MayRunInline(const net::HttpRequest& http) const {
+  return InlineAllowed(http, [](const UnsealedState&) { return nullptr; });
+}
+
+template <typename LookUp>
+bool VaultHandler::InlineAllowed(const net::HttpRequest& http, const LookUp& look_up) const {
   std::optional<std::string_view> path = ReadPathOf(http);
   if (!path.has_value()) return false;
   // Sealed: the seal status may read storage (before initialisation), and nothing else is fast.
   std::shared_ptr<const UnsealedState> state = core_.State();
   if (state == nullptr) return false;
   if (http.method != "LIST" && (*path == "sys/health" || *path == "sys/seal-status")) return true;
-  return IsSideEffectFreeRead(http, *state, nullptr);
+  const bool has_token = !internal::TokenFromHeaders(http).empty();
+  return IsSideEffectFreeRead(http, *state, has_token ? look_up(*state) : nullptr);
 }
 
 const absl::StatusOr<auth::TokenEntry>& VaultHandler::LookupToken(Request& req,

@@ -68,7 +68,19 @@ class VaultHandler {
   // Costs a mount-table lookup and a token lookup. Thread-safe.
   bool MayRunInline(const net::HttpRequest& request) const;
 
+  // Handle(request) if MayRunInline(request), else nullopt (nothing was done). For the HTTP
+  // server's event loop (net::HttpServerOptions::inline_handler): the decision and the request
+  // share one token lookup. Thread-safe.
+  std::optional<net::HttpResponse> HandleInline(const net::HttpRequest& request);
+
  private:
+  // Handle's work on a request built from the HTTP request: method and target parsing,
+  // quotas, DispatchAudited, metrics.
+  net::HttpResponse Serve(internal::Request& req);
+  // MayRunInline's decision; `look_up(state)` returns the token lookup to use for
+  // IsSideEffectFreeRead (null: look it up there).
+  template <typename LookUp>
+  bool InlineAllowed(const net::HttpRequest& http, const LookUp& look_up) const;
   net::HttpResponse Dispatch(internal::Request& req);
   // Whether `request` only reads memory and changes nothing, so it needs no storage I/O and
   // its audit records may both be written after it ran: GET/HEAD/LIST of a KV mount's data/
