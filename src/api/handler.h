@@ -59,8 +59,8 @@ class VaultHandler {
 
   net::HttpResponse Handle(const net::HttpRequest& request);
 
-  // Whether Handle(request) may run on the HTTP server's event loop (net::HttpServerOptions::
-  // run_inline): true only if serving it cannot block on storage or on another thread's I/O.
+  // Whether Handle(request) may run on the HTTP server's event loop (HandleInline serves it
+  // there): true only if serving it cannot block on storage or on another thread's I/O.
   // That is, while unsealed: GET/HEAD sys/health and sys/seal-status, and every request
   // IsSideEffectFreeRead accepts. Everything else is false, and so is every request while
   // sealed. With audit devices enabled such a read does not wait for its records either: its

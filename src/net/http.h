@@ -65,8 +65,8 @@ struct HttpResponse {
 
 // Serves one request. Called on a worker thread, possibly concurrently with other calls, so it
 // must be thread-safe; it may block (storage fsync, key generation). Requests that
-// HttpServerOptions::run_inline accepts are served on an event-loop thread instead and must not
-// block (a response that must wait for other work uses HttpResponse::hold). It should not
+// HttpServerOptions::inline_handler serves are served on an event-loop thread instead and must
+// not block (a response that must wait for other work uses HttpResponse::hold). It should not
 // throw: an exception is caught by the server and answered with 500.
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 

@@ -325,8 +325,9 @@ struct HttpServer::Runtime {
   absl::Status ReloadTls(TlsServerOptions tls_options);
   asio::awaitable<bool> Write(Stream& stream, http::response<http::string_body>& res);
   HttpResponse Invoke(const HttpRequest& request);
-  // options.run_inline's verdict on `request`; false if there is none or it throws.
-  bool RunsInline(const HttpRequest& request);
+  // options.inline_handler's answer for `request`: nullopt if there is none or it declines,
+  // a 500 if it throws.
+  std::optional<HttpResponse> InvokeInline(const HttpRequest& request);
   // The response for a request the parser rejected, or nullopt if nothing should be sent
   // (the peer went away or was too slow). Counts the outcome.
   std::optional<HttpResponse> Rejection(const beast::error_code& ec);
@@ -721,9 +722,9 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
   // Any other handler call may block, so it runs on the worker pool; this coroutine resumes on
   // the connection's loop when it returns.
   HttpResponse response;
-  if (RunsInline(request)) {
+  if (std::optional<HttpResponse> served = InvokeInline(request)) {
     counters.handled_inline.fetch_add(1, std::memory_order_relaxed);
-    response = Invoke(request);
+    response = std::move(*served);
   } else {
     response = co_await asio::co_spawn(
         workers, [this, &request]() -> asio::awaitable<HttpResponse> { co_return Invoke(request); },
@@ -815,16 +816,18 @@ HttpResponse HttpServer::Runtime::Invoke(const HttpRequest& request) {
   return JsonError(500, kInternalError);
 }
 
-bool HttpServer::Runtime::RunsInline(const HttpRequest& request) {
-  if (!options.run_inline) return false;
+std::optional<HttpResponse> HttpServer::Runtime::InvokeInline(const HttpRequest& request) {
+  if (!options.inline_handler) return std::nullopt;
   try {
-    return options.run_inline(request);
+    return options.inline_handler(request);
   } catch (const std::exception& e) {
-    spdlog::error("request_id={} run_inline threw: {}", request.request_id, e.what());
+    spdlog::error("request_id={} inline handler threw: {}", request.request_id, e.what());
   } catch (...) {
-    spdlog::error("request_id={} run_inline threw a non-standard exception", request.request_id);
+    spdlog::error("request_id={} inline handler threw a non-standard exception",
+                  request.request_id);
   }
-  return false;
+  counters.handler_exceptions.fetch_add(1);
+  return JsonError(500, kInternalError);
 }
 
 std::optional<HttpResponse> HttpServer::Runtime::Rejection(const beast::error_code& ec) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,14 +37,15 @@ struct HttpServerOptions {
   // 0 = max(32, 4 * cores). Threads waiting on a commit cost no CPU; reads served inline never
   // touch the pool (docs/benchmarks.md).
   int worker_threads = 0;
-  // Decides, on the event-loop thread, whether a parsed request may be served right there
-  // instead of on the worker pool, which saves two thread hand-offs (loop -> pool -> loop)
-  // per request. Return true only for requests whose handler never blocks: no storage I/O, no
-  // waiting for another thread (a response that must wait uses HttpResponse::hold). A blocking
-  // handler run inline stalls every connection of that event loop. Called for every request,
-  // concurrently from the event-loop threads: it must be cheap and thread-safe; if it throws,
-  // the request runs on the pool. Empty (the default): every request runs on the pool.
-  std::function<bool(const HttpRequest&)> run_inline;
+  // Serves on the event-loop thread a parsed request that can be served there: returns its
+  // response, or nullopt, having done nothing, to send the request to the worker pool and the
+  // main handler. Serving on the loop saves two thread hand-offs (loop -> pool -> loop) per
+  // request. Serve here only what never blocks: no storage I/O, no waiting for another thread
+  // (a response that must wait uses HttpResponse::hold); a blocking call stalls every
+  // connection of that event loop. Called for every request, concurrently from the event-loop
+  // threads: it must be thread-safe and cheap when it declines. If it throws, the client gets
+  // 500, as when the main handler throws. Empty (the default): every request runs on the pool.
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> inline_handler;
 };
 
 // Counters since the server was created. Each is read atomically, not all together.
@@ -57,7 +59,7 @@ struct HttpServerStats {
   uint64_t malformed_requests = 0;      // requests answered 400 by the parser
   uint64_t read_timeouts = 0;           // requests cut off by read_timeout
   uint64_t handler_exceptions = 0;      // handler calls that threw (answered 500)
-  uint64_t handled_inline = 0;          // requests served on the event loop (run_inline)
+  uint64_t handled_inline = 0;          // requests served on the event loop (inline_handler)
   uint64_t handshakes_full = 0;         // TLS handshakes completed without resumption
   uint64_t handshakes_resumed = 0;      // TLS handshakes that resumed a session (ticket)
   // Handshakes that failed because the client's certificate was refused, by reason (each is
@@ -71,7 +73,7 @@ struct HttpServerStats {
 // Ward's HTTPS/1.1 server (HTTP/1.0 also accepted). One event loop per core (an io_context
 // run by one thread); each accepted connection is given to one loop, round-robin, and stays
 // there: one coroutine per connection; keep-alive. The handler runs on a separate worker pool
-// so it may block, except for requests HttpServerOptions::run_inline marks as non-blocking,
+// so it may block, except for requests HttpServerOptions::inline_handler marks as non-blocking,
 // which it runs on the connection's loop. A response with HttpResponse::hold set is sent when
 // released, with no thread waiting meanwhile.
 // Every read, write and handshake has a deadline. Requests whose headers exceed header_limit

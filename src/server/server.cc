@@ -584,7 +584,7 @@ absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
   http.handshake_timeout = listener.tls_handshake_timeout;
   api::VaultHandler* handler = node.handler.get();
   // Reads that cannot block (KV reads, token lookups, health) are served on the event loop.
-  http.run_inline = [handler](const net::HttpRequest& r) { return handler->MayRunInline(r); };
+  http.inline_handler = [handler](const net::HttpRequest& r) { return handler->HandleInline(r); };
   WARD_ASSIGN_OR_RETURN(node.http, net::HttpServer::Create(http, [handler](const net::HttpRequest& r) {
                           return handler->Handle(r);
                         }));
