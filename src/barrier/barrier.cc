@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <limits>
+#include <map>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -60,10 +61,10 @@ absl::StatusOr<uint32_t> EnvelopeTerm(std::string_view storage_key, std::string_
   return (byte(1) << 24) | (byte(2) << 16) | (byte(3) << 8) | byte(4);
 }
 
-absl::StatusOr<std::string> OpenValue(const core::SecureBytes& key, std::string_view storage_key,
+absl::StatusOr<std::string> OpenValue(const crypto::AeadKey& key, std::string_view storage_key,
                                       std::string_view ciphertext) {
   absl::StatusOr<std::string> plaintext =
-      crypto::AeadOpen(key, ciphertext.substr(kValueHeaderSize), storage_key);
+      key.Open(ciphertext.substr(kValueHeaderSize), storage_key);
   if (plaintext.status().code() == absl::StatusCode::kDataLoss) {
     return absl::DataLossError("value at " + std::string(storage_key) +
                                " failed authentication (tampered with, or moved from another key)");
@@ -92,6 +93,21 @@ struct StoredKeyring {
   Keyring keyring;
   uint64_t revision = 0;
 };
+
+// Every term's data key prepared for AES-GCM (key schedule built once, cipher contexts reused:
+// crypto::AeadKey), by term number; what values are sealed and opened with. Each entry holds
+// OpenSSL's copy of the key's schedule, so it is dropped with the keyring on Seal.
+using TermKeys = std::map<uint32_t, crypto::AeadKey>;
+
+// Prepares every term of `keyring`. Errors: kInternal if OpenSSL fails.
+absl::StatusOr<TermKeys> PrepareTermKeys(const Keyring& keyring) {
+  TermKeys keys;
+  for (const auto& [term, entry] : keyring.terms) {
+    WARD_ASSIGN_OR_RETURN(crypto::AeadKey key, crypto::AeadKey::Create(entry.key));
+    keys.emplace(term, std::move(key));
+  }
+  return keys;
+}
 
 // Implements Barrier with AES-256-GCM (crypto/aead.h) and the layouts of
 // docs/storage-format.md.
@@ -153,10 +169,12 @@ class AesGcmBarrier final : public Barrier {
     if (root_key->size() != kKeySize) return absl::DataLossError("root key has the wrong size");
 
     WARD_ASSIGN_OR_RETURN(StoredKeyring stored, LoadKeyring(*root_key));
+    WARD_ASSIGN_OR_RETURN(TermKeys term_keys, PrepareTermKeys(stored.keyring));
     absl::MutexLock lock(&mu_);
     if (!sealed_) return absl::OkStatus();  // a concurrent Unseal won
     root_key_ = std::move(*root_key);
     keyring_ = std::move(stored.keyring);
+    term_keys_ = std::move(term_keys);
     keyring_revision_ = stored.revision;
     encryptions_.store(0, std::memory_order_relaxed);
     sealed_ = false;
@@ -168,6 +186,7 @@ class AesGcmBarrier final : public Barrier {
     sealed_ = true;
     root_key_.Clear();
     keyring_ = Keyring();  // the old terms' SecureBytes zero themselves
+    term_keys_.clear();    // and OpenSSL cleanses the prepared key schedules as it frees them
     keyring_revision_ = 0;
   }
 
@@ -198,6 +217,7 @@ class AesGcmBarrier final : public Barrier {
       stored.keyring.active_term = term;
       core::SecureBytes json = internal::EncodeKeyring(stored.keyring);
       WARD_ASSIGN_OR_RETURN(std::string sealed, SealRecord(root_key, json.view(), kKeyringPath));
+      WARD_ASSIGN_OR_RETURN(TermKeys term_keys, PrepareTermKeys(stored.keyring));
 
       std::vector<storage::Op> ops;
       ops.push_back(storage::Op::Check(std::string(kKeyringPath), stored.revision));
@@ -206,7 +226,7 @@ class AesGcmBarrier final : public Barrier {
       if (revision.status().code() == absl::StatusCode::kAborted) continue;  // lost a race
       if (!revision.ok()) return revision.status();
       stored.revision = *revision;
-      Install(std::move(stored));
+      Install(std::move(stored), std::move(term_keys));
       return KeyStatus{term, now, 0};
     }
     return absl::AbortedError("keyring kept changing during rotation; try again");
@@ -239,12 +259,11 @@ class AesGcmBarrier final : public Barrier {
     {
       absl::ReaderMutexLock lock(&mu_);
       if (sealed_) return SealedError();
-      const KeyringTerm* active = keyring_.Find(keyring_.active_term);
+      const crypto::AeadKey& active = ActiveKey();
       const std::string header = ValueHeader(keyring_.active_term);
       for (storage::Op& op : ops) {
         if (op.kind != storage::Op::Kind::kPut) continue;
-        absl::StatusOr<std::string> sealed =
-            crypto::AeadSeal(active->key, op.value, op.key, header);
+        absl::StatusOr<std::string> sealed = active.Seal(op.value, op.key, header);
         CountEncryption(sealed.ok());
         if (!sealed.ok()) return sealed.status();
         core::SecureZero(op.value);
@@ -308,9 +327,8 @@ class AesGcmBarrier final : public Barrier {
     WARD_RETURN_IF_ERROR(CheckReserved(key));
     absl::ReaderMutexLock lock(&mu_);
     if (sealed_) return SealedError();
-    const KeyringTerm* active = keyring_.Find(keyring_.active_term);
     absl::StatusOr<std::string> sealed =
-        crypto::AeadSeal(active->key, plaintext, key, ValueHeader(keyring_.active_term));
+        ActiveKey().Seal(plaintext, key, ValueHeader(keyring_.active_term));
     CountEncryption(sealed.ok());
     if (!sealed.ok()) return sealed.status();
     encryptions_.fetch_add(1, std::memory_order_relaxed);
@@ -347,8 +365,8 @@ class AesGcmBarrier final : public Barrier {
     {
       absl::ReaderMutexLock lock(&mu_);
       if (sealed_) return SealedError();
-      if (const KeyringTerm* entry = keyring_.Find(term)) {
-        return OpenValue(entry->key, key, ciphertext);
+      if (auto entry = term_keys_.find(term); entry != term_keys_.end()) {
+        return OpenValue(entry->second, key, ciphertext);
       }
       if (term <= keyring_.active_term) return UnknownTermError(key, term);
     }
@@ -356,9 +374,9 @@ class AesGcmBarrier final : public Barrier {
     WARD_RETURN_IF_ERROR(RefreshKeyring());
     absl::ReaderMutexLock lock(&mu_);
     if (sealed_) return SealedError();
-    const KeyringTerm* entry = keyring_.Find(term);
-    if (entry == nullptr) return UnknownTermError(key, term);
-    return OpenValue(entry->key, key, ciphertext);
+    auto entry = term_keys_.find(term);
+    if (entry == term_keys_.end()) return UnknownTermError(key, term);
+    return OpenValue(entry->second, key, ciphertext);
   }
 
   static absl::Status UnknownTermError(std::string_view key, uint32_t term) {
@@ -385,15 +403,22 @@ class AesGcmBarrier final : public Barrier {
     return StoredKeyring{std::move(keyring), record->revision};
   }
 
-  // Installs `stored` if the barrier is unsealed and `stored` is newer than what it holds.
-  void Install(StoredKeyring stored) ABSL_LOCKS_EXCLUDED(mu_) {
+  // Installs `stored`, with `term_keys` prepared from it, if the barrier is unsealed and
+  // `stored` is newer than what it holds.
+  void Install(StoredKeyring stored, TermKeys term_keys) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     if (sealed_ || stored.revision <= keyring_revision_) return;
     if (stored.keyring.active_term != keyring_.active_term) {
       encryptions_.store(0, std::memory_order_relaxed);
     }
     keyring_ = std::move(stored.keyring);
+    term_keys_ = std::move(term_keys);
     keyring_revision_ = stored.revision;
+  }
+
+  // The active term's prepared key. REQUIRES: unsealed (term_keys_ then holds every term).
+  const crypto::AeadKey& ActiveKey() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return term_keys_.find(keyring_.active_term)->second;
   }
 
   // Reloads the keyring from storage (another node may have rotated).
@@ -406,7 +431,8 @@ class AesGcmBarrier final : public Barrier {
       root_key = root_key_.Copy();
     }
     WARD_ASSIGN_OR_RETURN(StoredKeyring stored, LoadKeyring(root_key));
-    Install(std::move(stored));
+    WARD_ASSIGN_OR_RETURN(TermKeys term_keys, PrepareTermKeys(stored.keyring));
+    Install(std::move(stored), std::move(term_keys));
     return absl::OkStatus();
   }
 
@@ -423,6 +449,9 @@ class AesGcmBarrier final : public Barrier {
   core::SecureBytes root_key_ ABSL_GUARDED_BY(mu_);
   // Non-empty, with its active term present, whenever !sealed_.
   Keyring keyring_ ABSL_GUARDED_BY(mu_);
+  // keyring_'s terms prepared for sealing and opening values: the same term numbers, empty
+  // while sealed.
+  TermKeys term_keys_ ABSL_GUARDED_BY(mu_);
   // Storage revision of the keyring record keyring_ was read from or written as.
   uint64_t keyring_revision_ ABSL_GUARDED_BY(mu_) = 0;
   // Values encrypted under the active term since unseal or rotation (KeyStatus::encryptions).

@@ -4,8 +4,10 @@
 #include <thread>
 #include <vector>
 
+#include "barrier/internal/keyring.h"
 #include "barrier/testing/hooked_backend.h"
 #include "core/testing/fake_clock.h"
+#include "crypto/aead.h"
 #include "crypto/random.h"
 #include "gtest/gtest.h"
 #include "storage/memory_backend.h"
@@ -165,6 +167,70 @@ TEST_F(BarrierTest, StoredValueIsCiphertextInVersionedEnvelope) {
   EXPECT_EQ(Raw(kKeyringPath).find("active_term"), std::string::npos);
   EXPECT_EQ(Raw(kKeyringPath)[0], '\x01');
   EXPECT_EQ(Raw(kRootKeyPath).size(), 1 + 12 + 32 + 16u);
+}
+
+// The barrier seals and opens values with prepared keys and reused cipher contexts; the
+// stored bytes must stay exactly what the one-shot crypto::AeadSeal/AeadOpen produce and
+// accept under the keyring's data keys (docs/storage-format.md), in both directions.
+TEST_F(BarrierTest, ValuesMatchTheOneShotAeadFormatInBothDirections) {
+  // The data keys, read from storage the way the format describes.
+  auto data_keys = [&]() {
+    absl::StatusOr<core::SecureBytes> root_key = crypto::AeadOpenSecret(
+        unseal_key_, std::string_view(Raw(kRootKeyPath)).substr(1), kRootKeyPath);
+    EXPECT_TRUE(root_key.ok()) << root_key.status();
+    absl::StatusOr<core::SecureBytes> json = crypto::AeadOpenSecret(
+        *root_key, std::string_view(Raw(kKeyringPath)).substr(1), kKeyringPath);
+    EXPECT_TRUE(json.ok()) << json.status();
+    absl::StatusOr<internal::Keyring> keyring = internal::DecodeKeyring(json->view());
+    EXPECT_TRUE(keyring.ok()) << keyring.status();
+    return *std::move(keyring);
+  };
+  auto header = [](uint32_t term) {
+    return std::string{'\x01', static_cast<char>(term >> 24), static_cast<char>(term >> 16),
+                       static_cast<char>(term >> 8), static_cast<char>(term)};
+  };
+
+  std::unique_ptr<Barrier> other_node = NewBarrier(storage_);
+  ASSERT_TRUE(other_node->Unseal(unseal_key_).ok());
+  for (uint32_t term = 1; term <= 3; ++term) {
+    internal::Keyring keyring = data_keys();
+    ASSERT_EQ(keyring.active_term, term);
+    for (int i = 0; i < 3; ++i) {  // several values per term, so contexts are reused
+      const std::string key = "kv/t" + std::to_string(term) + "/" + std::to_string(i);
+      const std::string value = "value " + key + std::string(1000, 'v');
+      // Barrier -> one-shot.
+      ASSERT_TRUE(barrier_->Put(key, value).ok());
+      const std::string raw = Raw(key);
+      EXPECT_EQ(raw.substr(0, 5), header(term));
+      absl::StatusOr<std::string> opened =
+          crypto::AeadOpen(keyring.Find(term)->key, std::string_view(raw).substr(5), key);
+      ASSERT_TRUE(opened.ok()) << opened.status();
+      EXPECT_EQ(*opened, value);
+      // One-shot -> barrier, for this and every earlier term.
+      for (uint32_t old = 1; old <= term; ++old) {
+        const std::string old_key = key + "/by-one-shot/" + std::to_string(old);
+        absl::StatusOr<std::string> sealed =
+            crypto::AeadSeal(keyring.Find(old)->key, value, old_key, header(old));
+        ASSERT_TRUE(sealed.ok());
+        PutRaw(old_key, *sealed);
+        EXPECT_EQ(*barrier_->Get(old_key), value) << old_key;
+        EXPECT_EQ(*barrier_->Decrypt(old_key, *sealed), value) << old_key;
+        EXPECT_EQ(barrier_->Decrypt(key, *sealed).status().code(), StatusCode::kDataLoss);
+      }
+    }
+    // The next term arrives by turns through this node's Rotate, a seal cycle plus a rotation
+    // by another node, which this node picks up on read: each path must rebuild the keys.
+    if (term == 1) {
+      ASSERT_TRUE(barrier_->Rotate().ok());
+    } else if (term == 2) {
+      barrier_->Seal();
+      ASSERT_TRUE(barrier_->Unseal(unseal_key_).ok());
+      ASSERT_TRUE(other_node->Rotate().ok());
+      ASSERT_TRUE(other_node->Put("kv/from-other", "term three").ok());
+      EXPECT_EQ(*barrier_->Get("kv/from-other"), "term three");
+      ASSERT_EQ(barrier_->Status()->term, 3u);
+    }
+  }
 }
 
 TEST_F(BarrierTest, ValueMovedToAnotherKeyIsDataLoss) {
