@@ -9,7 +9,10 @@
 #      both servers (nginx at the same rate, for reference).
 # Prints every run, then the medians and the ratio Ward/nginx.
 #
-# Settings (environment): CONNECTIONS=32 THREADS=1 DURATION=8 WARMUP=1 REPEAT=3
+# AUDIT=1 enables a file audit device on Ward first (every request and response recorded,
+# hash-chained and HMAC'd), as issue 5's read target is stated: token auth + ACL + audit on.
+#
+# Settings (environment): AUDIT=0 CONNECTIONS=32 THREADS=1 DURATION=8 WARMUP=1 REPEAT=3
 #   NGINX_WORKERS (default: nproc, the number of event-loop threads Ward starts by default)
 #   BUILD_DIR=build/release (ward and ward-bench)
 set -euo pipefail
@@ -20,12 +23,18 @@ NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
 
 bench_init
 print_context
+AUDIT=${AUDIT:-0}
 start_ward ward
 put_secret secret/data/bench 1024
+if [ "$AUDIT" = 1 ]; then
+  ward_api PUT sys/audit/file \
+    "{\"type\":\"file\",\"options\":{\"file_path\":\"$BENCH_TMP/ward/audit.log\"}}" >/dev/null
+fi
 start_nginx "$NGINX_WORKERS" "$WARD_TLS_DIR/server.pem" "$WARD_TLS_DIR/server-key.pem"
 ward_bytes=$(curl -sf --cacert "$WARD_CA" -H "X-Vault-Token: $WARD_ROOT_TOKEN" \
   "$WARD_URL/v1/secret/data/bench" | wc -c)
 echo "ward:     $WARD_URL, GET /v1/secret/data/bench answers $ward_bytes bytes of JSON"
+echo "audit:    $AUDIT (1: a file audit device records every request and response)"
 echo "nginx:    $NGINX_URL, $NGINX_WORKERS workers, GET /1k.bin answers 1024 bytes"
 echo "settings: -c $CONNECTIONS -t $THREADS -d $DURATION --warmup $WARMUP, $REPEAT repeats"
 echo
