@@ -202,11 +202,12 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
     core::SecureZero(auth.client_token);
     core::SecureZero(info.client_token);
   };
-  auto describe = [&](const UnsealedState& s) {
+  auto describe = [&](const std::shared_ptr<const UnsealedState>& state_ptr) {
+    const UnsealedState& s = *state_ptr;
     const auth::TokenEntry* entry = nullptr;
     std::optional<auth::TokenEntry> identity;
     if (!token.empty() && s.tokens != nullptr) {
-      const absl::StatusOr<auth::TokenEntry>& looked_up = LookupToken(req, s);
+      const absl::StatusOr<auth::TokenEntry>& looked_up = LookupToken(req, state_ptr);
       if (looked_up.ok()) entry = &*looked_up;
     } else if (token.empty()) {
       // Direct certificate identity (docs/cert-auth.md): the record shows the cert role's
@@ -226,7 +227,7 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
       std::shared_ptr<const UnsealedState> now = core_.State();
       if (now != nullptr && now->audit != nullptr && !now->audit->Snapshot()->empty()) {
         auto opened = now->audit->Snapshot();
-        describe(*now);
+        describe(now);
         if (!now->audit->LogRequest(*opened, auth, info).ok() ||
             !now->audit->LogResponse(*opened, auth, info, ResponseFor(resp)).ok()) {
           return ErrorResponse(500, kResponseFailed);
@@ -236,13 +237,18 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
     return resp;
   }
 
-  describe(*state);
+  describe(state);
   // A read that changes nothing may run before its request record is written: it is queued
   // with the response record, and the response is held until both are written.
   const bool read_only = IsSideEffectFreeRead(
-      req.http, *state, token.empty() ? nullptr : &LookupToken(req, *state));
-  if (!read_only && !state->audit->LogRequest(*devices, auth, info).ok()) {
-    return ErrorResponse(500, kRequestFailed);
+      req.http, *state, token.empty() ? nullptr : &LookupToken(req, state));
+  if (!read_only) {
+    if (!state->audit->LogRequest(*devices, auth, info).ok()) {
+      return ErrorResponse(500, kRequestFailed);
+    }
+    // Writing the record may have waited for the device: authenticate with the token as it is
+    // now (a revocation acknowledged meanwhile holds), not as it was looked up before.
+    req.token_lookup.reset();
   }
   net::HttpResponse resp = Dispatch(req);
   auto latch = std::make_shared<AuditLatch>();

@@ -195,9 +195,10 @@ net::HttpResponse VaultHandler::Handle(const net::HttpRequest& http) {
 std::optional<net::HttpResponse> VaultHandler::HandleInline(const net::HttpRequest& http) {
   Request req{http, "", "", {}, nullptr, std::nullopt, internal::TokenFromHeaders(http)};
   // The token looked up for the decision is the one Serve authenticates with.
-  if (!InlineAllowed(http, [&req](const UnsealedState& state) {
-        return &LookupToken(req, state);
-      })) {
+  if (!InlineAllowed(http, !req.client_token.empty(),
+                     [&req](const std::shared_ptr<const UnsealedState>& state) {
+                       return &LookupToken(req, state);
+                     })) {
     return std::nullopt;
   }
   return Serve(req);
@@ -227,26 +228,32 @@ net::HttpResponse VaultHandler::Serve(Request& req) {
 }
 
 bool VaultHandler::MayRunInline(const net::HttpRequest& http) const {
-  return InlineAllowed(http, [](const UnsealedState&) { return nullptr; });
+  std::string token = internal::TokenFromHeaders(http);
+  const bool allowed = InlineAllowed(http, !token.empty(),
+                                     [](const std::shared_ptr<const UnsealedState>&) {
+                                       return nullptr;
+                                     });
+  core::SecureZero(token);
+  return allowed;
 }
 
 template <typename LookUp>
-bool VaultHandler::InlineAllowed(const net::HttpRequest& http, const LookUp& look_up) const {
+bool VaultHandler::InlineAllowed(const net::HttpRequest& http, bool has_token,
+                                 const LookUp& look_up) const {
   std::optional<std::string_view> path = ReadPathOf(http);
   if (!path.has_value()) return false;
   // Sealed: the seal status may read storage (before initialisation), and nothing else is fast.
   std::shared_ptr<const UnsealedState> state = core_.State();
   if (state == nullptr) return false;
   if (http.method != "LIST" && (*path == "sys/health" || *path == "sys/seal-status")) return true;
-  const bool has_token = !internal::TokenFromHeaders(http).empty();
-  return IsSideEffectFreeRead(http, *state, has_token ? look_up(*state) : nullptr);
+  return IsSideEffectFreeRead(http, *state, has_token ? look_up(state) : nullptr);
 }
 
-const absl::StatusOr<auth::TokenEntry>& VaultHandler::LookupToken(Request& req,
-                                                                  const UnsealedState& state) {
-  if (!req.token_lookup.has_value() || req.token_lookup_store != state.tokens.get()) {
-    req.token_lookup = state.tokens->Lookup(req.client_token);
-    req.token_lookup_store = state.tokens.get();
+const absl::StatusOr<auth::TokenEntry>& VaultHandler::LookupToken(
+    Request& req, const std::shared_ptr<const UnsealedState>& state) {
+  if (!req.token_lookup.has_value() || req.token_lookup_state != state) {
+    req.token_lookup = state->tokens->Lookup(req.client_token);
+    req.token_lookup_state = state;
   }
   return *req.token_lookup;
 }
@@ -353,7 +360,7 @@ std::optional<net::HttpResponse> VaultHandler::Authenticate(Request& req) {
   // The lookup hashes the token with a keyed HMAC and finds the hash in a map, so its timing
   // depends on the HMAC, which the client cannot steer, never on how much of a stored token a
   // guess matches.
-  const absl::StatusOr<auth::TokenEntry>& entry = LookupToken(req, *req.state);
+  const absl::StatusOr<auth::TokenEntry>& entry = LookupToken(req, req.state);
   if (!entry.ok()) {
     if (entry.status().code() == absl::StatusCode::kNotFound) {
       limiter.RecordFailure(client);

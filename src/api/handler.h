@@ -77,10 +77,11 @@ class VaultHandler {
   // Handle's work on a request built from the HTTP request: method and target parsing,
   // quotas, DispatchAudited, metrics.
   net::HttpResponse Serve(internal::Request& req);
-  // MayRunInline's decision; `look_up(state)` returns the token lookup to use for
-  // IsSideEffectFreeRead (null: look it up there).
+  // MayRunInline's decision for a request that carries a token (`has_token`) or not;
+  // `look_up(state)` returns the token lookup to use for IsSideEffectFreeRead (null: look it
+  // up there).
   template <typename LookUp>
-  bool InlineAllowed(const net::HttpRequest& http, const LookUp& look_up) const;
+  bool InlineAllowed(const net::HttpRequest& http, bool has_token, const LookUp& look_up) const;
   net::HttpResponse Dispatch(internal::Request& req);
   // Whether `request` only reads memory and changes nothing, so it needs no storage I/O and
   // its audit records may both be written after it ran: GET/HEAD/LIST of a KV mount's data/
@@ -94,8 +95,8 @@ class VaultHandler {
   // The token store's answer for req.client_token in `state` (kNotFound for an empty, unknown
   // or expired token), looked up on the first call and kept in `req` for the rest of the
   // request.
-  static const absl::StatusOr<auth::TokenEntry>& LookupToken(internal::Request& req,
-                                                             const UnsealedState& state);
+  static const absl::StatusOr<auth::TokenEntry>& LookupToken(
+      internal::Request& req, const std::shared_ptr<const UnsealedState>& state);
   // Sets req.token from the request's token. Returns the error response if there is none,
   // it is unknown or expired (403), or the token store failed.
   std::optional<net::HttpResponse> Authenticate(internal::Request& req);

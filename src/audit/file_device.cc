@@ -198,6 +198,10 @@ void FileDevice::AppendAsync(std::string record_json, Done done) {
 }
 
 void FileDevice::AppendAsync(std::vector<std::string> records, Done done) {
+  if (records.empty()) {
+    done(absl::OkStatus());
+    return;
+  }
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);

@@ -90,8 +90,8 @@ class FileDevice {
 
   // AppendAsync for several records at once (a request's request and response records): they
   // are queued together, so they go into the file next to each other in one write, and `done`
-  // is called once, with the outcome they share. Refusals are as for AppendAsync (a queue
-  // without room for all of them refuses all of them). REQUIRES: `records` is not empty.
+  // is called once, with the outcome they share (OK at once for no records). Refusals are as for
+  // AppendAsync (a queue without room for all of them refuses all of them).
   void AppendAsync(std::vector<std::string> records, Done done);
 
   // Reopens the file at path() for log rotation (SIGHUP), between two batches of the writer,

@@ -91,7 +91,9 @@ absl::StatusOr<std::string> RecordBuilder::HashOnce(std::string_view value) {
     if (raw == value) return hashed;
   }
   WARD_ASSIGN_OR_RETURN(std::string h, hasher_->Hash(value));
-  hashed_.emplace_back(std::string(value), h);
+  // Remembered only while there is room: growing the vector would move (and so leave behind)
+  // raw copies that are never zeroed.
+  if (hashed_.size() < hashed_.capacity()) hashed_.emplace_back(std::string(value), h);
   return h;
 }
 
@@ -99,6 +101,7 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
                                                     const AuthInfo& auth,
                                                     const RequestInfo& r) {
   RecordBuilder b(hasher);
+  b.hashed_.reserve(4);  // never reallocated: every raw copy is zeroed where it was made
   b.head_ = "{\"time\":";
   core::AppendJsonString(b.head_, core::FormatRfc3339Nanos(time));
   b.head_.append(",\"type\":\"");
@@ -205,10 +208,25 @@ absl::Status HashStrings(const Hasher& hasher, json::value& v) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A record's text as a JSON object. Errors: kInternal if it does not parse (a string that is not
+// UTF-8 in the record's input).
+absl::StatusOr<json::object> ParseRecord(std::string_view text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
+  if (ec || !v.is_object()) {
+    return absl::InternalError("audit: record is not a JSON object: " + ec.message());
+  }
+  return std::move(v.as_object());
+}
+
+}  // namespace
+
 absl::StatusOr<json::object> BuildRequestRecord(const Hasher& hasher, absl::Time time,
                                                 const AuthInfo& auth, const RequestInfo& request) {
   WARD_ASSIGN_OR_RETURN(RecordBuilder b, RecordBuilder::Create(hasher, time, auth, request));
-  return json::parse(b.RequestRecord()).as_object();
+  return ParseRecord(b.RequestRecord());
 }
 
 absl::StatusOr<json::object> BuildResponseRecord(const Hasher& hasher, absl::Time time,
@@ -216,7 +234,7 @@ absl::StatusOr<json::object> BuildResponseRecord(const Hasher& hasher, absl::Tim
                                                  const ResponseInfo& response) {
   WARD_ASSIGN_OR_RETURN(RecordBuilder b, RecordBuilder::Create(hasher, time, auth, request));
   WARD_ASSIGN_OR_RETURN(std::string text, b.ResponseRecord(response));
-  return json::parse(text).as_object();
+  return ParseRecord(text);
 }
 
 }  // namespace ward::audit

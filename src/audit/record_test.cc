@@ -136,6 +136,13 @@ TEST(RecordTest, ResponseErrorIsRecorded) {
   EXPECT_FALSE(rec->at("response").as_object().contains("data"));
 }
 
+TEST(RecordTest, RecordThatIsNotValidJsonIsAnErrorNotAnException) {
+  RequestInfo r = TestRequest();
+  r.path = "secret/data/\xff";  // not UTF-8: written through, but no JSON parser accepts it
+  auto rec = BuildRequestRecord(TestHasher(), absl::UnixEpoch(), TestAuth(), r);
+  EXPECT_EQ(rec.status().code(), absl::StatusCode::kInternal);
+}
+
 TEST(RecordTest, TextRecordsEscapeAndKeepEveryShape) {
   AuthInfo auth = TestAuth();
   auth.display_name = "quote\" backslash\\ newline\n tab\t \x01 caf\xc3\xa9";

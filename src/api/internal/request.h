@@ -27,9 +27,10 @@ struct Request {
   std::optional<auth::TokenEntry> token;     // set once authenticated
   std::string client_token;                  // the raw token; zeroed when the request ends
   // The token store's answer for client_token (VaultHandler::LookupToken keeps it, so that a
-  // request hashes and looks up its token once), and the store that gave it.
+  // request hashes and looks up its token once), and the unsealed state whose store gave it
+  // (held, so that a later state can never be mistaken for it).
   std::optional<absl::StatusOr<auth::TokenEntry>> token_lookup = std::nullopt;
-  const auth::TokenStore* token_lookup_store = nullptr;
+  std::shared_ptr<const UnsealedState> token_lookup_state = nullptr;
 
   ~Request();
   std::string_view request_id() const { return http.request_id; }
