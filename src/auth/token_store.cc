@@ -630,24 +630,24 @@ absl::Status TokenStore::CheckUnsealed() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<TokenEntry> TokenStore::Lookup(std::string_view token) const {
+template <typename Read>
+auto TokenStore::ReadValid(std::string_view token, const Read& read) const
+    -> absl::StatusOr<decltype(read(std::declval<const TokenEntry&>()))> {
   WARD_RETURN_IF_ERROR(CheckUnsealed());
   WARD_ASSIGN_OR_RETURN(std::string id_hash, HashToken(token));
   const absl::Time now = clock_.Now();
   absl::ReaderMutexLock lock(&mu_);
   const TokenEntry* entry = FindValidLocked(id_hash, now);
   if (entry == nullptr) return absl::NotFoundError("token not found");
-  return *entry;
+  return read(*entry);
+}
+
+absl::StatusOr<TokenEntry> TokenStore::Lookup(std::string_view token) const {
+  return ReadValid(token, [](const TokenEntry& entry) { return entry; });
 }
 
 absl::StatusOr<bool> TokenStore::HasUnlimitedUses(std::string_view token) const {
-  WARD_RETURN_IF_ERROR(CheckUnsealed());
-  WARD_ASSIGN_OR_RETURN(std::string id_hash, HashToken(token));
-  const absl::Time now = clock_.Now();
-  absl::ReaderMutexLock lock(&mu_);
-  const TokenEntry* entry = FindValidLocked(id_hash, now);
-  if (entry == nullptr) return absl::NotFoundError("token not found");
-  return entry->num_uses == 0;
+  return ReadValid(token, [](const TokenEntry& entry) { return entry.num_uses == 0; });
 }
 
 absl::StatusOr<TokenEntry> TokenStore::Use(std::string_view token) {

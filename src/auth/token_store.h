@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -268,6 +269,10 @@ class TokenStore {
 
   // The valid entry stored under `id_hash` at `now`: present, unexpired, and every ancestor
   // present and unexpired; nullptr otherwise.
+  // Lookup's checks (unsealed, known, not expired), then `read(entry)` under the reader lock.
+  template <typename Read>
+  auto ReadValid(std::string_view token, const Read& read) const
+      -> absl::StatusOr<decltype(read(std::declval<const TokenEntry&>()))>;
   const TokenEntry* FindValidLocked(std::string_view id_hash, absl::Time now) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
