@@ -1,27 +1,35 @@
 #include "net/http_server.h"
-#include "net/internal/http_syntax.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <boost/asio/basic_stream_socket.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <thread>
@@ -37,6 +45,7 @@
 #include "core/status_macros.h"
 #include "core/strings.h"
 #include "crypto/random.h"
+#include "net/internal/http_syntax.h"
 #include "net/tls.h"
 
 namespace ward::net {
@@ -46,11 +55,257 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using Stream = beast::ssl_stream<beast::tcp_stream>;
 using Clock = std::chrono::steady_clock;
+// Connections, their coroutines and timers use the event loop's concrete executor type rather
+// than the type-erased asio::any_io_executor, which costs a heap-free but not free copy and
+// virtual-like dispatch on every operation and completion.
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
+template <typename T>
+using Task = asio::awaitable<T, Executor>;
+
+// The completion token for an operation awaited by a connection coroutine, with its error
+// reported in `ec` instead of thrown.
+auto Await(beast::error_code& ec) {
+  return asio::redirect_error(asio::use_awaitable_t<Executor>(), ec);
+}
+
+// The BIO through which OpenSSL reads and writes a connection's socket: OpenSSL's socket BIO
+// with send(MSG_NOSIGNAL) instead of write(), so that a peer gone away cannot raise SIGPIPE in
+// a program that has not ignored it. The BIO's data is the descriptor; it never closes it.
+int SocketBioWrite(BIO* bio, const char* data, size_t size, size_t* written) {
+  BIO_clear_retry_flags(bio);
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(bio)));
+  const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+  if (n >= 0) {
+    *written = static_cast<size_t>(n);
+    return 1;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(bio);
+  return 0;
+}
+
+int SocketBioRead(BIO* bio, char* data, size_t size, size_t* read) {
+  BIO_clear_retry_flags(bio);
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(bio)));
+  const ssize_t n = ::recv(fd, data, size, 0);
+  if (n > 0) {
+    *read = static_cast<size_t>(n);
+    return 1;
+  }
+  if (n == 0) {
+    BIO_set_flags(bio, BIO_FLAGS_IN_EOF);  // OpenSSL asks (BIO_eof) whether the peer closed
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    BIO_set_retry_read(bio);
+  }
+  return 0;
+}
+
+long SocketBioCtrl(BIO* bio, int cmd, long, void*) {
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_EOF:
+      return BIO_test_flags(bio, BIO_FLAGS_IN_EOF) != 0 ? 1 : 0;
+    default:
+      return 0;
+  }
+}
+
+// Made once, never freed (as OpenSSL's own methods). Thread-safe.
+const BIO_METHOD* SocketBioMethod() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ward socket");
+    if (m == nullptr) return m;
+    BIO_meth_set_write_ex(m, SocketBioWrite);
+    BIO_meth_set_read_ex(m, SocketBioRead);
+    BIO_meth_set_ctrl(m, SocketBioCtrl);
+    return m;
+  }();
+  return method;
+}
+
+// A server-side TLS connection: OpenSSL reads and writes the non-blocking socket itself
+// (SocketBioMethod), and the event loop is only asked to wait until the socket is ready when
+// OpenSSL says it must (or, for a connection waiting for its next request, before reading).
+// asio::ssl::stream instead puts a memory BIO pair between OpenSSL and the socket (every record
+// is copied through it), runs a composed operation per read and write, and clears OpenSSL's
+// error queue before every call (ERR_clear_error frees 32 pointers each time), which is done
+// here only when the queue is not empty.
+// Errors are reported as asio::ssl::stream's: asio::error::eof when the peer closed (with or
+// without close_notify: asio::ssl::error::stream_truncated for the latter), socket errors as
+// system errors, TLS errors in asio's SSL category, asio::error::bad_descriptor once the
+// socket has been closed (by a deadline or Shutdown; the SSL object is then never used again,
+// as the descriptor number may already belong to another connection).
+// Not thread-safe: used on the connection's event loop only.
+class TlsStream {
+ public:
+  // Takes `socket` (connected) and prepares a server-side TLS connection with `ctx`.
+  TlsStream(Socket socket, SSL_CTX* ctx) : socket_(std::move(socket)), ssl_(SSL_new(ctx)) {}
+  ~TlsStream() { SSL_free(ssl_); }
+  TlsStream(const TlsStream&) = delete;
+  TlsStream& operator=(const TlsStream&) = delete;
+
+  // Attaches OpenSSL to the socket. Errors (in `ec`): out of memory, or a socket error.
+  void Init(beast::error_code& ec) {
+    if (ssl_ == nullptr) {
+      ec = asio::error::no_memory;
+      return;
+    }
+    socket_.non_blocking(true, ec);
+    if (ec) return;
+    const BIO_METHOD* method = SocketBioMethod();
+    BIO* bio = method == nullptr ? nullptr : BIO_new(method);
+    if (bio == nullptr) {
+      ERR_clear_error();
+      ec = asio::error::no_memory;
+      return;
+    }
+    BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(socket_.native_handle())));
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ssl_, bio, bio);  // owned by ssl_ from here
+    SSL_set_accept_state(ssl_);
+    // As asio::ssl::stream: a write may return once some records are out, and idle
+    // connections do not keep their record buffers.
+    SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                           SSL_MODE_RELEASE_BUFFERS);
+    // Read what the socket has (up to a record buffer) in one recv, not a record header and
+    // then its body in two.
+    SSL_set_read_ahead(ssl_, 1);
+  }
+
+  Socket& socket() { return socket_; }
+  SSL* native_handle() { return ssl_; }
+
+  Task<void> Handshake(beast::error_code& ec) {
+    for (;;) {
+      if (!Usable(ec)) co_return;
+      const int ret = SSL_do_handshake(ssl_);
+      if (ret == 1) co_return;
+      if (!co_await WaitFor(ret, errno, ec)) co_return;
+    }
+  }
+
+  // Waits until the peer has sent something, unless OpenSSL already holds unread bytes. For a
+  // connection waiting for its next request, which has usually not been sent yet: a read
+  // would fail (EAGAIN) before the wait anyway.
+  Task<void> WaitUntilReadable(beast::error_code& ec) {
+    if (SSL_has_pending(ssl_) == 1) co_return;
+    if (!socket_.is_open()) {
+      ec = asio::error::bad_descriptor;
+      co_return;
+    }
+    co_await socket_.async_wait(Socket::wait_read, Await(ec));
+  }
+
+  // Reads some application data into `buffer`; returns how much (0 with `ec` set on error).
+  Task<size_t> ReadSome(asio::mutable_buffer buffer, beast::error_code& ec) {
+    if (buffer.size() == 0) co_return 0;
+    for (;;) {
+      if (!Usable(ec)) co_return 0;
+      size_t n = 0;
+      const int ret = SSL_read_ex(ssl_, buffer.data(), buffer.size(), &n);
+      if (ret == 1) co_return n;
+      if (!co_await WaitFor(ret, errno, ec)) co_return 0;
+    }
+  }
+
+  // Writes all of `data`, in as few records as OpenSSL makes of it.
+  Task<void> Write(asio::const_buffer data, beast::error_code& ec) {
+    const char* next = static_cast<const char*>(data.data());
+    size_t left = data.size();
+    while (left > 0) {
+      if (!Usable(ec)) co_return;
+      size_t n = 0;
+      const int ret = SSL_write_ex(ssl_, next, left, &n);
+      if (ret == 1) {
+        next += n;
+        left -= n;
+        continue;
+      }
+      if (!co_await WaitFor(ret, errno, ec)) co_return;
+    }
+  }
+
+  // Sends close_notify and waits for the peer's (as asio::ssl::stream::async_shutdown).
+  Task<void> Shutdown(beast::error_code& ec) {
+    bool sent = false;
+    for (;;) {
+      if (!Usable(ec)) co_return;
+      const int ret = SSL_shutdown(ssl_);
+      if (ret == 1) co_return;
+      if (ret == 0) {
+        if (!sent) {  // ours is out: call again to read the peer's
+          sent = true;
+          continue;
+        }
+        co_await socket_.async_wait(Socket::wait_read, Await(ec));
+        if (ec) co_return;
+        continue;
+      }
+      if (!co_await WaitFor(ret, errno, ec)) co_return;
+    }
+  }
+
+ private:
+  // Whether the socket is still open (else sets `ec`), with OpenSSL's error queue emptied for
+  // the call that follows (SSL_get_error needs that).
+  bool Usable(beast::error_code& ec) {
+    if (!socket_.is_open()) {
+      ec = asio::error::bad_descriptor;
+      return false;
+    }
+    if (ERR_peek_error() != 0) ERR_clear_error();
+    return true;
+  }
+
+  // After an SSL call returned `ret` (failure), with `sys_error` the errno it left: waits until
+  // the socket is ready for what OpenSSL wants and returns true, or sets `ec` and returns false.
+  Task<bool> WaitFor(int ret, int sys_error, beast::error_code& ec) {
+    const int ssl_error = SSL_get_error(ssl_, ret);
+    switch (ssl_error) {
+      case SSL_ERROR_WANT_READ:
+        co_await socket_.async_wait(Socket::wait_read, Await(ec));
+        co_return !ec;
+      case SSL_ERROR_WANT_WRITE:
+        co_await socket_.async_wait(Socket::wait_write, Await(ec));
+        co_return !ec;
+      case SSL_ERROR_ZERO_RETURN:
+        ec = asio::error::eof;
+        break;
+      case SSL_ERROR_SYSCALL:
+        ec = sys_error != 0 ? beast::error_code(sys_error, asio::error::get_system_category())
+                            : beast::error_code(asio::error::eof);
+        break;
+      default: {
+        const unsigned long e = ERR_peek_error();
+        if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+            ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+          ec = asio::ssl::error::stream_truncated;
+        } else if (e != 0) {
+          ec = beast::error_code(static_cast<int>(e), asio::error::get_ssl_category());
+        } else {
+          ec = beast::error_code(ssl_error, asio::error::get_ssl_category());
+        }
+        break;
+      }
+    }
+    ERR_clear_error();
+    co_return false;
+  }
+
+  Socket socket_;
+  SSL* const ssl_;
+};
+using Stream = TlsStream;
 
 // How much to read at once while waiting for the first byte of a request.
 constexpr size_t kReadChunk = 16 * 1024;
+// A response up to this size (head and body) is copied into one buffer and so sent with one
+// SSL_write (a response under 16 KiB: one TLS record, one send); a bigger body is sent from
+// where it is, after the head.
+constexpr size_t kCoalesceLimit = 64 * 1024;
 // Pause after a failed accept (e.g. out of file descriptors) before trying again.
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
 // Handler threads by default: enough for that many durable writes to wait on one group commit.
@@ -91,33 +346,63 @@ HttpResponse JsonError(int status, std::string_view body) {
   return response;
 }
 
-// Converts a handler's response into a Beast message: always Content-Length (except where
-// HTTP forbids a body), Connection per `keep_alive`, no body for HEAD.
-http::response<http::string_body> ToBeast(HttpResponse response, unsigned version, bool keep_alive,
-                                          bool head, std::string_view request_id) {
+// Writes the head of `response` (status line and header fields, through the
+// empty line) into `out`, replacing its contents: always Content-Length (except where HTTP
+// forbids a body), Connection per `keep_alive` (as Beast's message::keep_alive would set it for
+// `version`), and the handler's fields in their order, minus the framing ones and any that are
+// not valid HTTP. Returns whether the body is to be sent (not for HEAD, 204 or 304).
+// An invalid status is replaced by a 500 JSON error in `response`.
+// The last decimal digit of `n`.
+char Digit(unsigned n) { return static_cast<char>('0' + n % 10); }
+
+bool SerializeHead(HttpResponse& response, unsigned version, bool keep_alive, bool head,
+                   std::string_view request_id, std::string& out) {
   if (response.status < 200 || response.status > 999) {
-    spdlog::error("request_id={} handler returned invalid status {}", request_id, response.status);
+    spdlog::error("request_id={} handler returned an invalid status {}", request_id,
+                  response.status);
     response = JsonError(500, kInternalError);
   }
-  http::response<http::string_body> res;
-  res.version(version);
-  res.result(static_cast<unsigned>(response.status));
-  if (res.result() == http::status::unknown) res.reason("Unknown");
+  const auto status = static_cast<unsigned>(response.status);
+  const http::status known = http::int_to_status(status);
+  const beast::string_view reason =
+      known == http::status::unknown ? beast::string_view("Unknown") : http::obsolete_reason(known);
+  out.clear();
+  // The version is the request's; the status has three digits here.
+  char start[] = "HTTP/1.1 200 ";
+  start[5] = Digit(version / 10);
+  start[7] = Digit(version);
+  start[9] = Digit(status / 100);
+  start[10] = Digit(status / 10);
+  start[11] = Digit(status);
+  out.append(start, sizeof(start) - 1);
+  out.append(reason.data(), reason.size());
+  out.append("\r\n");
   for (const auto& [name, value] : response.headers) {
     if (IsFramingHeader(name)) continue;
     if (!internal::IsHttpToken(name) || !internal::IsHttpFieldValue(value)) {
       spdlog::error("request_id={} handler returned an invalid header field; dropped", request_id);
       continue;
     }
-    res.insert(name, value);
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
   }
-  res.keep_alive(keep_alive);
+  if (version < 11) {
+    if (keep_alive) out.append("Connection: keep-alive\r\n");
+  } else if (!keep_alive) {
+    out.append("Connection: close\r\n");
+  }
   const bool body_forbidden = response.status == 204 || response.status == 304;
   if (!body_forbidden) {
-    res.content_length(response.body.size());
-    if (!head) res.body() = std::move(response.body);
+    out.append("Content-Length: ");
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), response.body.size());
+    out.append(digits, end);
+    out.append("\r\n");
   }
-  return res;
+  out.append("\r\n");
+  return !body_forbidden && !head;
 }
 
 std::string Text(beast::string_view s) { return std::string(s.data(), s.size()); }
@@ -129,8 +414,8 @@ std::string_view PathOf(std::string_view target) { return target.substr(0, targe
 // Reads until `buffer` holds the whole request header (or more than `limit` bytes, which the
 // parser then refuses as too large), so that the raw bytes can be checked for what Beast would
 // accept silently: a folded header line (obs-fold) sets `ec` to http::error::bad_value.
-asio::awaitable<void> ReadWholeHeader(Stream& stream, beast::flat_buffer& buffer, size_t limit,
-                                      beast::error_code& ec) {
+Task<void> ReadWholeHeader(Stream& stream, beast::flat_buffer& buffer, size_t limit,
+                           beast::error_code& ec) {
   size_t scanned = 0;
   for (;;) {
     const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
@@ -141,10 +426,44 @@ asio::awaitable<void> ReadWholeHeader(Stream& stream, beast::flat_buffer& buffer
     }
     if (data.size() > limit) co_return;
     scanned = data.size();
-    const size_t n = co_await stream.async_read_some(buffer.prepare(kReadChunk),
-                                                     asio::redirect_error(asio::use_awaitable, ec));
+    const size_t n = co_await stream.ReadSome(buffer.prepare(kReadChunk), ec);
     if (ec) co_return;
     buffer.commit(n);
+  }
+}
+
+// Reads into `parser` until it has the whole header (`header_only`) or message, as
+// http::async_read_header and http::async_read would, with the same errors.
+Task<void> ReadMessage(Stream& stream, beast::flat_buffer& buffer,
+                       http::request_parser<http::string_body>& parser, bool header_only,
+                       beast::error_code& ec) {
+  if (!header_only) parser.eager(true);
+  for (;;) {
+    if (header_only ? parser.is_header_done() : parser.is_done()) co_return;
+    if (buffer.size() > 0) {
+      const size_t used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (!ec && used > 0) continue;
+      if (ec && ec != http::error::need_more) co_return;
+      ec = {};  // the parser needs more than `buffer` holds
+    }
+    const size_t size = beast::read_size(buffer, 65536);
+    if (size == 0) {
+      ec = http::error::buffer_overflow;
+      co_return;
+    }
+    const size_t n = co_await stream.ReadSome(buffer.prepare(size), ec);
+    buffer.commit(n);
+    if (ec == asio::error::eof) {
+      if (!parser.got_some()) {
+        ec = http::error::end_of_stream;
+        co_return;
+      }
+      ec = {};
+      parser.put_eof(ec);  // partial_message unless the message ends at the end of stream
+      co_return;
+    }
+    if (ec) co_return;
   }
 }
 
@@ -159,6 +478,25 @@ beast::error_code CheckFraming(const http::request_parser<http::string_body>& pa
     }
   }
   return {};
+}
+
+// Parses the request header that ReadWholeHeader has put in `buffer` without another read (and
+// so without the completion that http::async_read_header would post). Sets `ec` as
+// async_read_header would. Returns false if the parser wants more bytes than `buffer` holds,
+// for the caller to continue with async_read_header.
+bool ParseBufferedHeader(http::request_parser<http::string_body>& parser,
+                         beast::flat_buffer& buffer, beast::error_code& ec) {
+  while (!parser.is_header_done()) {
+    const size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == http::error::need_more) {
+      ec = {};
+      return false;
+    }
+    if (ec) return true;
+    if (used == 0) return false;
+  }
+  return true;
 }
 
 constexpr char kHexDigits[] = "0123456789abcdef";
@@ -227,15 +565,75 @@ class RequestIds {
 struct HttpServer::Runtime {
   // What Shutdown needs to reach a connection. The session coroutine owns the stream; this
   // only points at it while it is alive.
-  struct Connection {
-    explicit Connection(asio::any_io_executor loop) : executor(std::move(loop)) {}
+  //
+  // It also keeps the connection's deadline. Moving a deadline costs no timer operation: one
+  // timer per connection wakes up at the earliest at `tick` (no longer than any timeout the
+  // server sets) after it was armed, and either closes the socket (the deadline has passed) or
+  // waits again until the deadline or another tick, whichever comes first. A deadline set at
+  // time t is at least t + tick away (except kTlsCloseTimeout, which re-arms the timer), so the
+  // timer never wakes up late. A keep-alive request thus costs no timer operation, where a
+  // beast::basic_stream costs a timer wait and a cancellation per read and per write.
+  struct Connection : std::enable_shared_from_this<Connection> {
+    Connection(Executor loop, Clock::duration tick_length)
+        : executor(loop), tick(tick_length), timer_(loop) {}
+
+    // Gives the I/O that follows until the next call `timeout` to complete: when it has
+    // passed, the socket is closed (its pending operations fail) and timed_out is set.
+    void ExpireAfter(Clock::duration timeout) {
+      const Clock::time_point now = Clock::now();
+      deadline_ =
+          timeout < Clock::time_point::max() - now ? now + timeout : Clock::time_point::max();
+      timed_out = false;
+      if (armed_ <= deadline_) return;  // the timer wakes up first and waits again
+      Arm(std::min(deadline_, now + tick));
+    }
+    // No deadline until the next ExpireAfter (while a handler or a hold runs).
+    void ClearDeadline() { deadline_ = Clock::time_point::max(); }
+    // The session has ended: no more timer, nothing to close.
+    void Stop() {
+      socket = nullptr;
+      deadline_ = Clock::time_point::max();
+      armed_ = Clock::time_point::max();
+      ++wait_generation_;
+      timer_.cancel();
+    }
+
     // The connection's event loop: one thread runs it, so its handlers never run concurrently.
-    const asio::any_io_executor executor;
-    // Accessed only on `executor`.
-    beast::tcp_stream* tcp = nullptr;
+    const Executor executor;
+    const Clock::duration tick;
+    // The rest is accessed only on `executor`.
+    Socket* socket = nullptr;  // while the session has one
     // True while waiting for the first byte of a request (or during the TLS handshake or the
     // closing handshake): Shutdown may close the connection then without losing a request.
     bool idle = true;
+    bool timed_out = false;  // the deadline set by the last ExpireAfter passed
+
+   private:
+    void Arm(Clock::time_point when) {
+      armed_ = when;
+      timer_.expires_at(when);  // cancels a pending wait, whose handler sees a stale generation
+      timer_.async_wait([self = shared_from_this(), generation = ++wait_generation_](
+                            const beast::error_code&) { self->OnTimer(generation); });
+    }
+    void OnTimer(uint64_t generation) {
+      if (generation != wait_generation_) return;  // cancelled: re-armed or stopped
+      armed_ = Clock::time_point::max();
+      if (socket == nullptr || deadline_ == Clock::time_point::max()) return;
+      const Clock::time_point now = Clock::now();
+      if (now >= deadline_) {
+        timed_out = true;
+        deadline_ = Clock::time_point::max();
+        beast::error_code ec;
+        socket->close(ec);
+        return;
+      }
+      Arm(std::min(deadline_, now + tick));
+    }
+
+    Clock::time_point deadline_ = Clock::time_point::max();
+    Clock::time_point armed_ = Clock::time_point::max();  // when the pending wait ends; max: none
+    uint64_t wait_generation_ = 0;
+    Timer timer_;
   };
 
   // Unregisters a connection when its session coroutine ends (or its frame is destroyed).
@@ -315,15 +713,20 @@ struct HttpServer::Runtime {
   HttpServerStats Stats() const;
 
   asio::awaitable<void> AcceptLoop();
-  asio::awaitable<void> Session(std::shared_ptr<Connection> conn, uint64_t id, tcp::socket socket);
-  asio::awaitable<void> Serve(Connection& conn, tcp::socket socket);
-  asio::awaitable<Next> ServeRequest(Stream& stream, beast::flat_buffer& buffer,
-                                     const std::string& remote_address, uint16_t remote_port,
-                                     const std::vector<std::string>& peer_certificates);
+  Task<void> Session(std::shared_ptr<Connection> conn, uint64_t id, Socket socket);
+  Task<void> Serve(Connection& conn, Socket socket);
+  // `out` is the connection's output buffer; `peer_certificates` is lent to the request and
+  // given back.
+  Task<Next> ServeRequest(Connection& conn, Stream& stream, beast::flat_buffer& buffer,
+                          std::string& out, const std::string& remote_address, uint16_t remote_port,
+                          std::vector<std::string>& peer_certificates);
   // Counts a handshake failure caused by the client certificate (SSL_get_verify_result).
   void CountClientCertFailure(long x509_error);
   absl::Status ReloadTls(TlsServerOptions tls_options);
-  asio::awaitable<bool> Write(Stream& stream, http::response<http::string_body>& res);
+  // Sends the response head in `out` and then, if `send_body`, `body`, under write_timeout.
+  // Returns whether all of it was written.
+  Task<bool> Write(Connection& conn, Stream& stream, std::string& out, bool send_body,
+                   std::string_view body);
   HttpResponse Invoke(const HttpRequest& request);
   // options.inline_handler's answer for `request`: nullopt if there is none or it declines,
   // a 500 if it throws.
@@ -332,13 +735,13 @@ struct HttpServer::Runtime {
   // (the peer went away or was too slow). Counts the outcome.
   std::optional<HttpResponse> Rejection(const beast::error_code& ec);
 
-  std::shared_ptr<Connection> Register(asio::any_io_executor executor, uint64_t& id);
+  std::shared_ptr<Connection> Register(Executor executor, uint64_t& id);
   void Unregister(uint64_t id);
   // Closes every registered connection, or only the idle ones.
   void CloseConnections(bool idle_only);
   void RunLoop(asio::io_context& ioc);
   // Waits for `hold` to release a response (HttpResponse::hold); returns what to send.
-  asio::awaitable<HttpResponse> AwaitHold(HttpResponse response);
+  Task<HttpResponse> AwaitHold(HttpResponse response);
 
   const HttpServerOptions options;
   const Handler handler;
@@ -353,6 +756,10 @@ struct HttpServer::Runtime {
   uint16_t bound_port = 0;  // set by Listen
   Counters counters;
   RequestIds request_ids;  // seeded by Create before Start
+  // The shortest timeout a request may be given (see Connection).
+  const Clock::duration tick =
+      std::min({ToChrono(options.read_timeout), ToChrono(options.write_timeout),
+                ToChrono(options.idle_timeout), ToChrono(options.handshake_timeout)});
   std::atomic<bool> stopping{false};  // set (under mu) when Shutdown begins
 
   // Declared before the Asio objects so that they outlive any session frame those destroy.
@@ -515,12 +922,12 @@ absl::Status HttpServer::Runtime::ReloadTls(TlsServerOptions tls_options) {
   return absl::OkStatus();
 }
 
-std::shared_ptr<HttpServer::Runtime::Connection> HttpServer::Runtime::Register(
-    asio::any_io_executor executor, uint64_t& id) {
+std::shared_ptr<HttpServer::Runtime::Connection> HttpServer::Runtime::Register(Executor executor,
+                                                                               uint64_t& id) {
   absl::MutexLock lock(&mu);
   if (stopping.load()) return nullptr;
   id = next_id++;
-  auto conn = std::make_shared<Connection>(std::move(executor));
+  auto conn = std::make_shared<Connection>(executor, tick);
   connections.emplace(id, conn);
   counters.connections_accepted.fetch_add(1);
   counters.connections_active.fetch_add(1);
@@ -541,7 +948,10 @@ void HttpServer::Runtime::CloseConnections(bool idle_only) {
   }
   for (auto& conn : snapshot) {
     asio::post(conn->executor, [conn, idle_only] {
-      if (conn->tcp != nullptr && (conn->idle || !idle_only)) conn->tcp->close();
+      if (conn->socket != nullptr && (conn->idle || !idle_only)) {
+        beast::error_code ec;
+        conn->socket->close(ec);
+      }
     });
   }
 }
@@ -549,9 +959,9 @@ void HttpServer::Runtime::CloseConnections(bool idle_only) {
 asio::awaitable<void> HttpServer::Runtime::AcceptLoop() {
   asio::steady_timer retry(acceptor.get_executor());
   while (acceptor.is_open()) {
-    asio::any_io_executor loop = loops[next_loop++ % loops.size()]->ioc.get_executor();
+    const Executor loop = loops[next_loop++ % loops.size()]->ioc.get_executor();
     beast::error_code ec;
-    tcp::socket socket =
+    Socket socket =
         co_await acceptor.async_accept(loop, asio::redirect_error(asio::use_awaitable, ec));
     if (!acceptor.is_open() || ec == asio::error::operation_aborted) break;
     if (ec) {
@@ -572,8 +982,8 @@ asio::awaitable<void> HttpServer::Runtime::AcceptLoop() {
   }
 }
 
-asio::awaitable<void> HttpServer::Runtime::Session(std::shared_ptr<Connection> conn, uint64_t id,
-                                                   tcp::socket socket) {
+Task<void> HttpServer::Runtime::Session(std::shared_ptr<Connection> conn, uint64_t id,
+                                        Socket socket) {
   Registration registration(*this, id);
   try {
     co_await Serve(*conn, std::move(socket));
@@ -583,7 +993,7 @@ asio::awaitable<void> HttpServer::Runtime::Session(std::shared_ptr<Connection> c
   }
 }
 
-asio::awaitable<void> HttpServer::Runtime::Serve(Connection& conn, tcp::socket socket) {
+Task<void> HttpServer::Runtime::Serve(Connection& conn, Socket socket) {
   if (stopping.load()) co_return;
   beast::error_code ec;
   std::string remote_address;
@@ -598,62 +1008,66 @@ asio::awaitable<void> HttpServer::Runtime::Serve(Connection& conn, tcp::socket s
     absl::MutexLock lock(&mu);
     generation = tls_generation;
   }
-  Stream stream(std::move(socket), generation->ssl_ctx);
-  beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
-  conn.tcp = &tcp;
-  // Clear the pointer before `stream` dies, even when unwinding.
+  Stream stream(std::move(socket), generation->ssl_ctx.native_handle());
+  Socket& tcp = stream.socket();
+  conn.socket = &tcp;
+  // Stop the timer and clear the pointer before `stream` dies, even when unwinding.
   struct Unpublish {
     Connection& conn;
-    ~Unpublish() { conn.tcp = nullptr; }
+    ~Unpublish() { conn.Stop(); }
   } unpublish{conn};
 
-  tcp.expires_after(ToChrono(options.handshake_timeout));
-  co_await stream.async_handshake(asio::ssl::stream_base::server,
-                                  asio::redirect_error(asio::use_awaitable, ec));
+  conn.ExpireAfter(ToChrono(options.handshake_timeout));
+  stream.Init(ec);
+  if (!ec) co_await stream.Handshake(ec);
   if (ec) {
     counters.tls_handshake_failures.fetch_add(1);
     CountClientCertFailure(SSL_get_verify_result(stream.native_handle()));
     spdlog::debug("http TLS handshake with {}:{} failed: {}", remote_address, remote_port,
-                  ec.message());
-    tcp.close();
+                  conn.timed_out ? "timed out" : ec.message());
+    tcp.close(ec);
     co_return;
   }
   SSL* ssl = stream.native_handle();
   (SSL_session_reused(ssl) == 1 ? counters.handshakes_resumed : counters.handshakes_full)
       .fetch_add(1);
   // Verified by the handshake; the same for every request on this connection.
-  const std::vector<std::string> peer_certificates = PeerCertificatesDer(ssl);
+  std::vector<std::string> peer_certificates = PeerCertificatesDer(ssl);
 
   beast::flat_buffer buffer;
+  std::string out;  // the response being written; its capacity is kept for the next one
   Next next = Next::kDrop;
   for (;;) {
     conn.idle = true;
     if (stopping.load()) break;
     if (buffer.size() == 0) {
-      tcp.expires_after(ToChrono(options.idle_timeout));
-      const size_t n = co_await stream.async_read_some(
-          buffer.prepare(kReadChunk), asio::redirect_error(asio::use_awaitable, ec));
+      conn.ExpireAfter(ToChrono(options.idle_timeout));
+      co_await stream.WaitUntilReadable(ec);
+      if (ec) break;
+      const size_t n = co_await stream.ReadSome(buffer.prepare(kReadChunk), ec);
       if (ec) break;  // idle timeout, peer closed, or Shutdown closed an idle connection
       buffer.commit(n);
     }
     conn.idle = false;
-    next = co_await ServeRequest(stream, buffer, remote_address, remote_port, peer_certificates);
+    next = co_await ServeRequest(conn, stream, buffer, out, remote_address, remote_port,
+                                 peer_certificates);
     if (next != Next::kNextRequest) break;
   }
   conn.idle = true;
   if (next == Next::kClose && !stopping.load()) {
     // Send close_notify and give the peer a moment to read the response and answer.
-    tcp.expires_after(kTlsCloseTimeout);
-    co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+    conn.ExpireAfter(kTlsCloseTimeout);
+    co_await stream.Shutdown(ec);
   }
-  tcp.close();
+  tcp.close(ec);
 }
 
-asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
-    Stream& stream, beast::flat_buffer& buffer, const std::string& remote_address,
-    uint16_t remote_port, const std::vector<std::string>& peer_certificates) {
+Task<Next> HttpServer::Runtime::ServeRequest(Connection& conn, Stream& stream,
+                                             beast::flat_buffer& buffer, std::string& out,
+                                             const std::string& remote_address,
+                                             uint16_t remote_port,
+                                             std::vector<std::string>& peer_certificates) {
   const Clock::time_point start = Clock::now();
-  beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
   beast::error_code ec;
   http::request_parser<http::string_body> parser;
   parser.header_limit(static_cast<uint32_t>(
@@ -661,25 +1075,24 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
   parser.body_limit(static_cast<uint64_t>(options.body_limit));
 
   // One deadline for the whole request, headers and body.
-  tcp.expires_after(ToChrono(options.read_timeout));
+  conn.ExpireAfter(ToChrono(options.read_timeout));
   co_await ReadWholeHeader(stream, buffer, options.header_limit, ec);
-  if (!ec) {
-    co_await http::async_read_header(stream, buffer, parser,
-                                     asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec && !ParseBufferedHeader(parser, buffer, ec)) {
+    co_await ReadMessage(stream, buffer, parser, /*header_only=*/true, ec);
   }
   if (!ec) ec = CheckFraming(parser);
   if (!ec && !parser.is_done() && parser.get().version() == 11 &&
       absl::EqualsIgnoreCase(core::ToAbsl(Text(parser.get()[http::field::expect])),
                              "100-continue")) {
-    http::response<http::empty_body> proceed{http::status::continue_, 11};
-    co_await http::async_write(stream, proceed, asio::redirect_error(asio::use_awaitable, ec));
+    static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    co_await stream.Write(asio::buffer(kContinue, sizeof(kContinue) - 1), ec);
   }
   if (!ec && !parser.is_done()) {
-    co_await http::async_read(stream, buffer, parser,
-                              asio::redirect_error(asio::use_awaitable, ec));
+    co_await ReadMessage(stream, buffer, parser, /*header_only=*/false, ec);
   }
+  if (ec && conn.timed_out) ec = beast::error::timeout;
 
-  const std::string request_id = request_ids.Next();
+  std::string request_id = request_ids.Next();
 
   if (ec) {
     std::optional<HttpResponse> rejection = Rejection(ec);
@@ -692,9 +1105,9 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
       method = Text(parser.get().method_string());
       path = PathOf(Text(parser.get().target()));
     }
-    auto res =
-        ToBeast(std::move(*rejection), 11, /*keep_alive=*/false, /*head=*/false, request_id);
-    const bool written = co_await Write(stream, res);
+    const bool send_body =
+        SerializeHead(*rejection, 11, /*keep_alive=*/false, /*head=*/false, request_id, out);
+    const bool written = co_await Write(conn, stream, out, send_body, rejection->body);
     const std::chrono::duration<double, std::milli> ms = Clock::now() - start;
     spdlog::debug("request_id={} method={} path={} status={} ms={:.3f} remote={}", request_id,
                   method, path, status, ms.count(), remote_address);
@@ -705,37 +1118,53 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
   HttpRequest request;
   request.method = Text(req.method_string());
   request.target = Text(req.target());
+  request.headers.reserve(static_cast<size_t>(std::distance(req.begin(), req.end())));
   for (const auto& field : req) {
-    request.headers.emplace_back(absl::AsciiStrToLower(core::ToAbsl(Text(field.name_string()))),
-                                 Text(field.value()));
+    auto& [name, value] =
+        request.headers.emplace_back(Text(field.name_string()), Text(field.value()));
+    absl::AsciiStrToLower(&name);
   }
   request.body = std::move(req.body());
   request.remote_address = remote_address;
   request.remote_port = remote_port;
-  request.request_id = request_id;
-  request.peer_certificates_der = peer_certificates;
+  request.request_id = std::move(request_id);
+  // Lent for the handler call and taken back after it, rather than copied per request.
+  request.peer_certificates_der = std::move(peer_certificates);
+  struct GiveBack {
+    std::vector<std::string>& to;
+    HttpRequest& from;
+    ~GiveBack() { to = std::move(from.peer_certificates_der); }
+  } give_back{peer_certificates, request};
   const unsigned version = req.version();
   const bool head = req.method() == http::verb::head;
   const bool client_keep_alive = req.keep_alive();
 
   // A request the application marked as non-blocking is served right here on the event loop.
   // Any other handler call may block, so it runs on the worker pool; this coroutine resumes on
-  // the connection's loop when it returns.
+  // the connection's loop when it returns. Neither has a deadline (nor has a held response).
   HttpResponse response;
   if (std::optional<HttpResponse> served = InvokeInline(request)) {
     counters.handled_inline.fetch_add(1, std::memory_order_relaxed);
     response = std::move(*served);
   } else {
+    conn.ClearDeadline();
     response = co_await asio::co_spawn(
-        workers, [this, &request]() -> asio::awaitable<HttpResponse> { co_return Invoke(request); },
-        asio::use_awaitable);
+        workers,
+        [this, &request]() -> asio::awaitable<HttpResponse, asio::thread_pool::executor_type> {
+          co_return Invoke(request);
+        },
+        asio::use_awaitable_t<Executor>());
   }
-  if (response.hold) response = co_await AwaitHold(std::move(response));
+  if (response.hold) {
+    conn.ClearDeadline();
+    response = co_await AwaitHold(std::move(response));
+  }
 
   const bool keep_alive = client_keep_alive && !stopping.load();
   const int status = response.status;
-  auto res = ToBeast(std::move(response), version, keep_alive, head, request.request_id);
-  const bool written = co_await Write(stream, res);
+  const bool send_body =
+      SerializeHead(response, version, keep_alive, head, request.request_id, out);
+  const bool written = co_await Write(conn, stream, out, send_body, response.body);
   const std::chrono::duration<double, std::milli> ms = Clock::now() - start;
   spdlog::debug("request_id={} method={} path={} status={} ms={:.3f} remote={}", request.request_id,
                 request.method, PathOf(request.target), status, ms.count(), remote_address);
@@ -743,27 +1172,33 @@ asio::awaitable<Next> HttpServer::Runtime::ServeRequest(
   co_return keep_alive ? Next::kNextRequest : Next::kClose;
 }
 
-asio::awaitable<bool> HttpServer::Runtime::Write(Stream& stream,
-                                                 http::response<http::string_body>& res) {
-  beast::get_lowest_layer(stream).expires_after(ToChrono(options.write_timeout));
+Task<bool> HttpServer::Runtime::Write(Connection& conn, Stream& stream, std::string& out,
+                                      bool send_body, std::string_view body) {
+  conn.ExpireAfter(ToChrono(options.write_timeout));
   beast::error_code ec;
-  co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+  if (send_body && out.size() + body.size() <= kCoalesceLimit) {
+    out.append(body);  // one TLS record, one sendmsg
+    send_body = false;
+  }
+  co_await stream.Write(asio::buffer(out), ec);
+  if (!ec && send_body) co_await stream.Write(asio::buffer(body.data(), body.size()), ec);
+  if (out.capacity() > kCoalesceLimit) std::string().swap(out);  // do not keep a big one
   if (ec) co_return false;
-  counters.responses.fetch_add(1);
+  counters.responses.fetch_add(1, std::memory_order_relaxed);
   co_return true;
 }
 
-asio::awaitable<HttpResponse> HttpServer::Runtime::AwaitHold(HttpResponse response) {
+Task<HttpResponse> HttpServer::Runtime::AwaitHold(HttpResponse response) {
   // Shared with `release`, which may run on any thread, after this coroutine has given up and
   // even after the server is gone. It holds plain data only (so it may be destroyed anywhere)
   // and is read and written on the connection's loop alone: `release` just posts there.
   struct Wait {
-    asio::steady_timer* timer = nullptr;  // this coroutine's, while it waits
-    bool done = false;                    // released, or timed out
+    Timer* timer = nullptr;  // this coroutine's, while it waits
+    bool done = false;       // released, or timed out
     std::optional<HttpResponse> replacement;
   };
-  const asio::any_io_executor ex = co_await asio::this_coro::executor;
-  asio::steady_timer timer(ex, response.hold_timeout);
+  const Executor ex = co_await asio::this_coro::executor;
+  Timer timer(ex, response.hold_timeout);
   auto wait = std::make_shared<Wait>();
   wait->timer = &timer;
   struct Unpublish {
@@ -794,7 +1229,7 @@ asio::awaitable<HttpResponse> HttpServer::Runtime::AwaitHold(HttpResponse respon
     co_return JsonError(500, kInternalError);
   }
   beast::error_code ec;
-  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  co_await timer.async_wait(Await(ec));
   if (!wait->done) {  // the deadline passed first
     wait->done = true;
     if (response.hold_timeout_response != nullptr) co_return *response.hold_timeout_response;

@@ -9,20 +9,20 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <cstdio>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/buffer.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -189,6 +189,11 @@ class HttpServerTest : public ::testing::Test {
   HttpResponse Handle(const HttpRequest& request) {
     if (request.target == "/throw") throw std::runtime_error("handler failure");
     if (request.target == "/empty") return HttpResponse{204, {}, "ignored"};
+    if (request.target.starts_with("/big/")) {  // "/big/N": N bytes of a repeating pattern
+      std::string body(std::stoul(request.target.substr(5)), '\0');
+      for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+      return HttpResponse{200, {}, std::move(body)};
+    }
     if (request.target == "/slow") {
       entered_.Notify();
       release_.WaitForNotification();
@@ -487,6 +492,112 @@ TEST_F(HttpServerTest, SlowClientIsCutOffByReadTimeout) {
   EXPECT_TRUE(closed) << "the server did not close the connection";
   EXPECT_EQ(reply, "");
   EXPECT_TRUE(Eventually([&] { return server_->Stats().read_timeouts == 1; }));
+}
+
+TEST_F(HttpServerTest, SilentClientIsCutOffByHandshakeTimeout) {
+  HttpServerOptions options = Options();
+  options.handshake_timeout = absl::Milliseconds(200);
+  StartServer(options);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  timeval tv{};
+  tv.tv_sec = 10;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server_->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  // No ClientHello: the server gives up on the handshake and closes (read returns 0, not a
+  // timeout of the 10-second safety limit).
+  char byte;
+  EXPECT_EQ(::recv(fd, &byte, 1, 0), 0);
+  ::close(fd);
+  EXPECT_TRUE(Eventually([&] { return server_->Stats().tls_handshake_failures == 1; }));
+  EXPECT_TRUE(Eventually([&] { return server_->Stats().connections_active == 0; }));
+}
+
+TEST_F(HttpServerTest, ClientThatDoesNotReadIsCutOffByWriteTimeout) {
+  HttpServerOptions options = Options();
+  options.write_timeout = absl::Milliseconds(300);
+  StartServer(options);
+  SslCtxPtr ctx = RawContext(TLS1_2_VERSION, TLS1_3_VERSION);
+  std::string error;
+  auto conn = RawTls::Connect(server_->port(), ctx.get(), &error);
+  ASSERT_NE(conn, nullptr) << error;
+  // A response far bigger than the socket buffers, which the client never reads.
+  ASSERT_TRUE(conn->Write("GET /big/67108864 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(Eventually([&] { return server_->Stats().connections_active == 0; }));
+  EXPECT_EQ(server_->Stats().responses, 0u);
+}
+
+TEST_F(HttpServerTest, LargeResponsesArriveWholeOnAKeptAliveConnection) {
+  StartServer(Options());
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  // Below, at and above the size up to which head and body are sent as one TLS record.
+  for (const size_t size : {size_t{1024}, size_t{65000}, size_t{65536}, size_t{1} << 20}) {
+    auto response = client->Send("GET", absl::StrCat("/big/", size), {}, "");
+    ASSERT_TRUE(response.ok()) << response.status();
+    ASSERT_EQ(response->body.size(), size);
+    bool pattern = true;
+    for (size_t i = 0; i < size; ++i)
+      pattern = pattern && response->body[i] == static_cast<char>('a' + i % 26);
+    EXPECT_TRUE(pattern) << size;
+    EXPECT_EQ(response->Header("content-length"), std::to_string(size));
+  }
+  EXPECT_EQ(client->connections_opened(), 1);
+}
+
+TEST_F(HttpServerTest, HeldResponseServedInlineMayOutlastTheReadTimeout) {
+  // The read deadline covers reading the request only: a response held on the event loop may
+  // take longer, here until the hold times out.
+  HttpServerOptions options = Options();
+  options.read_timeout = absl::Milliseconds(100);
+  options.write_timeout = absl::Milliseconds(100);
+  options.inline_handler = [](const HttpRequest&) -> std::optional<HttpResponse> {
+    HttpResponse response{200, {}, "never sent"};
+    response.hold_timeout = std::chrono::milliseconds(500);
+    response.hold_timeout_response =
+        std::make_shared<HttpResponse>(HttpResponse{503, {}, "held for 500 ms"});
+    response.hold = [](HttpResponse::Release) {};  // never released
+    return response;
+  };
+  StartServer(std::move(options));
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  for (int i = 0; i < 2; ++i) {
+    auto response = client->Send("GET", "/x", {}, "");
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status, 503);
+    EXPECT_EQ(response->body, "held for 500 ms");
+  }
+  EXPECT_EQ(client->connections_opened(), 1);
+  EXPECT_EQ(server_->Stats().read_timeouts, 0u);
+  EXPECT_EQ(server_->Stats().handled_inline, 2u);
+}
+
+TEST_F(HttpServerTest, HandlerSlowerThanTheReadTimeoutIsStillAnswered) {
+  // Nor does the read deadline cover the handler on the worker pool.
+  HttpServerOptions options = Options();
+  options.read_timeout = absl::Milliseconds(100);
+  options.write_timeout = absl::Milliseconds(100);
+  auto server = HttpServer::Create(std::move(options), [](const HttpRequest& request) {
+    absl::SleepFor(absl::Milliseconds(400));  // slow work, not synchronisation
+    return HttpResponse{200, {}, request.target};
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = std::move(*server);
+  server_->Start();
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  for (const char* target : {"/a", "/b"}) {
+    auto response = client->Send("POST", target, {}, "x");  // POST: never retried
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->body, target);
+  }
+  EXPECT_EQ(client->connections_opened(), 1);
+  EXPECT_EQ(server_->Stats().read_timeouts, 0u);
 }
 
 TEST_F(HttpServerTest, ClientReconnectsAfterServerClosedIdleConnection) {
