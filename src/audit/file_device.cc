@@ -147,6 +147,7 @@ absl::StatusOr<std::unique_ptr<FileDevice>> FileDevice::Open(std::string path, H
   // After a crash the records since the last checkpoint are unsigned: sign them on close.
   device->since_checkpoint_ = device->head_.seq > 0 && !device->head_.last_is_checkpoint ? 1 : 0;
   device->writer_ = std::thread([d = device.get()] { d->WriterLoop(); });
+  device->syncer_ = std::thread([d = device.get()] { d->SyncerLoop(); });
   return device;
 }
 
@@ -297,6 +298,7 @@ absl::Status FileDevice::SwitchFile() {
     since_checkpoint_ = 0;
     if (absl::Status synced = Sync(); !synced.ok()) {
       // As after any batch: nothing written since the last good sync can be trusted.
+      AwaitSyncsDone();
       ::close(old_fd);
       absl::MutexLock lock(&mu_);
       broken_ = synced;
@@ -309,6 +311,7 @@ absl::Status FileDevice::SwitchFile() {
     head_ = std::move(f.head);
     since_checkpoint_ = head_.seq > 0 && !head_.last_is_checkpoint ? 1 : 0;
   }
+  AwaitSyncsDone();
   ::close(old_fd);
   absl::MutexLock lock(&mu_);
   ++stats_.reopens;
@@ -327,6 +330,11 @@ absl::Status FileDevice::Close() {
     closing_ = true;
   }
   writer_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    syncer_stop_ = true;
+  }
+  syncer_.join();  // after the syncs still wanted
   ::close(fd_);
   absl::MutexLock lock(&mu_);
   closed_ = true;
@@ -382,13 +390,58 @@ absl::Status FileDevice::Sync() {
 void FileDevice::SyncWritten() {
   absl::Status synced = Sync();
   absl::MutexLock lock(&mu_);
-  if (regular_) ++stats_.syncs;
+  if (regular_) RecordSync(synced);
+}
+
+void FileDevice::RecordSync(const absl::Status& synced) {
+  ++stats_.syncs;
   if (!synced.ok()) {
     // After a failed fdatasync the kernel may have dropped the dirty pages: nothing written
     // since the last good sync can be trusted, so stop accepting records.
     spdlog::error("event=audit_sync_failed path={} error={}", path_,
                   std::string(synced.message()));
     broken_ = synced;
+  }
+}
+
+void FileDevice::SyncSoon() {
+  if (options_.sync_interval <= absl::ZeroDuration() || !regular_) {
+    SyncWritten();
+    return;
+  }
+  dirty_ = false;
+  last_sync_ = std::chrono::steady_clock::now();
+  absl::MutexLock lock(&mu_);
+  sync_wanted_ = true;  // a sync already wanted covers these bytes too
+  sync_fd_ = fd_;
+}
+
+void FileDevice::AwaitSyncsDone() {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !sync_wanted_ && !sync_running_; };
+  mu_.Await(absl::Condition(&idle));
+}
+
+void FileDevice::SyncerLoop() {
+  absl::MutexLock lock(&mu_);
+  auto work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return sync_wanted_ || syncer_stop_; };
+  for (;;) {
+    mu_.Await(absl::Condition(&work));
+    if (!sync_wanted_) return;  // stopping, and nothing left to sync
+    sync_wanted_ = false;
+    sync_running_ = true;
+    const int fd = sync_fd_;
+    absl::Status synced;
+    {
+      // The writer goes on writing meanwhile; it closes `fd` only once this sync is done
+      // (AwaitSyncsDone).
+      mu_.Unlock();
+      if (options_.before_sync) options_.before_sync();
+      if (::fdatasync(fd) != 0) synced = ErrnoStatus(errno, "fdatasync", path_);
+      mu_.Lock();
+    }
+    sync_running_ = false;
+    RecordSync(synced);
   }
 }
 
@@ -414,7 +467,7 @@ void FileDevice::WriterLoop() {
       }
     }
     if (sync_due) {
-      SyncWritten();
+      SyncSoon();
       continue;
     }
     {
@@ -477,7 +530,7 @@ void FileDevice::WriterLoop() {
         const bool due = std::chrono::steady_clock::now() - last_sync_ >=
                          absl::ToChronoNanoseconds(options_.sync_interval);
         if (options_.sync_interval <= absl::ZeroDuration() || checkpoints > 0 || due) {
-          SyncWritten();
+          SyncSoon();
         }
       }
     }

@@ -31,13 +31,14 @@ struct FileDeviceOptions {
   // it gives up (fail closed).
   absl::Duration timeout = absl::Seconds(5);
   // Longest time a written record may wait for its fdatasync. Records are acknowledged once
-  // written (write(2): they survive the process being killed); the writer syncs the file when
-  // this much time has passed since its last sync, when a batch holds a checkpoint line, and
-  // when the device closes or rotates, so a busy device syncs a few times a second, not once
-  // per batch. Zero: sync after every batch (the writer then waits for each sync before it
-  // takes the next batch).
+  // written (write(2): they survive the process being killed); the file is synced when this
+  // much time has passed since its last sync, when a batch holds a checkpoint line, and when
+  // the device closes or rotates, so a busy device syncs a few times a second, not once per
+  // batch. Those syncs run on a second thread of the device while the writer goes on writing:
+  // a slow disk flush holds up no record. Zero: sync after every batch, on the writer thread
+  // (the writer then waits for each sync before it takes the next batch).
   absl::Duration sync_interval = absl::Milliseconds(250);
-  // Test hook: runs on the writer thread before each fdatasync.
+  // Test hook: runs before each fdatasync (on the thread that syncs).
   std::function<void()> before_sync;
 };
 
@@ -47,8 +48,8 @@ struct FileDeviceOptions {
 // Append queues a record and blocks until a single writer thread has written it to the file
 // with write(2) (not necessarily fsynced). The writer takes everything queued as one batch and
 // writes it with one write(); fdatasync follows at most options.sync_interval later (and with
-// every checkpoint), so no request waits for a disk flush and records are lost only if the
-// machine itself goes down within that interval. An existing
+// every checkpoint) on the device's sync thread, so no request waits for a disk flush and
+// records are lost only if the machine itself goes down within that interval. An existing
 // file is continued: its last line gives the chain head (an incomplete last line, left by a
 // crash mid-write, is cut off first).
 //
@@ -149,6 +150,15 @@ class FileDevice {
   absl::Status Sync();
   // Sync, counting it and marking the device broken if it fails. Writer thread only; takes mu_.
   void SyncWritten();
+  // Asks the sync thread to sync what has been written (clears dirty_), or syncs at once when
+  // options.sync_interval is zero. Writer thread only; takes mu_.
+  void SyncSoon();
+  // Waits until the sync thread has no sync wanted or running, before the writer closes the
+  // file it syncs. Writer thread only; takes mu_.
+  void AwaitSyncsDone();
+  void SyncerLoop();
+  // Counts a finished sync and marks the device broken if it failed. REQUIRES: mu_ held.
+  void RecordSync(const absl::Status& synced) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Does the work of Reopen. Writer thread only.
   absl::Status SwitchFile();
 
@@ -177,7 +187,13 @@ class FileDevice {
   // A Reopen waiting for the writer; every concurrent Reopen shares it.
   std::shared_ptr<Slot> reopen_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  // The sync thread's work: sync `sync_fd_` when `sync_wanted_`; `sync_running_` while it does.
+  bool sync_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  bool sync_running_ ABSL_GUARDED_BY(mu_) = false;
+  bool syncer_stop_ ABSL_GUARDED_BY(mu_) = false;
+  int sync_fd_ ABSL_GUARDED_BY(mu_) = -1;
   std::thread writer_;
+  std::thread syncer_;
 };
 
 }  // namespace ward::audit

@@ -344,6 +344,37 @@ TEST_F(FileDeviceTest, RecordsAreAcknowledgedWithoutWaitingForASync) {
   EXPECT_EQ(r.records, 50u);
 }
 
+TEST_F(FileDeviceTest, ASlowSyncDoesNotHoldUpLaterWrites) {
+  // Every checkpoint asks for a sync; the first one hangs until released. Records after it are
+  // still written and acknowledged: the sync runs beside the writer, not in its way.
+  absl::Notification release;
+  std::atomic<int> syncs{0};
+  FileDeviceOptions options;
+  options.checkpoint_every = 1;
+  options.sync_interval = absl::Hours(1);
+  options.before_sync = [&] {
+    if (syncs.fetch_add(1) == 0) release.WaitForNotification();
+  };
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok());
+  ASSERT_TRUE((*dev)->Append(R"({"type":"request","i":0})").ok());
+  while (syncs.load() == 0) std::this_thread::yield();  // the first sync is now hanging
+  for (int i = 1; i <= 20; ++i) {
+    ASSERT_TRUE((*dev)->Append(absl::StrCat("{\"type\":\"request\",\"i\":", i, "}")).ok());
+  }
+  EXPECT_EQ((*dev)->GetStats().records, 21u);
+  EXPECT_EQ((*dev)->GetStats().syncs, 0u);  // the hanging one has not finished
+  EXPECT_EQ(syncs.load(), 1);               // and the wanted ones wait behind it, as one
+  release.Notify();
+  ASSERT_TRUE((*dev)->Close().ok());
+  FileDevice::Stats s = (*dev)->GetStats();
+  EXPECT_GE(s.syncs, 2u);   // the hanging one, then the ones wanted meanwhile (coalesced)
+  EXPECT_LE(s.syncs, 3u);   // plus at most the one closing asks for
+  VerifyReport r = VerifyClosed();
+  EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
+  EXPECT_EQ(r.records, 21u);
+}
+
 // Collects AppendAsync outcomes for a test.
 class Outcomes {
  public:

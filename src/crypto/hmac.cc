@@ -92,8 +92,16 @@ absl::StatusOr<std::string> HmacSha256Key::Mac(std::string_view data) const {
 }
 
 std::string Sha256(std::string_view data) {
+  // The one-shot SHA256() fetches the algorithm on every call (OpenSSL 3): fetch it once. The
+  // audit chain hashes every line it writes.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   unsigned char out[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
+  unsigned int len = 0;
+  if (md == nullptr || EVP_Digest(data.data(), data.size(), out, &len, md, nullptr) != 1 ||
+      len != sizeof(out)) {
+    // Out of memory inside OpenSSL: fall back to the one-shot call, which fails only likewise.
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
+  }
   return std::string(reinterpret_cast<char*>(out), sizeof(out));
 }
 
