@@ -53,6 +53,12 @@ class AuditLatch {
     release(Replacement(status));
   }
 
+  // The outcome, if the records were already written (or refused).
+  std::optional<absl::Status> Outcome() {
+    absl::MutexLock lock(&mu_);
+    return outcome_;
+  }
+
   void Hold(net::HttpResponse::Release release) {
     absl::Status outcome;
     {
@@ -254,6 +260,11 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
   auto latch = std::make_shared<AuditLatch>();
   state->audit->LogAsync(*devices, auth, info, /*with_request=*/read_only, ResponseFor(resp),
                          [latch](absl::Status s) { latch->Complete(std::move(s)); });
+  // Devices on local files write on this thread: the outcome is known now, nothing to hold.
+  if (std::optional<absl::Status> written = latch->Outcome()) {
+    if (written->ok()) return resp;
+    return ErrorResponse(500, std::string(written->message()));
+  }
   resp.hold = [latch](net::HttpResponse::Release release) { latch->Hold(std::move(release)); };
   resp.hold_timeout = kAuditWait;
   static const auto kTimedOut =

@@ -2,10 +2,16 @@
 // server run non-blocking requests on its event loop, and the KV read response that is written
 // without a JSON tree. Core runs over a MemoryBackend with a fake clock.
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <boost/json.hpp>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -122,7 +128,7 @@ TEST_F(FastPathTest, NothingRunsInlineWhileSealed) {
   EXPECT_FALSE(Inline("GET", "secret/data/a", root_));
 }
 
-TEST_F(FastPathTest, AuditedReadsRunInlineAndHoldTheResponseForTheirRecords) {
+TEST_F(FastPathTest, AuditedReadsRunInlineAndWriteTheirRecordsBeforeAnswering) {
   core::TempDir dir;
   const std::string log = dir.Join("audit.log");
   ASSERT_EQ(Call("PUT", "sys/audit/file", root_,
@@ -135,10 +141,10 @@ TEST_F(FastPathTest, AuditedReadsRunInlineAndHoldTheResponseForTheirRecords) {
   ASSERT_EQ(Call("PUT", "secret/data/a", root_, R"({"data":{"v":"0"}})").status, 200);
   const size_t before = audit::testing::Lines(audit::testing::ReadAll(log)).size();
 
-  // A read: nothing is waited for in the handler; both records come with the release.
-  net::HttpResponse held = handler().Handle(Request("GET", "secret/data/a", root_));
-  ASSERT_TRUE(held.hold != nullptr);
-  net::HttpResponse sent = net::AwaitHeld(std::move(held));
+  // A read: a device on a local file is written by the serving thread, so both records are in
+  // the file when the handler returns, and there is nothing to hold the response for.
+  net::HttpResponse sent = handler().Handle(Request("GET", "secret/data/a", root_));
+  EXPECT_TRUE(sent.hold == nullptr);
   EXPECT_EQ(sent.status, 200) << sent.body;
   std::vector<std::string> lines = audit::testing::Lines(audit::testing::ReadAll(log));
   ASSERT_EQ(lines.size(), before + 2);
@@ -146,19 +152,71 @@ TEST_F(FastPathTest, AuditedReadsRunInlineAndHoldTheResponseForTheirRecords) {
   EXPECT_NE(lines[before + 1].find(R"("type":"response")"), std::string::npos);
   EXPECT_NE(lines[before + 1].find(R"("path":"secret/data/a")"), std::string::npos);
 
-  // A write: its request record is written before it runs, its response record is held for.
-  held = handler().Handle(Request("PUT", "secret/data/b", root_, R"({"data":{"v":"1"}})"));
+  // A write: its request record is written before it runs, its response record before it
+  // is answered.
+  sent = handler().Handle(Request("PUT", "secret/data/b", root_, R"({"data":{"v":"1"}})"));
+  EXPECT_TRUE(sent.hold == nullptr);
+  EXPECT_EQ(sent.status, 200);
   lines = audit::testing::Lines(audit::testing::ReadAll(log));
-  ASSERT_GE(lines.size(), before + 3);
+  ASSERT_EQ(lines.size(), before + 4);
   EXPECT_NE(lines[before + 2].find(R"("type":"request")"), std::string::npos);
-  ASSERT_TRUE(held.hold != nullptr);
-  EXPECT_EQ(net::AwaitHeld(std::move(held)).status, 200);
-  EXPECT_EQ(audit::testing::Lines(audit::testing::ReadAll(log)).size(), before + 4);
+  EXPECT_NE(lines[before + 3].find(R"("type":"response")"), std::string::npos);
 
   ASSERT_EQ(Call("DELETE", "sys/audit/file", root_).status, 204);
   EXPECT_TRUE(Inline("GET", "secret/data/a", root_));
-  held = handler().Handle(Request("GET", "secret/data/a", root_));
-  EXPECT_TRUE(held.hold == nullptr);  // nothing to wait for without a device
+  sent = handler().Handle(Request("GET", "secret/data/a", root_));
+  EXPECT_TRUE(sent.hold == nullptr);  // nothing to wait for without a device
+}
+
+TEST_F(FastPathTest, AReadAuditedToAPipeHoldsItsResponseForTheWriter) {
+  // A pipe's write can wait for its reader, so its records go through the device's writer
+  // thread and the response is held (the serving thread is not blocked) until they are
+  // written. The pipe is filled first, so the writer must wait until this test drains it.
+  core::TempDir dir;
+  const std::string fifo = dir.Join("audit.fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_EQ(Call("PUT", "sys/audit/pipe", root_,
+                 absl::StrCat(R"({"type":"file","options":{"file_path":")", fifo, R"("}})"))
+                .status,
+            204);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  auto drain = [reader] {
+    std::string all, chunk(1 << 16, '\0');
+    ssize_t n;
+    while ((n = ::read(reader, chunk.data(), chunk.size())) > 0) all.append(chunk, 0, n);
+    return all;
+  };
+  drain();
+  const int filler = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+  ASSERT_GE(filler, 0);
+  const std::string newlines(4096, '\n');
+  while (::write(filler, newlines.data(), newlines.size()) > 0) {
+  }
+  ::close(filler);
+
+  net::HttpResponse held = handler().Handle(Request("GET", "sys/health", ""));  // not audited
+  EXPECT_TRUE(held.hold == nullptr);
+  held = handler().Handle(Request("GET", "auth/token/lookup-self", root_));
+  ASSERT_TRUE(held.hold != nullptr);  // the writer is stuck on the full pipe
+  std::string records;
+  std::thread reader_thread([&] {
+    for (int i = 0; i < 500 && records.find("\"type\":\"response\"") == std::string::npos; ++i) {
+      records += drain();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  EXPECT_EQ(net::AwaitHeld(std::move(held)).status, 200);
+  reader_thread.join();
+  ::close(reader);
+  std::vector<std::string> lines;
+  for (std::string& l : audit::testing::Lines(records)) {
+    if (!l.empty()) lines.push_back(std::move(l));
+  }
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find(R"("type":"request")"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find(R"("type":"response")"), std::string::npos) << lines[1];
+  ASSERT_EQ(Call("DELETE", "sys/audit/pipe", root_).status, 204);
 }
 
 TEST_F(FastPathTest, KvReadResponseIsTheVaultEnvelope) {

@@ -117,13 +117,14 @@ class Broker {
   // The outcome of LogAsync.
   using Done = std::function<void(absl::Status)>;
 
-  // Writes, without waiting, the request record (if `with_request`) and then the response
-  // record to every device of `devices`. The records are built (hashing included) on the
-  // calling thread; each device's writer thread writes them together, in one write
-  // (FileDevice::AppendAsync). `done` is called once, when every device has answered (from a
-  // writer thread, or from this thread if every device refused at once), with OK if at least
-  // one device wrote the records, or no device was enabled, or every one was disabled
-  // meanwhile. Errors (through `done`), when every device that answered failed: kInternal
+  // Writes the request record (if `with_request`) and then the response record to every
+  // device of `devices`, together, in one write per device (FileDevice::AppendAsync). The
+  // records are built (hashing included) on the calling thread; a device on a local file
+  // writes them on this thread too, a queued device (pipes, network file systems) on its
+  // writer thread, without this thread waiting. `done` is called once, when every device has
+  // answered (before LogAsync returns if every device wrote or refused on this thread; else
+  // from a writer thread), with OK if at least one device wrote the records, or no device was
+  // enabled, or every one was disabled meanwhile. Errors (through `done`), when every device that answered failed: kInternal
   // "audit: failed to log request" if `with_request`, else "audit: failed to log response".
   // A device whose write hangs never answers: the caller keeps a deadline.
   void LogAsync(const DeviceSet& devices, const AuthInfo& auth, const RequestInfo& request,

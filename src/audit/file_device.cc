@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -143,12 +144,43 @@ absl::StatusOr<std::unique_ptr<FileDevice>> FileDevice::Open(std::string path, H
   std::unique_ptr<FileDevice> device(new FileDevice(std::move(path), f.fd, f.regular,
                                                     std::move(f.head), std::move(hasher),
                                                     std::move(signer), clock, std::move(options)));
-  device->offset_ = f.size;
-  // After a crash the records since the last checkpoint are unsigned: sign them on close.
-  device->since_checkpoint_ = device->head_.seq > 0 && !device->head_.last_is_checkpoint ? 1 : 0;
-  device->writer_ = std::thread([d = device.get()] { d->WriterLoop(); });
-  device->syncer_ = std::thread([d = device.get()] { d->SyncerLoop(); });
+  FileDevice& d = *device;
+  {
+    absl::MutexLock write_lock(&d.write_mu_);
+    d.offset_ = f.size;
+    // After a crash the records since the last checkpoint are unsigned: sign them on close.
+    d.since_checkpoint_ = d.head_.seq > 0 && !d.head_.last_is_checkpoint ? 1 : 0;
+    d.direct_.store(WritesDirectly(d.fd_, d.regular_, d.options_), std::memory_order_release);
+    absl::MutexLock lock(&d.mu_);
+    d.sync_fd_ = d.fd_;
+  }
+  d.writer_ = std::thread([&d] { d.WriterLoop(); });
+  if (d.options_.sync_interval > absl::ZeroDuration()) {
+    d.syncer_ = std::thread([&d] { d.SyncerLoop(); });
+  }
   return device;
+}
+
+bool FileDevice::WritesDirectly(int fd, bool regular, const FileDeviceOptions& options) {
+  if (!regular || options.sync_interval <= absl::ZeroDuration()) return false;
+  struct statfs fs;
+  if (::fstatfs(fd, &fs) != 0) return false;
+  // File systems whose writes wait for a network or a user-space server, and so can hang.
+  switch (static_cast<uint64_t>(fs.f_type)) {
+    case 0x6969:      // NFS
+    case 0x517B:      // SMB
+    case 0xFF534D42:  // CIFS
+    case 0xFE534D42:  // SMB2
+    case 0x65735546:  // FUSE
+    case 0x00C36400:  // Ceph
+    case 0x01021997:  // 9P
+    case 0x5346414F:  // AFS
+    case 0x47504653:  // GPFS
+    case 0x0BD00BD0:  // Lustre
+      return false;
+    default:
+      return true;
+  }
 }
 
 FileDevice::FileDevice(std::string path, int fd, bool regular, ChainHead head, Hasher hasher,
@@ -168,7 +200,34 @@ FileDevice::~FileDevice() {
     spdlog::error("event=audit_close_failed path={} error={}", path_, std::string(s.message()));
 }
 
+absl::Status FileDevice::Refusal() const {
+  if (closing_)
+    return absl::FailedPreconditionError(absl::StrCat("audit: device ", path_, " is closed"));
+  return broken_;
+}
+
+std::optional<absl::Status> FileDevice::TryAppendDirect(const std::vector<std::string>& records) {
+  if (!direct_.load(std::memory_order_acquire)) return std::nullopt;
+  absl::MutexLock write_lock(&write_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status refused = Refusal(); !refused.ok()) return refused;
+    // Records still queued (appended before a Reopen made the device direct) go first.
+    if (!queue_.empty() || !direct_.load(std::memory_order_acquire)) return std::nullopt;
+  }
+  std::vector<const std::string*> lines;
+  lines.reserve(records.size());
+  for (const std::string& r : records) lines.push_back(&r);
+  return WriteRecords(lines);
+}
+
 absl::Status FileDevice::Append(std::string record_json) {
+  {
+    std::vector<std::string> records;
+    records.push_back(std::move(record_json));
+    if (std::optional<absl::Status> written = TryAppendDirect(records)) return *written;
+    record_json = std::move(records[0]);
+  }
   auto slot = std::make_shared<Slot>();
   absl::MutexLock lock(&mu_);
   auto has_room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
@@ -179,9 +238,7 @@ absl::Status FileDevice::Append(std::string record_json) {
                                                     " queue stayed full for ",
                                                     absl::FormatDuration(options_.timeout)));
   }
-  if (closing_)
-    return absl::FailedPreconditionError(absl::StrCat("audit: device ", path_, " is closed"));
-  if (!broken_.ok()) return broken_;
+  if (absl::Status refused = Refusal(); !refused.ok()) return refused;
   queue_.push_back(Pending{std::move(record_json), slot, nullptr});
   stats_.queued = queue_.size();
   if (!mu_.AwaitWithTimeout(absl::Condition(&slot->done), options_.timeout)) {
@@ -203,16 +260,18 @@ void FileDevice::AppendAsync(std::vector<std::string> records, Done done) {
     done(absl::OkStatus());
     return;
   }
+  if (std::optional<absl::Status> written = TryAppendDirect(records)) {
+    done(*std::move(written));
+    return;
+  }
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
-    if (closing_) {
-      refused = absl::FailedPreconditionError(absl::StrCat("audit: device ", path_, " is closed"));
-    } else if (!broken_.ok()) {
-      refused = broken_;
-    } else if (queue_.size() + records.size() > options_.queue_capacity) {
+    refused = Refusal();
+    if (refused.ok() && queue_.size() + records.size() > options_.queue_capacity) {
       refused = absl::UnavailableError(absl::StrCat("audit: device ", path_, " queue is full"));
-    } else {
+    }
+    if (refused.ok()) {
       // The writer takes the whole queue at once, so these records share one batch (one
       // write, one outcome): only the last carries `done`.
       for (size_t i = 0; i < records.size(); ++i) {
@@ -298,7 +357,7 @@ absl::Status FileDevice::SwitchFile() {
     since_checkpoint_ = 0;
     if (absl::Status synced = Sync(); !synced.ok()) {
       // As after any batch: nothing written since the last good sync can be trusted.
-      AwaitSyncsDone();
+      RetargetSyncs(fd_);
       ::close(old_fd);
       absl::MutexLock lock(&mu_);
       broken_ = synced;
@@ -311,8 +370,9 @@ absl::Status FileDevice::SwitchFile() {
     head_ = std::move(f.head);
     since_checkpoint_ = head_.seq > 0 && !head_.last_is_checkpoint ? 1 : 0;
   }
-  AwaitSyncsDone();
+  RetargetSyncs(fd_);
   ::close(old_fd);
+  direct_.store(WritesDirectly(fd_, regular_, options_), std::memory_order_release);
   absl::MutexLock lock(&mu_);
   ++stats_.reopens;
   return absl::OkStatus();
@@ -334,8 +394,11 @@ absl::Status FileDevice::Close() {
     absl::MutexLock lock(&mu_);
     syncer_stop_ = true;
   }
-  syncer_.join();  // after the syncs still wanted
-  ::close(fd_);
+  if (syncer_.joinable()) syncer_.join();  // after the syncs still wanted
+  {
+    absl::MutexLock write_lock(&write_mu_);
+    ::close(fd_);
+  }
   absl::MutexLock lock(&mu_);
   closed_ = true;
   return close_status_;
@@ -359,6 +422,47 @@ absl::Status FileDevice::AddCheckpoint(std::string& buf) {
   return absl::OkStatus();
 }
 
+absl::Status FileDevice::WriteRecords(const std::vector<const std::string*>& records) {
+  ChainHead saved = head_;
+  const size_t saved_since = since_checkpoint_;
+  size_t checkpoints = 0;
+  absl::Status result;
+  std::string buf;
+  for (const std::string* record : records) {
+    std::string line = ChainLine(*record, head_.seq + 1, head_.hash);
+    head_.seq += 1;
+    head_.hash = LineHash(line);
+    head_.last_is_checkpoint = false;
+    absl::StrAppend(&buf, line, "\n");
+    if (++since_checkpoint_ >= options_.checkpoint_every) {
+      result = AddCheckpoint(buf);
+      if (!result.ok()) break;
+      ++checkpoints;
+    }
+  }
+  if (result.ok()) result = WriteBatch(buf);
+  if (!result.ok()) {
+    head_ = std::move(saved);
+    since_checkpoint_ = saved_since;
+    spdlog::error("event=audit_write_failed path={} records={} error={}", path_, records.size(),
+                  std::string(result.message()));
+  }
+  absl::MutexLock lock(&mu_);
+  if (!result.ok()) {
+    ++stats_.failures;
+    return result;
+  }
+  stats_.records += records.size();
+  stats_.checkpoints += checkpoints;
+  ++stats_.batches;
+  if (regular_) {
+    // The sync thread syncs these within the interval, and at once after a checkpoint.
+    unsynced_ = true;
+    if (checkpoints > 0) sync_wanted_ = true;
+  }
+  return result;
+}
+
 absl::Status FileDevice::WriteBatch(const std::string& buf) {
   size_t done = 0;
   while (done < buf.size()) {
@@ -379,8 +483,11 @@ absl::Status FileDevice::WriteBatch(const std::string& buf) {
 }
 
 absl::Status FileDevice::Sync() {
-  dirty_ = false;
-  last_sync_ = std::chrono::steady_clock::now();
+  {
+    absl::MutexLock lock(&mu_);
+    unsynced_ = false;
+    last_sync_ = std::chrono::steady_clock::now();
+  }
   if (!regular_) return absl::OkStatus();  // devices, pipes: nothing to sync
   if (options_.before_sync) options_.before_sync();
   if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, "fdatasync", path_);
@@ -404,37 +511,46 @@ void FileDevice::RecordSync(const absl::Status& synced) {
   }
 }
 
-void FileDevice::SyncSoon() {
-  if (options_.sync_interval <= absl::ZeroDuration() || !regular_) {
-    SyncWritten();
-    return;
-  }
-  dirty_ = false;
-  last_sync_ = std::chrono::steady_clock::now();
-  absl::MutexLock lock(&mu_);
-  sync_wanted_ = true;  // a sync already wanted covers these bytes too
-  sync_fd_ = fd_;
-}
-
-void FileDevice::AwaitSyncsDone() {
+void FileDevice::RetargetSyncs(int fd) {
   absl::MutexLock lock(&mu_);
   auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !sync_wanted_ && !sync_running_; };
   mu_.Await(absl::Condition(&idle));
+  sync_fd_ = fd;
+  unsynced_ = false;  // the old file was synced (or its sync is done); the new one is clean
 }
 
 void FileDevice::SyncerLoop() {
+  const auto interval = absl::ToChronoNanoseconds(options_.sync_interval);
   absl::MutexLock lock(&mu_);
-  auto work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return sync_wanted_ || syncer_stop_; };
+  auto wanted = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return sync_wanted_ || syncer_stop_; };
+  auto work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return sync_wanted_ || syncer_stop_ || unsynced_;
+  };
   for (;;) {
-    mu_.Await(absl::Condition(&work));
-    if (!sync_wanted_) return;  // stopping, and nothing left to sync
+    if (!sync_wanted_ && !syncer_stop_) {
+      if (!unsynced_) {
+        mu_.Await(absl::Condition(&work));
+        continue;
+      }
+      // Written records wait for their sync no longer than the interval.
+      const auto due = last_sync_ + interval;
+      const auto now = std::chrono::steady_clock::now();
+      if (now < due) {
+        mu_.AwaitWithTimeout(absl::Condition(&wanted), absl::FromChrono(due - now));
+        continue;
+      }
+      sync_wanted_ = true;
+    }
+    if (!sync_wanted_) return;  // stopping, nothing wanted: closing syncs the rest
     sync_wanted_ = false;
+    unsynced_ = false;
+    last_sync_ = std::chrono::steady_clock::now();
     sync_running_ = true;
     const int fd = sync_fd_;
     absl::Status synced;
     {
-      // The writer goes on writing meanwhile; it closes `fd` only once this sync is done
-      // (AwaitSyncsDone).
+      // Records go on being written meanwhile; `fd` is closed only once this sync is done
+      // (RetargetSyncs, Close).
       mu_.Unlock();
       if (options_.before_sync) options_.before_sync();
       if (::fdatasync(fd) != 0) synced = ErrnoStatus(errno, "fdatasync", path_);
@@ -450,28 +566,12 @@ void FileDevice::WriterLoop() {
     std::vector<Pending> batch;
     bool closing;
     std::shared_ptr<Slot> reopen;  // a Reopen to serve after this batch
-    bool sync_due = false;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return closing_ || !queue_.empty() || reopen_ != nullptr;
       };
-      if (!dirty_) {
-        mu_.Await(absl::Condition(&ready));
-      } else {
-        // Records written but not yet synced: wait no longer than their sync is due.
-        const auto due = last_sync_ + absl::ToChronoNanoseconds(options_.sync_interval);
-        const auto now = std::chrono::steady_clock::now();
-        sync_due = due <= now || !mu_.AwaitWithTimeout(absl::Condition(&ready),
-                                                        absl::FromChrono(due - now));
-      }
-    }
-    if (sync_due) {
-      SyncSoon();
-      continue;
-    }
-    {
-      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&ready));
       closing = closing_;
       reopen = std::move(reopen_);
       reopen_ = nullptr;
@@ -480,39 +580,17 @@ void FileDevice::WriterLoop() {
       queue_.clear();
       stats_.queued = 0;
     }
-    absl::Status result = absl::OkStatus();
-    size_t checkpoints = 0;
     if (!batch.empty()) {
-      ChainHead saved = head_;
-      size_t saved_since = since_checkpoint_;
-      std::string buf;
-      for (const Pending& p : batch) {
-        std::string line = ChainLine(p.record, head_.seq + 1, head_.hash);
-        head_.seq += 1;
-        head_.hash = LineHash(line);
-        head_.last_is_checkpoint = false;
-        absl::StrAppend(&buf, line, "\n");
-        if (++since_checkpoint_ >= options_.checkpoint_every) {
-          result = AddCheckpoint(buf);
-          if (!result.ok()) break;
-          ++checkpoints;
-        }
-      }
-      if (result.ok()) result = WriteBatch(buf);
-      if (!result.ok()) {
-        head_ = std::move(saved);
-        since_checkpoint_ = saved_since;
-        checkpoints = 0;
+      std::vector<const std::string*> records;
+      records.reserve(batch.size());
+      for (const Pending& p : batch) records.push_back(&p.record);
+      absl::Status result;
+      {
+        absl::MutexLock write_lock(&write_mu_);
+        result = WriteRecords(records);
       }
       {
         absl::MutexLock lock(&mu_);
-        if (result.ok()) {
-          stats_.records += batch.size();
-          stats_.checkpoints += checkpoints;
-          ++stats_.batches;
-        } else {
-          ++stats_.failures;
-        }
         for (Pending& p : batch) {
           if (p.slot == nullptr) continue;
           p.slot->status = result;
@@ -522,20 +600,17 @@ void FileDevice::WriterLoop() {
       for (Pending& p : batch) {
         if (p.done) p.done(result);
       }
-      if (!result.ok()) {
-        spdlog::error("event=audit_write_failed path={} records={} error={}", path_, batch.size(),
-                      std::string(result.message()));
-      } else {
-        dirty_ = true;
-        const bool due = std::chrono::steady_clock::now() - last_sync_ >=
-                         absl::ToChronoNanoseconds(options_.sync_interval);
-        if (options_.sync_interval <= absl::ZeroDuration() || checkpoints > 0 || due) {
-          SyncSoon();
-        }
+      if (result.ok() && options_.sync_interval <= absl::ZeroDuration()) {
+        absl::MutexLock write_lock(&write_mu_);
+        SyncWritten();  // after answering: the records were written before it
       }
     }
     if (reopen != nullptr) {
-      absl::Status status = SwitchFile();
+      absl::Status status;
+      {
+        absl::MutexLock write_lock(&write_mu_);
+        status = SwitchFile();
+      }
       if (status.ok()) {
         spdlog::info("event=audit_reopened path={}", path_);
       } else {
@@ -552,7 +627,9 @@ void FileDevice::WriterLoop() {
       if (queue_.empty()) break;
     }
   }
-  // Clean close: sign the records since the last checkpoint.
+  // Clean close: sign the records since the last checkpoint. (Direct appends are refused from
+  // now on: closing_ is set.)
+  absl::MutexLock write_lock(&write_mu_);
   absl::Status status = absl::OkStatus();
   if (since_checkpoint_ > 0) {
     std::string buf;

@@ -1,11 +1,13 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,11 +34,12 @@ struct FileDeviceOptions {
   absl::Duration timeout = absl::Seconds(5);
   // Longest time a written record may wait for its fdatasync. Records are acknowledged once
   // written (write(2): they survive the process being killed); the file is synced when this
-  // much time has passed since its last sync, when a batch holds a checkpoint line, and when
+  // much time has passed since its last sync, when a write holds a checkpoint line, and when
   // the device closes or rotates, so a busy device syncs a few times a second, not once per
-  // batch. Those syncs run on a second thread of the device while the writer goes on writing:
+  // write. Those syncs run on a sync thread of the device while records go on being written:
   // a slow disk flush holds up no record. Zero: sync after every batch, on the writer thread
-  // (the writer then waits for each sync before it takes the next batch).
+  // (the writer then waits for each sync before it takes the next batch; the device is then
+  // always in queued mode, see FileDevice).
   absl::Duration sync_interval = absl::Milliseconds(250);
   // Test hook: runs before each fdatasync (on the thread that syncs).
   std::function<void()> before_sync;
@@ -45,13 +48,22 @@ struct FileDeviceOptions {
 // An append-only audit file: one JSON line per record, hash-chained, with signed checkpoints
 // (audit/chain.h, docs/audit.md).
 //
-// Append queues a record and blocks until a single writer thread has written it to the file
-// with write(2) (not necessarily fsynced). The writer takes everything queued as one batch and
-// writes it with one write(); fdatasync follows at most options.sync_interval later (and with
-// every checkpoint) on the device's sync thread, so no request waits for a disk flush and
-// records are lost only if the machine itself goes down within that interval. An existing
-// file is continued: its last line gives the chain head (an incomplete last line, left by a
-// crash mid-write, is cut off first).
+// A record counts as written once write(2) has put it in the file (not necessarily fsynced):
+// fdatasync follows at most options.sync_interval later (and after every checkpoint) on the
+// device's sync thread, so no request waits for a disk flush and records are lost only if the
+// machine itself goes down within that interval. Records are written in one of two modes,
+// chosen when the file is opened (and again when Reopen switches files):
+//  - direct, for a regular file on a local file system (as nginx writes its access log): the
+//    thread that appends chains and writes its records itself, under the device's write lock,
+//    and the append is answered on that thread. A write(2) to a local file returns once the
+//    bytes are in the page cache; handing each record to another thread and back cost more
+//    than the write (docs/benchmarks.md).
+//  - queued, for anything else (pipes, character devices, and network or FUSE file systems,
+//    whose writes can hang), and when options.sync_interval is zero: a single writer thread
+//    takes everything queued as one batch, writes it with one write(), and answers each
+//    record, so a hanging file holds up no appending thread.
+// An existing file is continued: its last line gives the chain head (an incomplete last line,
+// left by a crash mid-write, is cut off first).
 //
 // Thread-safe. `clock` is borrowed and must outlive the device.
 class FileDevice {
@@ -70,23 +82,24 @@ class FileDevice {
 
   // Appends `record_json` (a serialized JSON object without seq/prev_hash) and returns once
   // it has been written to the file.
-  // Errors: kFailedPrecondition if the device is closed; kDeadlineExceeded if the queue stayed
-  //         full, or the write did not complete, within options.timeout (the record may still
-  //         be written later); kResourceExhausted if the disk is full (ENOSPC, EDQUOT);
+  // Errors: kFailedPrecondition if the device is closed; kDeadlineExceeded (queued mode) if
+  //         the queue stayed full, or the write did not complete, within options.timeout (the
+  //         record may still be written later); kResourceExhausted if the disk is full (ENOSPC, EDQUOT);
   //         kInternal for any other write error, or if an earlier fdatasync failed (the device
   //         then refuses every record until it is reopened).
   absl::Status Append(std::string record_json);
 
-  // Called once with the outcome of an AppendAsync, from the writer thread (or from the calling
-  // thread if the record was refused at once). Must be cheap and must not call into the device.
+  // Called once with the outcome of an AppendAsync: from the calling thread, before AppendAsync
+  // returns, in direct mode and when the record is refused at once; from the writer thread in
+  // queued mode. Must be cheap and must not call into the device.
   using Done = std::function<void(absl::Status)>;
 
-  // Queues `record_json` like Append but returns at once; `done` learns the outcome: OK once
-  // the record is written, or Append's errors, except that a full queue refuses the record at
-  // once with kUnavailable instead of waiting for room (the caller is an event loop that must
-  // not block). A record whose write never completes (a hung file system) never calls `done`:
-  // the caller keeps its own deadline. Records appended by one thread are written in the order
-  // appended, whichever of Append and AppendAsync was used.
+  // Appends `record_json` like Append; in queued mode returns without waiting. `done` learns
+  // the outcome: OK once the record is written, or Append's errors, except that a full queue
+  // refuses the record at once with kUnavailable instead of waiting for room (the caller may
+  // be an event loop). In queued mode a record whose write never completes (a hung file
+  // system) never calls `done`: the caller keeps its own deadline. Records appended by one
+  // thread are written in the order appended, whichever of Append and AppendAsync was used.
   void AppendAsync(std::string record_json, Done done);
 
   // AppendAsync for several records at once (a request's request and response records): they
@@ -126,6 +139,9 @@ class FileDevice {
   };
   Stats GetStats() const;
 
+  // Whether records are now written by the appending thread (direct mode; see above).
+  bool writes_directly() const { return direct_.load(std::memory_order_acquire); }
+
  private:
   // What a waiting Append learns about its record.
   struct Slot {
@@ -141,26 +157,38 @@ class FileDevice {
   FileDevice(std::string path, int fd, bool regular, ChainHead head, Hasher hasher,
              CheckpointSigner signer, core::Clock& clock, FileDeviceOptions options);
 
+  // Whether records are written by the appending thread (see the class comment) for a file
+  // opened as `fd` at `path`.
+  static bool WritesDirectly(int fd, bool regular, const FileDeviceOptions& options);
+
   void WriterLoop();
-  // Appends a signed checkpoint line to `buf`, advancing head_. Writer thread only.
-  absl::Status AddCheckpoint(std::string& buf);
+  // The refusal of a record appended now (closing, or broken), or OK. REQUIRES: mu_ held.
+  absl::Status Refusal() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Chains `records` (with the checkpoints that fall due), writes them with one write(), and
+  // counts them; with sync_interval zero, syncs too. On failure the chain stays as it was.
+  absl::Status WriteRecords(const std::vector<const std::string*>& records)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Appends a signed checkpoint line to `buf`, advancing head_.
+  absl::Status AddCheckpoint(std::string& buf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Writes `buf` at the end of the file; on failure cuts the file back to offset_.
-  absl::Status WriteBatch(const std::string& buf);
-  // fdatasync (regular files only); clears dirty_. Writer thread only.
-  absl::Status Sync();
-  // Sync, counting it and marking the device broken if it fails. Writer thread only; takes mu_.
-  void SyncWritten();
-  // Asks the sync thread to sync what has been written (clears dirty_), or syncs at once when
-  // options.sync_interval is zero. Writer thread only; takes mu_.
-  void SyncSoon();
-  // Waits until the sync thread has no sync wanted or running, before the writer closes the
-  // file it syncs. Writer thread only; takes mu_.
-  void AwaitSyncsDone();
+  absl::Status WriteBatch(const std::string& buf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // fdatasync on this thread (regular files only). Takes mu_.
+  absl::Status Sync() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Sync, counting it and marking the device broken if it fails. Takes mu_.
+  void SyncWritten() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Waits until the sync thread has no sync wanted or running, then points it at `fd` (the
+  // file now open), so that the file it synced may be closed. Takes mu_.
+  void RetargetSyncs(int fd);
+  // Writes `records` on the calling thread if the device is in direct mode and nothing is
+  // queued from before a mode switch; nullopt = queue them instead. Takes write_mu_, mu_.
+  std::optional<absl::Status> TryAppendDirect(const std::vector<std::string>& records);
+  // The sync thread (only when options.sync_interval > 0): syncs when asked (a checkpoint was
+  // written) and when written records have waited sync_interval.
   void SyncerLoop();
   // Counts a finished sync and marks the device broken if it failed. REQUIRES: mu_ held.
   void RecordSync(const absl::Status& synced) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Does the work of Reopen. Writer thread only.
-  absl::Status SwitchFile();
+  absl::Status SwitchFile() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   const std::string path_;
   const Hasher hasher_;
@@ -168,15 +196,16 @@ class FileDevice {
   core::Clock& clock_;
   const FileDeviceOptions options_;
 
-  // Writer-thread state (no lock: only the writer thread touches these once it runs, and
-  // Close reads fd_ after joining it).
-  int fd_;
-  bool regular_;  // a regular file: fsync and truncate apply
-  ChainHead head_;
-  size_t since_checkpoint_ = 0;
-  uint64_t offset_ = 0;  // file size after the last successful write
-  bool dirty_ = false;   // written since the last fdatasync
-  std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
+  // The open file and its chain: whoever writes holds write_mu_ (the writer thread, or an
+  // appending thread in direct mode). Taken before mu_.
+  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  int fd_ ABSL_GUARDED_BY(write_mu_);
+  bool regular_ ABSL_GUARDED_BY(write_mu_);  // a regular file: fsync and truncate apply
+  ChainHead head_ ABSL_GUARDED_BY(write_mu_);
+  size_t since_checkpoint_ ABSL_GUARDED_BY(write_mu_) = 0;
+  uint64_t offset_ ABSL_GUARDED_BY(write_mu_) = 0;  // file size after the last good write
+  // Direct mode (records written by the appending thread) for the open file.
+  std::atomic<bool> direct_{false};
 
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
@@ -187,11 +216,15 @@ class FileDevice {
   // A Reopen waiting for the writer; every concurrent Reopen shares it.
   std::shared_ptr<Slot> reopen_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
-  // The sync thread's work: sync `sync_fd_` when `sync_wanted_`; `sync_running_` while it does.
+  // The sync thread's work: sync `sync_fd_` when `sync_wanted_`; `sync_running_` while it
+  // does; `unsynced_` = records written since the last sync began, at `last_sync_`.
   bool sync_wanted_ ABSL_GUARDED_BY(mu_) = false;
   bool sync_running_ ABSL_GUARDED_BY(mu_) = false;
   bool syncer_stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool unsynced_ ABSL_GUARDED_BY(mu_) = false;
   int sync_fd_ ABSL_GUARDED_BY(mu_) = -1;
+  std::chrono::steady_clock::time_point last_sync_ ABSL_GUARDED_BY(mu_) =
+      std::chrono::steady_clock::now();
   std::thread writer_;
   std::thread syncer_;
 };

@@ -496,6 +496,78 @@ TEST_F(FileDeviceTest, AppendAsyncOfSeveralRecordsWritesThemTogetherAndAnswersOn
   EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
 }
 
+TEST_F(FileDeviceTest, ALocalFileIsWrittenByTheAppendingThread) {
+  auto dev = Open();
+  ASSERT_TRUE(dev.ok());
+  FileDevice& d = **dev;
+  EXPECT_TRUE(d.writes_directly());
+  bool answered = false;
+  absl::Status outcome = absl::UnknownError("not answered");
+  d.AppendAsync(R"({"type":"request"})", [&](absl::Status s) {
+    answered = true;
+    outcome = std::move(s);
+  });
+  // Direct mode: written and answered before AppendAsync returned, on this thread.
+  EXPECT_TRUE(answered);
+  EXPECT_TRUE(outcome.ok()) << outcome;
+  EXPECT_EQ(testing::Lines(testing::ReadAll(file())).size(), 1u);
+  ASSERT_TRUE(d.Close().ok());
+  d.AppendAsync("{}", [&](absl::Status s) { outcome = std::move(s); });
+  EXPECT_EQ(outcome.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FileDeviceTest, APipeOrSyncingEveryBatchIsQueuedForTheWriter) {
+  const std::string fifo = dir_.Join("audit.fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto piped = Open({}, fifo);  // opened read-write: a pipe with no reader yet does not block
+  ASSERT_TRUE(piped.ok()) << piped.status();
+  EXPECT_FALSE((*piped)->writes_directly());  // a pipe's write can wait for its reader
+  Outcomes outcomes;
+  (*piped)->AppendAsync(R"({"type":"request"})", outcomes.Next());
+  EXPECT_TRUE(outcomes.Await(1)[0].ok());
+  ASSERT_TRUE((*piped)->Close().ok());
+
+  FileDeviceOptions every_batch;
+  every_batch.sync_interval = absl::ZeroDuration();
+  auto synced = Open(every_batch);
+  ASSERT_TRUE(synced.ok());
+  EXPECT_FALSE((*synced)->writes_directly());
+}
+
+TEST_F(FileDeviceTest, DirectAppendsFromManyThreadsKeepOneChain) {
+  constexpr int kThreads = 8, kPerThread = 300;
+  FileDeviceOptions options;
+  options.checkpoint_every = 100;
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok());
+  ASSERT_TRUE((*dev)->writes_directly());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::vector<std::string> pair = {absl::StrCat("{\"type\":\"request\",\"t\":", t, "}"),
+                                         absl::StrCat("{\"type\":\"response\",\"t\":", t, "}")};
+        (*dev)->AppendAsync(std::move(pair), [&](absl::Status s) {
+          if (!s.ok()) failures.fetch_add(1);
+        });
+        if (i % 50 == 0 && !(*dev)->Append(R"({"type":"request","sync":true})").ok()) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_TRUE((*dev)->Close().ok());
+  const uint64_t records = kThreads * (2 * kPerThread + kPerThread / 50);
+  EXPECT_EQ((*dev)->GetStats().records, records);
+  EXPECT_GE((*dev)->GetStats().syncs, 1u);  // the checkpoints asked the sync thread
+  VerifyReport r = VerifyClosed();
+  EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
+  EXPECT_EQ(r.records, records);
+}
+
 TEST_F(FileDeviceTest, AnIdleDeviceSyncsWithinTheInterval) {
   FileDeviceOptions options;
   options.sync_interval = absl::Milliseconds(20);
