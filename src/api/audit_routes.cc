@@ -131,8 +131,8 @@ audit::RequestInfo RequestFor(const Request& req, const UnsealedState* state,
     r.mount_point = "auth/token/";
   } else if (state != nullptr && state->mounts != nullptr) {
     if (auto m = state->mounts->Find(req.path)) {
-      r.mount_type = m->entry.type;
-      r.mount_point = m->entry.path;
+      r.mount_type = m->entry->type;
+      r.mount_point = m->entry->path;
     }
   }
   const std::string& body = req.http.body;

@@ -117,7 +117,7 @@ bool PathIs(const std::string& path, std::string_view route) {
 // has no existence check and counts as existing (update).
 bool WriteTargetExists(const Request& req) {
   auto mount = req.state->mounts->Find(req.path);
-  if (!mount || mount->engine == nullptr || mount->entry.type != "kv") return true;
+  if (!mount || mount->engine == nullptr || mount->entry->type != "kv") return true;
   std::string_view rest = mount->rest;
   for (std::string_view route : {std::string_view("data/"), std::string_view("metadata/")}) {
     if (rest.substr(0, route.size()) != route) continue;
@@ -266,7 +266,7 @@ bool VaultHandler::IsSideEffectFreeRead(const net::HttpRequest& http, const Unse
   if (!fast_route) {
     std::optional<MountMatch> mount = state.mounts->Find(*path);
     fast_route = mount && mount->engine != nullptr && mount->pki == nullptr &&
-                 mount->entry.type == "kv" &&
+                 mount->entry->type == "kv" &&
                  (absl::StartsWith(mount->rest, "data/") || absl::StartsWith(mount->rest, "metadata/"));
   }
   if (!fast_route) return false;
@@ -389,7 +389,7 @@ std::optional<net::HttpResponse> VaultHandler::Authorize(Request& req) {
     // it cannot be used to discover mounts). It consumes no use of the token.
     std::string target = req.path.substr(kUiMounts.size());
     auto mount = req.state->mounts->Find(target);
-    if (!mount || !acl.HasMountAccess(mount->entry.path)) {
+    if (!mount || !acl.HasMountAccess(mount->entry->path)) {
       if (target.back() != '/') target.push_back('/');
       return ErrorResponse(403, absl::StrCat("preflight capability check returned 403, please "
                                              "ensure client's policies grant access to path \"",

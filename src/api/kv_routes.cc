@@ -282,8 +282,8 @@ net::HttpResponse VaultHandler::HandleUiMounts(Request& req) {
   if (!match) {
     return ErrorResponse(400, absl::StrCat("no mount found for path \"", std::string(rest), "\""));
   }
-  json::object data = MountJson(match->entry);
-  data["path"] = match->entry.path;
+  json::object data = MountJson(*match->entry);
+  data["path"] = match->entry->path;
   return internal::Envelope(req.request_id(), data, nullptr, "system", true);
 }
 

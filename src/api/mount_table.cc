@@ -128,7 +128,8 @@ absl::StatusOr<std::unique_ptr<MountTable>> MountTable::Create(barrier::Barrier&
     WARD_ASSIGN_OR_RETURN(Engines engines, CreateEngine(barrier, clock, e));
     if (engines.pki != nullptr) table->pki_engines_[e.path] = std::move(engines.pki);
     if (engines.kv != nullptr) table->engines_[e.path] = std::move(engines.kv);
-    table->entries_[e.path] = std::move(e);
+    const std::string path = e.path;
+    table->entries_[path] = std::make_shared<const MountEntry>(std::move(e));
   }
   return table;
 }
@@ -141,16 +142,17 @@ absl::Status MountTable::Persist(const std::vector<MountEntry>& entries) {
 
 std::optional<MountMatch> MountTable::Find(std::string_view path) const {
   absl::ReaderMutexLock lock(&mu_);
-  const MountEntry* best = nullptr;
+  const std::shared_ptr<const MountEntry>* found = nullptr;
   for (const auto& [mount_path, entry] : entries_) {
     std::string_view m = mount_path;
     // A request for the mount itself may omit the trailing slash ("secret" for "secret/").
     bool matches = path.substr(0, m.size()) == m || path == m.substr(0, m.size() - 1);
-    if (matches && (best == nullptr || m.size() > best->path.size())) best = &entry;
+    if (matches && (found == nullptr || m.size() > (*found)->path.size())) found = &entry;
   }
-  if (best == nullptr) return std::nullopt;
+  if (found == nullptr) return std::nullopt;
+  const MountEntry* best = found->get();
   MountMatch match;
-  match.entry = *best;
+  match.entry = *found;
   if (auto kv = engines_.find(best->path); kv != engines_.end()) match.engine = kv->second;
   if (auto pki = pki_engines_.find(best->path); pki != pki_engines_.end()) match.pki = pki->second;
   match.rest = path.size() > best->path.size() ? std::string(path.substr(best->path.size())) : "";
@@ -160,7 +162,7 @@ std::optional<MountMatch> MountTable::Find(std::string_view path) const {
 std::vector<MountEntry> MountTable::List() const {
   absl::ReaderMutexLock lock(&mu_);
   std::vector<MountEntry> out;
-  for (const auto& [path, entry] : entries_) out.push_back(entry);
+  for (const auto& [path, entry] : entries_) out.push_back(*entry);
   return out;
 }
 
@@ -198,12 +200,12 @@ absl::Status MountTable::Mount(std::string_view path_in, std::string_view type,
   WARD_ASSIGN_OR_RETURN(Engines engines, CreateEngine(barrier_, clock_, entry));
   absl::MutexLock lock(&mu_);
   std::vector<MountEntry> next;
-  for (const auto& [p, e] : entries_) next.push_back(e);
+  for (const auto& [p, e] : entries_) next.push_back(*e);
   next.push_back(entry);
   WARD_RETURN_IF_ERROR(Persist(next));
   if (engines.pki != nullptr) pki_engines_[path] = std::move(engines.pki);
   if (engines.kv != nullptr) engines_[path] = std::move(engines.kv);
-  entries_[path] = std::move(entry);
+  entries_[path] = std::make_shared<const MountEntry>(std::move(entry));
   return absl::OkStatus();
 }
 
@@ -216,9 +218,9 @@ absl::Status MountTable::Unmount(std::string_view path_in) {
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(path);
     if (it == entries_.end()) return absl::OkStatus();
-    entry = it->second;
+    entry = *it->second;
     for (const auto& [p, e] : entries_) {
-      if (p != path) next.push_back(e);
+      if (p != path) next.push_back(*e);
     }
     // Remove from the table first: a crash half-way leaves orphaned ciphertext, never a mount
     // pointing at half-deleted data.

@@ -30,7 +30,8 @@ struct MountEntry {
 // A resolved mount for a request path. Exactly one of `engine` (type "kv") and `pki` (type
 // "pki") is set.
 struct MountMatch {
-  MountEntry entry;
+  // The table's own entry, shared (not copied: a match is made for every request); never null.
+  std::shared_ptr<const MountEntry> entry;
   std::shared_ptr<secrets::KvEngine> engine;
   std::shared_ptr<pki::PkiEngine> pki;
   std::string rest;  // the request path after the mount path
@@ -74,7 +75,7 @@ class MountTable {
   // Serialises Mount/Unmount; lookups only take mu_.
   absl::Mutex write_mu_;
   mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(write_mu_);
-  std::map<std::string, MountEntry> entries_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<const MountEntry>> entries_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<secrets::KvEngine>> engines_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<pki::PkiEngine>> pki_engines_ ABSL_GUARDED_BY(mu_);
 };

@@ -504,7 +504,7 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     auto g = prepare_next ? pki.PrepareNext(*request) : pki.GenerateRoot(*request);
     if (!g.ok()) return ErrorResponse(g.status());
     spdlog::info("event=pki_root_generated mount={} issuer_id={} prepare_next={} request_id={}",
-                 mount.entry.path, g->issuer.issuer_id, prepare_next, rid);
+                 mount.entry->path, g->issuer.issuer_id, prepare_next, rid);
     auto data = GeneratedRootJson(*g, *format);
     if (!data.ok()) return ErrorResponse(data.status());
     return PkiEnvelope(req, *std::move(data));
@@ -605,7 +605,7 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     if (bundle->value_or("").empty()) return ErrorResponse(400, "missing pem_bundle");
     auto issuer = pki.ImportIssuer(**bundle, name->value_or(""));
     if (!issuer.ok()) return ErrorResponse(issuer.status());
-    spdlog::info("event=pki_issuer_imported mount={} issuer_id={} request_id={}", mount.entry.path,
+    spdlog::info("event=pki_issuer_imported mount={} issuer_id={} request_id={}", mount.entry->path,
                  issuer->issuer_id, rid);
     return PkiEnvelope(
         req, json::object{{"imported_issuers", json::array{json::value(issuer->issuer_id)}},
@@ -628,7 +628,7 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     if (ref->value_or("").empty()) return ErrorResponse(400, "missing default");
     absl::Status s = pki.SetDefaultIssuer(**ref);
     if (!s.ok()) return WriteError(s);
-    spdlog::info("event=pki_default_issuer_set mount={} request_id={}", mount.entry.path, rid);
+    spdlog::info("event=pki_default_issuer_set mount={} request_id={}", mount.entry->path, rid);
     return default_json();
   }
   if (Is(seg, {"issuer", ""})) {
@@ -650,7 +650,7 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
       if (!deleted.ok()) return ErrorResponse(deleted.status());
       if (!deleted->found) return internal::NoContent();  // as Vault: nothing to delete
       spdlog::info("event=pki_issuer_deleted mount={} issuer_id={} was_default={} request_id={}",
-                   mount.entry.path, deleted->issuer_id, deleted->was_default, rid);
+                   mount.entry->path, deleted->issuer_id, deleted->was_default, rid);
       std::vector<std::string> warnings;
       if (deleted->was_default) {
         warnings.push_back(absl::StrCat(
@@ -681,7 +681,7 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
       s = pki.Retire(ref, force->value_or(false));
     }
     if (!s.ok()) return WriteError(s);
-    spdlog::info("event=pki_issuer_{} mount={} request_id={}", seg[2], mount.entry.path, rid);
+    spdlog::info("event=pki_issuer_{} mount={} request_id={}", seg[2], mount.entry->path, rid);
     auto issuer = pki.ReadIssuer(ref);
     if (!issuer.ok()) return ErrorResponse(issuer.status());
     return PkiEnvelope(req, IssuerJson(*issuer));
@@ -749,7 +749,7 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     metrics_->pki_issue_duration.WithLabels({sign ? "sign" : "issue"})
         .Observe(absl::ToDoubleSeconds(clock_.Now() - start));
     spdlog::info("event=pki_{} mount={} role={} serial={} request_id={}", sign ? "sign" : "issue",
-                 mount.entry.path, role, issued->serial_number, rid);
+                 mount.entry->path, role, issued->serial_number, rid);
     auto data = IssuedJson(*issued, *format);
     if (!data.ok()) return ErrorResponse(data.status());
     return PkiEnvelope(req, *std::move(data), issued->warnings);
@@ -781,7 +781,7 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     if (target.empty()) return ErrorResponse(400, "missing serial_number or certificate");
     auto when = pki.Revoke(target);
     if (!when.ok()) return WriteError(when.status());
-    spdlog::info("event=pki_revoke mount={} serial={} request_id={}", mount.entry.path, target,
+    spdlog::info("event=pki_revoke mount={} serial={} request_id={}", mount.entry->path, target,
                  rid);
     return PkiEnvelope(req,
                        json::object{{"revocation_time", absl::ToUnixSeconds(*when)},
@@ -796,7 +796,7 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     auto stored = pki.SetCrlConfig(*config);
     if (!stored.ok()) return ErrorResponse(stored.status());
     spdlog::info("event=pki_crl_config mount={} auto_rebuild={} disable={} request_id={}",
-                 mount.entry.path, stored->auto_rebuild, stored->disable, rid);
+                 mount.entry->path, stored->auto_rebuild, stored->disable, rid);
     return PkiEnvelope(req, pki::RenderCrlConfig(*stored));
   }
   if (Is(seg, {"crl", "rotate"})) {
@@ -832,7 +832,7 @@ net::HttpResponse VaultHandler::HandlePki(Request& req, const MountMatch& mount)
     data["cert_store_deleted_count"] = result->certs_deleted;
     data["revoked_cert_deleted_count"] = result->revoked_deleted;
     spdlog::info("event=pki_tidy mount={} deleted={} revoked_deleted={} request_id={}",
-                 mount.entry.path, result->certs_deleted, result->revoked_deleted, rid);
+                 mount.entry->path, result->certs_deleted, result->revoked_deleted, rid);
     return PkiEnvelope(req, data);
   }
 
