@@ -61,7 +61,7 @@ struct HttpServerStats {
   uint64_t handler_exceptions = 0;      // handler calls that threw (answered 500)
   uint64_t handled_inline = 0;          // requests served on the event loop (inline_handler)
   uint64_t handshakes_full = 0;         // TLS handshakes completed without resumption
-  uint64_t handshakes_resumed = 0;      // TLS handshakes that resumed a session (ticket)
+  uint64_t handshakes_resumed = 0;      // TLS handshakes that resumed a session (a ticket or the session cache)
   // Handshakes that failed because the client's certificate was refused, by reason (each is
   // also counted in tls_handshake_failures).
   uint64_t client_cert_expired = 0;    // expired or not yet valid
@@ -125,7 +125,8 @@ class HttpServer {
 
   // Replaces the TLS certificate, key, client CAs and CRLs for connections accepted from now
   // on; connections already open keep the context they started with. Session ticket keys are
-  // kept, so sessions stay resumable (subject to the new context's client certificate checks).
+  // kept, and so is the session cache if `options.session_cache` is the one the server started
+  // with, so sessions stay resumable (subject to the new context's client certificate checks).
   // On error nothing changes.
   // Errors: kInvalidArgument as TlsContext::CreateServer (the message names the file).
   absl::Status ReloadTls(TlsServerOptions options);

@@ -1,5 +1,6 @@
 // Mutual TLS on HttpServer: client certificate requests and requirements, trust, expiry,
-// revocation (CRLs), reloading the TLS context, and session resumption with shared ticket keys.
+// revocation (CRLs), reloading the TLS context, and session resumption with shared ticket keys
+// or with a node-local session cache.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -72,7 +73,9 @@ struct Exchange {
 // "Connection: close" and reads until the server closes. In TLS 1.3 the client's handshake
 // completes before the server has checked the client certificate, so a refused certificate
 // shows as a connection that ends without a response.
-Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr) {
+// `close_notify` false: the client closes its socket without a TLS shutdown.
+Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr,
+             bool close_notify = true) {
   Exchange result;
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   timeval tv{};
@@ -103,6 +106,50 @@ Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr) {
     }
     result.session.reset(SSL_get1_session(ssl.get()));
     // Without a shutdown, SSL_free marks the session not resumable.
+    if (close_notify) SSL_shutdown(ssl.get());
+  }
+  ERR_clear_error();
+  result.served = result.response.rfind("HTTP/1.1 200", 0) == 0;
+  ssl.reset();
+  ::close(fd);
+  return result;
+}
+
+// Like Get, but keeps the connection alive: reads the whole response, then the client sends
+// close_notify and closes, so the server frees its connection without sending one (OpenSSL
+// then calls the server's session "bad").
+Exchange GetKeepAlive(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr) {
+  Exchange result;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{};
+  tv.tv_sec = 10;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    ADD_FAILURE() << "connect failed";
+    return result;
+  }
+  SslPtr ssl(SSL_new(ctx));
+  SSL_set_fd(ssl.get(), fd);
+  if (session != nullptr) SSL_set_session(ssl.get(), session);
+  if (SSL_connect(ssl.get()) == 1) {
+    result.reused = SSL_session_reused(ssl.get()) == 1;
+    const std::string request = "GET /who HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) > 0) {
+      char buf[4096];
+      // The body ("certs=N") ends the response.
+      while (result.response.find("certs=") == std::string::npos ||
+             result.response.back() == '=') {
+        const int n = SSL_read(ssl.get(), buf, sizeof(buf));
+        if (n <= 0) break;
+        result.response.append(buf, static_cast<size_t>(n));
+      }
+    }
+    result.session.reset(SSL_get1_session(ssl.get()));
     SSL_shutdown(ssl.get());
   }
   ERR_clear_error();
@@ -110,6 +157,24 @@ Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr) {
   ssl.reset();
   ::close(fd);
   return result;
+}
+
+// Counts the NewSessionTicket messages the clients of `ctx` receive, in `*count`.
+void CountTickets(SSL_CTX* ctx, int* count) {
+  SSL_CTX_set_msg_callback_arg(ctx, count);
+  SSL_CTX_set_msg_callback(ctx, [](int write_p, int, int content_type, const void* buf,
+                                   size_t len, SSL*, void* arg) {
+    if (write_p == 0 && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+        static_cast<const unsigned char*>(buf)[0] == SSL3_MT_NEWSESSION_TICKET) {
+      ++*static_cast<int*>(arg);
+    }
+  });
+}
+
+std::string SessionId(SSL_SESSION* session) {
+  unsigned int length = 0;
+  const unsigned char* id = SSL_SESSION_get_id(session, &length);
+  return std::string(reinterpret_cast<const char*>(id), length);
 }
 
 class MtlsTest : public ::testing::Test {
@@ -150,6 +215,7 @@ class MtlsTest : public ::testing::Test {
     tls.client_ca_file = dir_.Join("client-ca.pem");
     tls.require_client_cert = require;
     tls.clock = &clock_;
+    tls.session_cache = session_cache_;
     return tls;
   }
 
@@ -179,10 +245,11 @@ class MtlsTest : public ::testing::Test {
   }
 
   // An OpenSSL client context trusting the server CA, presenting certificate `name` (none if
-  // empty), TLS 1.3.
-  SslCtxPtr ClientCtx(const std::string& name) {
+  // empty), TLS `version` only.
+  SslCtxPtr ClientCtx(const std::string& name, int version = TLS1_3_VERSION) {
     SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
-    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_3_VERSION);
+    SSL_CTX_set_min_proto_version(ctx.get(), version);
+    SSL_CTX_set_max_proto_version(ctx.get(), version);
     SSL_CTX_load_verify_file(ctx.get(), dir_.Join("server-ca.pem").c_str());
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
     if (!name.empty()) {
@@ -217,6 +284,8 @@ class MtlsTest : public ::testing::Test {
     return true;
   }
 
+  // Given to every server Tls() configures: null for stateless tickets.
+  std::shared_ptr<SessionCache> session_cache_;
   core::TempDir dir_;
   absl::Time now_;
   core::FakeClock clock_{absl::Now()};
@@ -226,6 +295,31 @@ class MtlsTest : public ::testing::Test {
   absl::Mutex mu_;
   std::vector<std::string> last_chain_ ABSL_GUARDED_BY(mu_);
 };
+
+// Resumption behaviour both ways sessions resume: GetParam() false = stateless tickets, true = a
+// node-local session cache shared by the server's contexts.
+class MtlsResumptionTest : public MtlsTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {
+    MtlsTest::SetUp();
+    if (GetParam()) session_cache_ = NewCache(1000);
+  }
+
+  std::shared_ptr<SessionCache> NewCache(size_t capacity) {
+    auto cache = SessionCache::Create(capacity, &clock_);
+    EXPECT_TRUE(cache.ok()) << cache.status();
+    return cache.ok() ? *cache : nullptr;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Modes, MtlsResumptionTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("NodeCache") : std::string("Tickets");
+                         });
+
+// Like MtlsResumptionTest with the session cache only.
+class MtlsSessionCacheTest : public MtlsResumptionTest {};
+INSTANTIATE_TEST_SUITE_P(NodeCache, MtlsSessionCacheTest, ::testing::Values(true));
 
 TEST_F(MtlsTest, CertificateIsRequestedNotRequiredByDefault) {
   HttpServer& server = StartServer(Tls());
@@ -470,7 +564,7 @@ TEST_F(MtlsTest, FullHandshakeIssuesOneReusableTicketAndResumptionIssuesNone) {
   EXPECT_EQ(server.Stats().handshakes_resumed, 3u);
 }
 
-TEST_F(MtlsTest, ResumptionSurvivesReload) {
+TEST_P(MtlsResumptionTest, ResumptionSurvivesReload) {
   HttpServer& server = StartServer(Tls());
   SslCtxPtr ctx = ClientCtx("alice");
   Exchange first = Get(server.port(), ctx.get());
@@ -481,7 +575,7 @@ TEST_F(MtlsTest, ResumptionSurvivesReload) {
   EXPECT_TRUE(again.reused);
 }
 
-TEST_F(MtlsTest, ResumptionIsRefusedOnceTheCertificateIsRevoked) {
+TEST_P(MtlsResumptionTest, ResumptionIsRefusedOnceTheCertificateIsRevoked) {
   HttpServer& server = StartServer(Tls());
   SslCtxPtr ctx = ClientCtx("alice");
   Exchange first = Get(server.port(), ctx.get());
@@ -498,7 +592,7 @@ TEST_F(MtlsTest, ResumptionIsRefusedOnceTheCertificateIsRevoked) {
   EXPECT_EQ(server.Stats().handshakes_resumed, 1u);
 }
 
-TEST_F(MtlsTest, ResumptionIsRefusedOnceTheCertificateHasExpired) {
+TEST_P(MtlsResumptionTest, ResumptionIsRefusedOnceTheCertificateHasExpired) {
   HttpServer& server = StartServer(Tls());
   SslCtxPtr ctx = ClientCtx("alice");
   Exchange first = Get(server.port(), ctx.get());
@@ -512,7 +606,7 @@ TEST_F(MtlsTest, ResumptionIsRefusedOnceTheCertificateHasExpired) {
   EXPECT_TRUE(Eventually([&] { return server.Stats().client_cert_expired == 1; }));
 }
 
-TEST_F(MtlsTest, SessionWithoutCertificateIsNotResumedOnceOneIsRequired) {
+TEST_P(MtlsResumptionTest, SessionWithoutCertificateIsNotResumedOnceOneIsRequired) {
   HttpServer& server = StartServer(Tls());
   SslCtxPtr ctx = ClientCtx("");
   Exchange first = Get(server.port(), ctx.get());
@@ -522,6 +616,139 @@ TEST_F(MtlsTest, SessionWithoutCertificateIsNotResumedOnceOneIsRequired) {
   Exchange after = Get(server.port(), ctx.get(), first.session.get());
   EXPECT_FALSE(after.reused);
   EXPECT_FALSE(after.served) << after.response;
+}
+
+TEST_P(MtlsResumptionTest, SessionResumesWithItsClientCertificate) {
+  HttpServer& server = StartServer(Tls());
+  SslCtxPtr ctx = ClientCtx("alice");
+  Exchange first = Get(server.port(), ctx.get());
+  ASSERT_TRUE(first.served) << first.response;
+  ASSERT_FALSE(first.reused);
+  Exchange again = Get(server.port(), ctx.get(), first.session.get());
+  EXPECT_TRUE(again.served) << again.response;
+  EXPECT_TRUE(again.reused);
+  EXPECT_THAT(again.response, HasSubstr("certs=1"));
+  ASSERT_EQ(LastChain().size(), 1u);
+  EXPECT_EQ(LastChain()[0], DerOf(certs_["alice"]));
+  EXPECT_EQ(server.Stats().handshakes_full, 1u);
+  EXPECT_EQ(server.Stats().handshakes_resumed, 1u);
+}
+
+TEST_P(MtlsResumptionTest, Tls12SessionResumesAndIsRefusedOnceTheCertificateIsRevoked) {
+  HttpServer& server = StartServer(Tls());
+  SslCtxPtr ctx = ClientCtx("alice", TLS1_2_VERSION);
+  Exchange first = Get(server.port(), ctx.get());
+  ASSERT_TRUE(first.served) << first.response;
+  Exchange again = Get(server.port(), ctx.get(), first.session.get());
+  EXPECT_TRUE(again.served) << again.response;
+  EXPECT_TRUE(again.reused);
+  EXPECT_THAT(again.response, HasSubstr("certs=1"));
+
+  TlsServerOptions tls = Tls();
+  tls.crl_pem_or_der = MakeCrl(cas_.at("client-ca"), {certs_["alice"]}, now_);
+  ASSERT_TRUE(server.ReloadTls(tls).ok());
+  Exchange after = Get(server.port(), ctx.get(), first.session.get());
+  EXPECT_FALSE(after.reused);
+  EXPECT_FALSE(after.served) << after.response;
+  EXPECT_EQ(server.Stats().handshakes_resumed, 1u);
+}
+
+// OpenSSL marks the session of a connection freed without a close_notify sent as bad; a
+// keep-alive connection the client ends is one. Its ticket must still resume.
+TEST_P(MtlsResumptionTest, SessionResumesAfterTheServerClosedWithoutCloseNotify) {
+  HttpServer& server = StartServer(Tls());
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SslCtxPtr ctx = ClientCtx("alice", version);
+    Exchange first = GetKeepAlive(server.port(), ctx.get());
+    ASSERT_TRUE(first.served) << first.response;
+    ASSERT_TRUE(Eventually([&] { return server.Stats().connections_active == 0; }));
+    Exchange again = GetKeepAlive(server.port(), ctx.get(), first.session.get());
+    EXPECT_TRUE(again.served) << again.response;
+    EXPECT_TRUE(again.reused) << version;
+    ASSERT_TRUE(Eventually([&] { return server.Stats().connections_active == 0; }));
+    Exchange third = GetKeepAlive(server.port(), ctx.get(), again.session.get());
+    EXPECT_TRUE(third.reused) << version;
+  }
+}
+
+// With the session cache every handshake, resumed ones included, ends with a new ticket (a new
+// session id); the newest ticket always resumes, and a ticket already used resumes only within
+// SessionCache::kReuseWindow.
+TEST_P(MtlsSessionCacheTest, EveryHandshakeIssuesANewTicketAndUsedOnesLapse) {
+  HttpServer& server = StartServer(Tls());
+  SslCtxPtr ctx = ClientCtx("alice");
+  int tickets = 0;
+  CountTickets(ctx.get(), &tickets);
+  Exchange first = Get(server.port(), ctx.get());
+  ASSERT_TRUE(first.served) << first.response;
+  EXPECT_EQ(tickets, 1);
+  SslSessionPtr session = std::move(first.session);
+  SslSessionPtr oldest(session.get());
+  SSL_SESSION_up_ref(oldest.get());
+  for (int i = 0; i < 3; ++i) {
+    Exchange again = Get(server.port(), ctx.get(), session.get());
+    EXPECT_TRUE(again.served) << again.response;
+    EXPECT_TRUE(again.reused) << "resumption " << i;
+    ASSERT_NE(again.session, nullptr);
+    EXPECT_NE(SessionId(again.session.get()), SessionId(session.get()));
+    session = std::move(again.session);
+  }
+  EXPECT_EQ(tickets, 4);
+  EXPECT_EQ(session_cache_->Stats().inserted, 4u);
+
+  // A client that reuses a ticket (several connections at once) resumes within the window...
+  EXPECT_TRUE(Get(server.port(), ctx.get(), oldest.get()).reused);
+  // ...and not after it; the newest ticket, never used, still resumes.
+  clock_.Advance(SessionCache::kReuseWindow);
+  EXPECT_FALSE(Get(server.port(), ctx.get(), oldest.get()).reused);
+  EXPECT_TRUE(Get(server.port(), ctx.get(), session.get()).reused);
+  EXPECT_EQ(server.Stats().handshakes_resumed, 5u);
+}
+
+TEST_P(MtlsSessionCacheTest, SessionResumesOnlyOnTheServerThatHoldsIt) {
+  HttpServer& a = StartServer(Tls());
+  HttpServer& b = StartServer(Tls());
+  SslCtxPtr ctx = ClientCtx("alice");
+  Exchange first = Get(a.port(), ctx.get());
+  ASSERT_TRUE(first.served);
+  // b shares a's cache object here, so it resumes; a server with its own cache does not.
+  EXPECT_TRUE(Get(b.port(), ctx.get(), first.session.get()).reused);
+  session_cache_ = NewCache(10);
+  HttpServer& c = StartServer(Tls());
+  Exchange other = Get(c.port(), ctx.get(), first.session.get());
+  EXPECT_TRUE(other.served) << other.response;
+  EXPECT_FALSE(other.reused);
+}
+
+TEST_P(MtlsSessionCacheTest, FullCacheEvictsTheOldestSession) {
+  session_cache_ = NewCache(1);
+  HttpServer& server = StartServer(Tls());
+  SslCtxPtr alice = ClientCtx("alice");
+  SslCtxPtr bob = ClientCtx("bob");
+  Exchange alice_first = Get(server.port(), alice.get());
+  Exchange bob_first = Get(server.port(), bob.get());
+  ASSERT_TRUE(alice_first.served && bob_first.served);
+  Exchange alice_again = Get(server.port(), alice.get(), alice_first.session.get());
+  EXPECT_TRUE(alice_again.served);
+  EXPECT_FALSE(alice_again.reused);
+  EXPECT_GE(session_cache_->Stats().evicted, 1u);
+  EXPECT_EQ(session_cache_->Stats().size, 1u);
+}
+
+TEST_P(MtlsSessionCacheTest, RefusedSessionIsDropped) {
+  HttpServer& server = StartServer(Tls());
+  SslCtxPtr ctx = ClientCtx("alice");
+  Exchange first = Get(server.port(), ctx.get());
+  ASSERT_TRUE(first.served);
+  ASSERT_EQ(session_cache_->Stats().size, 1u);
+  TlsServerOptions tls = Tls();
+  tls.client_ca_file = dir_.Join("team-ca.pem");  // alice's CA no longer trusted
+  ASSERT_TRUE(server.ReloadTls(tls).ok());
+  Exchange after = Get(server.port(), ctx.get(), first.session.get());
+  EXPECT_FALSE(after.reused);
+  EXPECT_FALSE(after.served) << after.response;
+  EXPECT_EQ(session_cache_->Stats().removed, 1u);
+  EXPECT_EQ(session_cache_->Stats().size, 0u);
 }
 
 TEST_F(MtlsTest, InvalidClientVerificationSettingsAreRejected) {

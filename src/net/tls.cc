@@ -132,22 +132,35 @@ absl::Status UseCertificateAndKey(SSL_CTX* ctx, std::string_view cert_pem, std::
   return absl::OkStatus();
 }
 
-absl::StatusOr<SslCtxPtr> NewServerContext() {
+// A server context with Ward's policy. `stateful`: sessions resume through a SessionCache
+// (CreateServer installs its callbacks); otherwise through stateless tickets.
+absl::StatusOr<SslCtxPtr> NewServerContext(bool stateful) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (ctx == nullptr) {
     return absl::InternalError("SSL_CTX_new failed: " + crypto::LastOpenSslError());
   }
   WARD_RETURN_IF_ERROR(ApplyPolicy(ctx.get()));
-  // Resumption through tickets only: they work across contexts and servers sharing ticket
-  // keys, and every resumption passes DecryptTicket's client certificate check.
-  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  if (stateful) {
+    // SSL_OP_NO_TICKET makes OpenSSL's TLS 1.3 tickets stateful (the ticket is the session id,
+    // looked up through the get callback) and TLS 1.2 use session ids. Only Ward's cache
+    // (shared by every context of the server) holds sessions: OpenSSL's internal cache is per
+    // SSL_CTX, so a reload would lose it.
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL |
+                                                  SSL_SESS_CACHE_NO_AUTO_CLEAR);
+  } else {
+    // Resumption through tickets only: they work across contexts and servers sharing ticket
+    // keys, and every resumption passes DecryptTicket's client certificate check.
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  }
   // One TLS 1.3 ticket per full handshake instead of OpenSSL's default two. OpenSSL builds
   // each stateless ticket by an i2d + d2i + i2d of the session, and with a client certificate
   // the d2i decodes that certificate again through OpenSSL 3.0's provider decoders: the second
   // ticket cost about 1.6M of 10.3M instructions per full mutual-TLS handshake (callgrind).
-  // Tickets are not single-use on the server, so one is enough for a client to resume;
-  // resumptions issue no new ticket unless DecryptTicket asks to renew one (after a ticket key
-  // rotation).
+  // Stateless tickets are not single-use on the server, so one is enough for a client to
+  // resume; resumptions issue no new ticket unless DecryptTicket asks to renew one (after a
+  // ticket key rotation). Stateful: each ticket is a cache entry, and OpenSSL sends a new one
+  // after every resumption.
   if (SSL_CTX_set_num_tickets(ctx.get(), 1) != 1) {
     return absl::InternalError("cannot set the number of session tickets");
   }
@@ -174,6 +187,7 @@ absl::Time Asn1TimeToAbsl(const ASN1_TIME* t) {
 struct ServerState {
   const core::Clock* clock = nullptr;
   std::shared_ptr<TicketKeyRing> ticket_keys;  // may be null: OpenSSL's own keys
+  std::shared_ptr<SessionCache> session_cache;  // null: stateless tickets
   bool requests_cert = false;
   bool requires_cert = false;
   absl::Duration cache_ttl;
@@ -286,10 +300,17 @@ bool SessionPeerStillValid(SSL* ssl, ServerState& state, X509* leaf) {
   return ok;
 }
 
+// Whether `session` (from a ticket or the session cache) may be resumed on `ssl`: not when its
+// client certificate no longer verifies against the current context (expired, revoked, CA no
+// longer trusted), nor when the context now requires a certificate and the session has none.
+bool SessionMayResume(SSL* ssl, ServerState& state, SSL_SESSION* session) {
+  X509* peer = SSL_SESSION_get0_peer(session);
+  if (peer == nullptr) return !state.requires_cert;
+  return state.requests_cert && SessionPeerStillValid(ssl, state, peer);
+}
+
 // SSL_CTX_set_session_ticket_cb decrypt callback: decides whether a decrypted ticket's session
-// may be resumed. Refused (a full handshake follows) when its client certificate no longer
-// verifies (expired, revoked, CA no longer trusted), or when the context now requires a
-// certificate and the session has none.
+// may be resumed (SessionMayResume); if not, a full handshake follows.
 SSL_TICKET_RETURN DecryptTicket(SSL* ssl, SSL_SESSION* session, const unsigned char*, size_t,
                                 SSL_TICKET_STATUS status, void* arg) {
   switch (status) {
@@ -302,14 +323,52 @@ SSL_TICKET_RETURN DecryptTicket(SSL* ssl, SSL_SESSION* session, const unsigned c
     default:
       return SSL_TICKET_RETURN_ABORT;
   }
-  ServerState& state = *static_cast<ServerState*>(arg);
-  X509* peer = SSL_SESSION_get0_peer(session);
-  if (peer == nullptr) {
-    if (state.requires_cert) return SSL_TICKET_RETURN_IGNORE_RENEW;
-  } else if (!state.requests_cert || !SessionPeerStillValid(ssl, state, peer)) {
+  if (!SessionMayResume(ssl, *static_cast<ServerState*>(arg), session)) {
     return SSL_TICKET_RETURN_IGNORE_RENEW;
   }
   return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
+}
+
+// The cache never shares a session object with a connection, so the sessions it holds are
+// never written to: OpenSSL writes to a connection's session while resuming it (the PSK
+// identity, with several connections resuming one TLS 1.3 ticket at once on different event
+// loops), and when a connection is freed without a close_notify sent (the client closed first,
+// an idle timeout) it marks that session not resumable, in the object itself, and would refuse
+// to resume it later. Stateless tickets are immune (each resumption decodes a fresh object).
+// SSL_SESSION_dup copies the fields and takes references to the certificates (about 1,500
+// instructions): no encoding, no decoding.
+
+// SSL_CTX_sess_set_new_cb: OpenSSL made a session to resume (TLS 1.3: one per ticket sent;
+// TLS 1.2: one per full handshake). Returns 0: OpenSSL keeps its reference.
+int NewSession(SSL* ssl, SSL_SESSION* session) {
+  ServerState* state = StateOf(SSL_get_SSL_CTX(ssl));
+  if (state == nullptr || state->session_cache == nullptr) return 0;
+  SslSessionPtr copy(SSL_SESSION_dup(session));
+  if (copy == nullptr) {
+    ERR_clear_error();  // not cached: the client's ticket will not resume
+    return 0;
+  }
+  state->session_cache->Insert(copy.get());
+  return 0;
+}
+
+// SSL_CTX_sess_set_get_cb: the session a client offers (a TLS 1.3 stateful ticket or a TLS 1.2
+// session id), if the cache holds it and it may resume here (SessionMayResume; a session that
+// may not is dropped). Hands OpenSSL a copy of its own (*copy = 0).
+SSL_SESSION* GetSession(SSL* ssl, const unsigned char* id, int length, int* copy) {
+  *copy = 0;
+  ServerState* state = StateOf(SSL_get_SSL_CTX(ssl));
+  if (state == nullptr || state->session_cache == nullptr || length <= 0) return nullptr;
+  const std::string_view key(reinterpret_cast<const char*>(id), static_cast<size_t>(length));
+  SslSessionPtr session = state->session_cache->Find(key);
+  if (session == nullptr) return nullptr;
+  if (!SessionMayResume(ssl, *state, session.get())) {
+    state->session_cache->Remove(key);
+    return nullptr;
+  }
+  SSL_SESSION* private_copy = SSL_SESSION_dup(session.get());
+  if (private_copy == nullptr) ERR_clear_error();
+  return private_copy;
 }
 
 int TicketKeyCallback(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
@@ -598,7 +657,7 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::CreateServer(
   WARD_ASSIGN_OR_RETURN(std::string key_text, ReadFile(options.key_file, "TLS key"));
   core::SecureBytes key_pem(key_text);
   core::SecureZero(key_text);
-  WARD_ASSIGN_OR_RETURN(SslCtxPtr ctx, NewServerContext());
+  WARD_ASSIGN_OR_RETURN(SslCtxPtr ctx, NewServerContext(options.session_cache != nullptr));
   WARD_RETURN_IF_ERROR(UseCertificateAndKey(ctx.get(), cert_pem, key_pem.view(),
                                             "TLS certificate file " + Quoted(options.cert_file),
                                             "TLS key file " + Quoted(options.key_file)));
@@ -606,6 +665,7 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::CreateServer(
   ServerState& state = *owned_state;
   state.clock = options.clock != nullptr ? options.clock : &core::RealClock::Get();
   state.ticket_keys = options.ticket_keys;
+  state.session_cache = options.session_cache;
   state.cache_ttl = std::max(options.verify_cache_ttl, absl::ZeroDuration());
   if (SSL_CTX_set_ex_data(ctx.get(), ServerStateIndex(), owned_state.get()) != 1) {
     return absl::InternalError("SSL_CTX_set_ex_data failed");
@@ -619,13 +679,22 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::CreateServer(
   if (SSL_CTX_set_session_ticket_cb(ctx.get(), nullptr, &DecryptTicket, &state) != 1) {
     return absl::InternalError("cannot install the session ticket callback");
   }
+  if (state.session_cache != nullptr) {
+    // No remove callback: OpenSSL "removes" the session of every connection freed without a
+    // close_notify sent (a client that just closes its socket, an idle timeout), which would
+    // void the ticket the client holds; stateless tickets ignore that too, and TLS 1.1 and
+    // later do not require it. Sessions leave the cache by expiry, replacement (TLS 1.3) or
+    // eviction, and when GetSession refuses them.
+    SSL_CTX_sess_set_new_cb(ctx.get(), &NewSession);
+    SSL_CTX_sess_set_get_cb(ctx.get(), &GetSession);
+  }
   return std::shared_ptr<const TlsContext>(
       new TlsContext(std::move(ctx), state.requests_cert, state.requires_cert));
 }
 
 absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::CreateServerFromPem(
     std::string_view cert_pem, const core::SecureBytes& key_pem) {
-  WARD_ASSIGN_OR_RETURN(SslCtxPtr ctx, NewServerContext());
+  WARD_ASSIGN_OR_RETURN(SslCtxPtr ctx, NewServerContext(/*stateful=*/false));
   WARD_RETURN_IF_ERROR(UseCertificateAndKey(ctx.get(), cert_pem, key_pem.view(),
                                             "the TLS certificate PEM", "the TLS key PEM"));
   return std::shared_ptr<const TlsContext>(new TlsContext(std::move(ctx), false));

@@ -6,9 +6,12 @@
 // Policy (both sides): TLS 1.2 minimum, TLS 1.3 preferred (the highest common version wins);
 // for TLS 1.2 only ECDHE key exchange with AEAD ciphers (AES-GCM, ChaCha20-Poly1305); key
 // exchange groups X25519 and P-256; no compression; no renegotiation. Servers resume sessions
-// through session tickets only (TLS 1.3 and 1.2; no server-side session cache), encrypted with
-// keys from a TicketKeyRing so that several contexts (reloads) and several servers can share
-// them.
+// in one of two ways (TlsServerOptions::session_cache):
+// - stateless tickets (TLS 1.3 and 1.2), encrypted with keys from a TicketKeyRing so that
+//   several contexts (reloads) and several servers can share them;
+// - a node-local SessionCache (net/session_cache.h) shared by the contexts of one server: TLS
+//   1.3 tickets that carry only a session id, TLS 1.2 session ids. Cheaper (the session is
+//   found decoded), but a session resumes only on the server that holds it.
 //
 // Mutual TLS (server side): when the context trusts at least one client CA it asks every client
 // for a certificate (optional unless require_client_cert). A certificate that is presented must
@@ -34,12 +37,12 @@
 #include "core/clock.h"
 #include "core/secure_bytes.h"
 #include "crypto/openssl_handles.h"
+#include "net/session_cache.h"
 
 namespace ward::net {
 
 using SslCtxPtr = std::unique_ptr<SSL_CTX, crypto::Deleter<&SSL_CTX_free>>;
 using SslPtr = std::unique_ptr<SSL, crypto::Deleter<&SSL_free>>;
-using SslSessionPtr = std::unique_ptr<SSL_SESSION, crypto::Deleter<&SSL_SESSION_free>>;
 
 // What a client context trusts and presents.
 struct ClientTlsOptions {
@@ -121,6 +124,12 @@ struct TlsServerOptions {
   // false: a client certificate is requested but optional; true: a client without one fails
   // the handshake (REQUIRES: some client CA).
   bool require_client_cert = false;
+  // How sessions resume. nullptr: stateless session tickets, encrypted with ticket_keys.
+  // Otherwise: sessions are kept in this cache (TLS 1.3 tickets that are only a session id, TLS
+  // 1.2 session ids; ticket_keys unused); share one cache between the contexts of a server (as
+  // for ticket_keys) so that sessions survive a reload. Either way a session resumes only if its
+  // client certificate passes this context's checks, as in a full handshake.
+  std::shared_ptr<SessionCache> session_cache;
   // Session ticket keys; nullptr = a random key of this context alone (no resumption across
   // reloads or servers).
   std::shared_ptr<TicketKeyRing> ticket_keys;

@@ -131,7 +131,8 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
                           "read_timeout", "idle_timeout", "tls_handshake_timeout",
                           "unauthenticated_metrics_access",
                           "tls_client_ca_file", "tls_require_client_cert", "tls_crl_file",
-                          "tls_trust_pki_mounts", "tls_ticket_key_rotation"});
+                          "tls_trust_pki_mounts", "tls_ticket_key_rotation",
+                          "tls_session_resumption", "tls_session_cache_size"});
       !s.ok()) {
     return s;
   }
@@ -213,6 +214,26 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
       return FieldError("listener.tls_ticket_key_rotation", "must be at least 1m");
     }
     c.listener.tls_ticket_key_rotation = *d;
+  }
+  if (listener["tls_session_resumption"]) {
+    auto v = Scalar(listener["tls_session_resumption"], "listener.tls_session_resumption");
+    if (!v.ok()) return v.status();
+    if (*v == "node") {
+      c.listener.tls_session_resumption = ListenerConfig::SessionResumption::kNode;
+    } else if (*v == "tickets") {
+      c.listener.tls_session_resumption = ListenerConfig::SessionResumption::kTickets;
+    } else {
+      return FieldError("listener.tls_session_resumption", "must be node or tickets");
+    }
+  }
+  if (listener["tls_session_cache_size"]) {
+    auto v = Scalar(listener["tls_session_cache_size"], "listener.tls_session_cache_size");
+    if (!v.ok()) return v.status();
+    auto n = core::ParseInt64(*v);
+    if (!n || *n <= 0) {
+      return FieldError("listener.tls_session_cache_size", "must be a positive integer");
+    }
+    c.listener.tls_session_cache_size = static_cast<size_t>(*n);
   }
   if (c.listener.tls_require_client_cert && c.listener.tls_client_ca_file.empty()) {
     return FieldError("listener.tls_require_client_cert",

@@ -32,6 +32,15 @@ struct ListenerConfig {
   bool tls_trust_pki_mounts = true;
   // How often the shared session ticket key (stored in the barrier) is replaced.
   absl::Duration tls_ticket_key_rotation = absl::Hours(12);
+  // How TLS sessions resume (docs/configuration.md, "Session resumption"). kNode: sessions are
+  // kept in this process's memory (resumable on this node until it restarts; cheapest);
+  // kTickets: stateless tickets under the shared ticket keys (resumable on every node sharing
+  // the storage, and across restarts).
+  enum class SessionResumption { kNode, kTickets };
+  SessionResumption tls_session_resumption = SessionResumption::kNode;
+  // kNode: at most this many sessions are kept (about 10 KB each with a client certificate,
+  // 1.4 KB without).
+  size_t tls_session_cache_size = 10000;
 };
 
 // `storage:` in ward.yaml.

@@ -159,6 +159,34 @@ TEST(ConfigTest, PkiTrustAndTicketRotationDefaultAndParse) {
   }
 }
 
+TEST(ConfigTest, SessionResumptionDefaultsAndParse) {
+  auto defaults = ParseConfig(kValid);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->listener.tls_session_resumption, ListenerConfig::SessionResumption::kNode);
+  EXPECT_EQ(defaults->listener.tls_session_cache_size, 10000u);
+  auto c = ParseConfig(
+      "listener: {tls_cert_file: c, tls_key_file: k, tls_session_resumption: tickets,\n"
+      "           tls_session_cache_size: 500}\nstorage: {path: /x}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listener.tls_session_resumption, ListenerConfig::SessionResumption::kTickets);
+  EXPECT_EQ(c->listener.tls_session_cache_size, 500u);
+  auto node = ParseConfig(
+      "listener: {tls_cert_file: c, tls_key_file: k, tls_session_resumption: node}\n"
+      "storage: {path: /x}\n");
+  ASSERT_TRUE(node.ok()) << node.status();
+  EXPECT_EQ(node->listener.tls_session_resumption, ListenerConfig::SessionResumption::kNode);
+  for (const char* bad : {"tls_session_resumption: cache", "tls_session_resumption: \"\"",
+                          "tls_session_cache_size: 0", "tls_session_cache_size: -3",
+                          "tls_session_cache_size: lots"}) {
+    auto r = ParseConfig(absl::StrCat("listener: {tls_cert_file: c, tls_key_file: k, ", bad,
+                                      "}\nstorage: {path: /x}\n"));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(std::string(r.status().message()).find(std::string(bad).substr(0, 16)),
+              std::string::npos)
+        << r.status();
+  }
+}
+
 TEST(ConfigTest, AuditDevicesParse) {
   auto none = ParseConfig(kValid);
   ASSERT_TRUE(none.ok()) << none.status();

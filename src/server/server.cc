@@ -42,6 +42,7 @@
 #include "crypto/random.h"
 #include "crypto/x509.h"
 #include "net/http_server.h"
+#include "net/session_cache.h"
 #include "server/ticket_keys.h"
 #include "spdlog/spdlog.h"
 #include "storage/sqlite_backend.h"
@@ -578,6 +579,12 @@ absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
   http.address = host_port.first;
   http.port = host_port.second;
   http.tls = ListenerTls(listener);
+  if (listener.tls_session_resumption == ListenerConfig::SessionResumption::kNode) {
+    // One cache for the listener's lifetime: TlsMaintenance reloads with copies of http.tls,
+    // so every context shares it and sessions survive certificate and trust reloads.
+    WARD_ASSIGN_OR_RETURN(http.tls.session_cache,
+                          net::SessionCache::Create(listener.tls_session_cache_size));
+  }
   http.body_limit = listener.max_request_size;
   http.read_timeout = listener.read_timeout;
   http.idle_timeout = listener.idle_timeout;

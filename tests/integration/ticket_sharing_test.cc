@@ -36,7 +36,8 @@ class TicketSharingTest : public ::testing::Test {
     ASSERT_TRUE(WriteSelfSignedServerCert(Path("server.pem"), Path("server.key")).ok());
     std::ofstream(Path("ward.yaml"))
         << "listener:\n  address: 127.0.0.1:0\n  tls_cert_file: " << Path("server.pem")
-        << "\n  tls_key_file: " << Path("server.key") << "\nstorage:\n  path: " << Path("data")
+        << "\n  tls_key_file: " << Path("server.key")
+        << "\n  tls_session_resumption: tickets\nstorage:\n  path: " << Path("data")
         << "\nlog_level: debug\n";
   }
 
