@@ -244,8 +244,9 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
   }
 
   describe(state);
-  // A read that changes nothing may run before its request record is written: it is queued
-  // with the response record, and the response is held until both are written.
+  // A read that changes nothing may run before its request record is written: both records
+  // are written together after it, and its response is sent only once they are (at once for
+  // devices on local files, through a hold for queued devices).
   const bool read_only = IsSideEffectFreeRead(
       req.http, *state, token.empty() ? nullptr : &LookupToken(req, state));
   if (!read_only) {

@@ -63,8 +63,10 @@ class VaultHandler {
   // there): true only if serving it cannot block on storage or on another thread's I/O.
   // That is, while unsealed: GET/HEAD sys/health and sys/seal-status, and every request
   // IsSideEffectFreeRead accepts. Everything else is false, and so is every request while
-  // sealed. With audit devices enabled such a read does not wait for its records either: its
-  // response is held (net::HttpResponse::hold) until they are written (docs/audit.md).
+  // sealed. With audit devices enabled such a read writes its records to devices on local
+  // files itself (a page-cache write, as nginx's access log; docs/audit.md), and for queued
+  // devices (pipes, network file systems) its response is held (net::HttpResponse::hold)
+  // until the device's writer has written them, so it waits on no other thread.
   // Costs a mount-table lookup and a token lookup. Thread-safe.
   bool MayRunInline(const net::HttpRequest& request) const;
 

@@ -162,24 +162,24 @@ absl::StatusOr<std::unique_ptr<FileDevice>> FileDevice::Open(std::string path, H
 }
 
 bool FileDevice::WritesDirectly(int fd, bool regular, const FileDeviceOptions& options) {
-  if (!regular || options.sync_interval <= absl::ZeroDuration()) return false;
+  if (!regular || options.sync_interval <= absl::ZeroDuration() || options.queued_only) {
+    return false;
+  }
   struct statfs fs;
   if (::fstatfs(fd, &fs) != 0) return false;
-  // File systems whose writes wait for a network or a user-space server, and so can hang.
-  switch (static_cast<uint64_t>(fs.f_type)) {
-    case 0x6969:      // NFS
-    case 0x517B:      // SMB
-    case 0xFF534D42:  // CIFS
-    case 0xFE534D42:  // SMB2
-    case 0x65735546:  // FUSE
-    case 0x00C36400:  // Ceph
-    case 0x01021997:  // 9P
-    case 0x5346414F:  // AFS
-    case 0x47504653:  // GPFS
-    case 0x0BD00BD0:  // Lustre
-      return false;
-    default:
+  // Local disk file systems only: anything else (NFS, SMB, FUSE, cluster file systems, and
+  // overlays, whose upper layer may be any of them) may make a write wait on a network or a
+  // user-space server.
+  switch (static_cast<uint32_t>(fs.f_type)) {
+    case 0xEF53:      // ext2, ext3, ext4
+    case 0x58465342:  // XFS
+    case 0x9123683E:  // Btrfs
+    case 0x01021994:  // tmpfs
+    case 0x2FC12FC1:  // ZFS
+    case 0xF2F52010:  // F2FS
       return true;
+    default:
+      return false;
   }
 }
 
@@ -208,12 +208,20 @@ absl::Status FileDevice::Refusal() const {
 
 std::optional<absl::Status> FileDevice::TryAppendDirect(const std::vector<std::string>& records) {
   if (!direct_.load(std::memory_order_acquire)) return std::nullopt;
+  {
+    // Refused at once, not after waiting for the write lock (which closing holds for its sync).
+    absl::MutexLock lock(&mu_);
+    if (absl::Status refused = Refusal(); !refused.ok()) return refused;
+  }
   absl::MutexLock write_lock(&write_mu_);
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status refused = Refusal(); !refused.ok()) return refused;
-    // Records still queued (appended before a Reopen made the device direct) go first.
-    if (!queue_.empty() || !direct_.load(std::memory_order_acquire)) return std::nullopt;
+    // Records still queued or being written by the writer (appended before a Reopen made the
+    // device direct) go first.
+    if (!queue_.empty() || batch_in_flight_ || !direct_.load(std::memory_order_acquire)) {
+      return std::nullopt;
+    }
   }
   std::vector<const std::string*> lines;
   lines.reserve(records.size());
@@ -298,84 +306,90 @@ absl::Status FileDevice::Reopen() {
 }
 
 absl::Status FileDevice::SwitchFile() {
-  struct stat now, current;
-  if (::fstat(fd_, &current) == 0 && ::stat(path_.c_str(), &now) == 0 && now.st_dev == current.st_dev &&
-      now.st_ino == current.st_ino) {
-    spdlog::info("event=audit_reopen_skipped path={} reason=same_file", path_);
-    return absl::OkStatus();
+  int old_fd = -1, new_fd = -1;
+  bool old_regular = false, new_regular = false, rotation_line = false;
+  {
+    absl::MutexLock write_lock(&write_mu_);
+    struct stat now, current;
+    if (::fstat(fd_, &current) == 0 && ::stat(path_.c_str(), &now) == 0 &&
+        now.st_dev == current.st_dev && now.st_ino == current.st_ino) {
+      spdlog::info("event=audit_reopen_skipped path={} reason=same_file", path_);
+      return absl::OkStatus();
+    }
+    // Sign the old file's tail so that it verifies on its own once rotated (synced below).
+    if (since_checkpoint_ > 0) {
+      ChainHead saved = head_;
+      size_t saved_since = since_checkpoint_;
+      std::string buf;
+      absl::Status s = AddCheckpoint(buf);
+      if (s.ok()) s = WriteBatch(buf);
+      if (!s.ok()) {
+        head_ = std::move(saved);
+        since_checkpoint_ = saved_since;
+        spdlog::error("event=audit_rotation_checkpoint_failed path={} error={}", path_,
+                      std::string(s.message()));
+        // Go on: the old file ends with an open tail, the new one still links to its last line.
+      } else {
+        absl::MutexLock lock(&mu_);
+        ++stats_.checkpoints;
+        ++stats_.batches;
+      }
+    }
+    WARD_ASSIGN_OR_RETURN(OpenedFile f, OpenForAppend(path_));
+    old_fd = fd_;
+    old_regular = regular_;
+    const uint64_t old_offset = offset_;
+    fd_ = f.fd;
+    regular_ = f.regular;
+    offset_ = f.size;
+    bool fresh = f.size == 0 && f.head.seq == 0;
+    if (fresh && head_.seq > 0) {
+      // Continue the chain in the new file with a signed rotation line.
+      std::string time = core::FormatRfc3339Nanos(clock_.Now());
+      uint64_t seq = head_.seq + 1;
+      absl::StatusOr<std::string> sig = signer_.Sign(RotationMessage(seq, head_.hash, time));
+      absl::Status s = sig.status();
+      std::string line;
+      if (s.ok()) {
+        line = RotationLine(seq, head_.hash, time, *sig);
+        s = WriteBatch(absl::StrCat(line, "\n"));
+      }
+      if (!s.ok()) {
+        ::close(fd_);
+        fd_ = old_fd;
+        regular_ = old_regular;
+        offset_ = old_offset;
+        return s;
+      }
+      head_.seq = seq;
+      head_.hash = LineHash(line);
+      head_.last_is_checkpoint = true;
+      since_checkpoint_ = 0;
+      rotation_line = true;
+    } else if (!fresh) {
+      // Another Ward audit file sits at the path (e.g. moved back): continue its chain, as Open.
+      spdlog::warn("event=audit_reopen_continues_existing_file path={} seq={}", path_,
+                   f.head.seq);
+      head_ = std::move(f.head);
+      since_checkpoint_ = head_.seq > 0 && !head_.last_is_checkpoint ? 1 : 0;
+    }
+    new_fd = fd_;
+    new_regular = regular_;
+    direct_.store(WritesDirectly(fd_, regular_, options_), std::memory_order_release);
   }
-  // Sign the old file's tail so that it verifies on its own once rotated.
-  if (since_checkpoint_ > 0) {
-    ChainHead saved = head_;
-    size_t saved_since = since_checkpoint_;
-    std::string buf;
-    absl::Status s = AddCheckpoint(buf);
-    if (s.ok()) s = WriteBatch(buf);
-    if (s.ok()) s = Sync();
-    if (!s.ok()) {
-      head_ = std::move(saved);
-      since_checkpoint_ = saved_since;
-      spdlog::error("event=audit_rotation_checkpoint_failed path={} error={}", path_,
-                    std::string(s.message()));
-      // Go on: the old file ends with an open tail, the new one still links to its last line.
-    } else {
-      absl::MutexLock lock(&mu_);
-      ++stats_.checkpoints;
-      ++stats_.batches;
-      if (regular_) ++stats_.syncs;
-    }
-  }
-  WARD_ASSIGN_OR_RETURN(OpenedFile f, OpenForAppend(path_));
-  int old_fd = fd_;
-  bool old_regular = regular_;
-  uint64_t old_offset = offset_;
-  fd_ = f.fd;
-  regular_ = f.regular;
-  offset_ = f.size;
-  bool fresh = f.size == 0 && f.head.seq == 0;
-  if (fresh && head_.seq > 0) {
-    // Continue the chain in the new file with a signed rotation line.
-    std::string time = core::FormatRfc3339Nanos(clock_.Now());
-    uint64_t seq = head_.seq + 1;
-    absl::StatusOr<std::string> sig = signer_.Sign(RotationMessage(seq, head_.hash, time));
-    absl::Status s = sig.status();
-    std::string line;
-    if (s.ok()) {
-      line = RotationLine(seq, head_.hash, time, *sig);
-      s = WriteBatch(absl::StrCat(line, "\n"));
-    }
-    if (!s.ok()) {
-      ::close(fd_);
-      fd_ = old_fd;
-      regular_ = old_regular;
-      offset_ = old_offset;
-      return s;
-    }
-    head_.seq = seq;
-    head_.hash = LineHash(line);
-    head_.last_is_checkpoint = true;
-    since_checkpoint_ = 0;
-    if (absl::Status synced = Sync(); !synced.ok()) {
-      // As after any batch: nothing written since the last good sync can be trusted.
-      RetargetSyncs(fd_);
-      ::close(old_fd);
-      absl::MutexLock lock(&mu_);
-      broken_ = synced;
-      ++stats_.reopens;
-      return synced;
-    }
-  } else if (!fresh) {
-    // Another Ward audit file sits at the path (e.g. moved back): continue its chain, as Open.
-    spdlog::warn("event=audit_reopen_continues_existing_file path={} seq={}", path_, f.head.seq);
-    head_ = std::move(f.head);
-    since_checkpoint_ = head_.seq > 0 && !head_.last_is_checkpoint ? 1 : 0;
-  }
-  RetargetSyncs(fd_);
+  // Without the write lock: records go on into the new file while the disk flushes the old
+  // one (a flush takes milliseconds, and direct appends run on event loops).
+  const absl::Status old_synced = old_regular ? SyncFd(old_fd) : absl::OkStatus();
+  if (options_.sync_interval > absl::ZeroDuration()) RetargetSyncs(new_fd);
   ::close(old_fd);
-  direct_.store(WritesDirectly(fd_, regular_, options_), std::memory_order_release);
+  const absl::Status new_synced =
+      rotation_line && new_regular ? SyncFd(new_fd) : absl::OkStatus();
   absl::MutexLock lock(&mu_);
+  // A failed sync of either file breaks the device, as after any write (RecordSync).
+  if (old_regular) RecordSync(old_synced);
+  if (rotation_line && new_regular) RecordSync(new_synced);
   ++stats_.reopens;
-  return absl::OkStatus();
+  return new_synced;
 }
 
 absl::Status FileDevice::Close() {
@@ -455,8 +469,9 @@ absl::Status FileDevice::WriteRecords(const std::vector<const std::string*>& rec
   stats_.records += records.size();
   stats_.checkpoints += checkpoints;
   ++stats_.batches;
-  if (regular_) {
-    // The sync thread syncs these within the interval, and at once after a checkpoint.
+  if (regular_ && options_.sync_interval > absl::ZeroDuration()) {
+    // The sync thread syncs these within the interval, and at once after a checkpoint. (With
+    // no interval there is no sync thread: the writer syncs after each batch.)
     unsynced_ = true;
     if (checkpoints > 0) sync_wanted_ = true;
   }
@@ -489,8 +504,12 @@ absl::Status FileDevice::Sync() {
     last_sync_ = std::chrono::steady_clock::now();
   }
   if (!regular_) return absl::OkStatus();  // devices, pipes: nothing to sync
+  return SyncFd(fd_);
+}
+
+absl::Status FileDevice::SyncFd(int fd) const {
   if (options_.before_sync) options_.before_sync();
-  if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, "fdatasync", path_);
+  if (::fdatasync(fd) != 0) return ErrnoStatus(errno, "fdatasync", path_);
   return absl::OkStatus();
 }
 
@@ -516,7 +535,9 @@ void FileDevice::RetargetSyncs(int fd) {
   auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !sync_wanted_ && !sync_running_; };
   mu_.Await(absl::Condition(&idle));
   sync_fd_ = fd;
-  unsynced_ = false;  // the old file was synced (or its sync is done); the new one is clean
+  // Records may have gone into the new file since the switch (the old one is synced by the
+  // writer itself).
+  unsynced_ = true;
 }
 
 void FileDevice::SyncerLoop() {
@@ -541,7 +562,8 @@ void FileDevice::SyncerLoop() {
       }
       sync_wanted_ = true;
     }
-    if (!sync_wanted_) return;  // stopping, nothing wanted: closing syncs the rest
+    // Stopping: a last sync if records were written since the last one began.
+    if (!sync_wanted_ && !unsynced_) return;
     sync_wanted_ = false;
     unsynced_ = false;
     last_sync_ = std::chrono::steady_clock::now();
@@ -552,8 +574,7 @@ void FileDevice::SyncerLoop() {
       // Records go on being written meanwhile; `fd` is closed only once this sync is done
       // (RetargetSyncs, Close).
       mu_.Unlock();
-      if (options_.before_sync) options_.before_sync();
-      if (::fdatasync(fd) != 0) synced = ErrnoStatus(errno, "fdatasync", path_);
+      synced = SyncFd(fd);
       mu_.Lock();
     }
     sync_running_ = false;
@@ -579,6 +600,7 @@ void FileDevice::WriterLoop() {
       for (Pending& p : queue_) batch.push_back(std::move(p));
       queue_.clear();
       stats_.queued = 0;
+      batch_in_flight_ = !batch.empty();
     }
     if (!batch.empty()) {
       std::vector<const std::string*> records;
@@ -591,6 +613,7 @@ void FileDevice::WriterLoop() {
       }
       {
         absl::MutexLock lock(&mu_);
+        batch_in_flight_ = false;
         for (Pending& p : batch) {
           if (p.slot == nullptr) continue;
           p.slot->status = result;
@@ -606,11 +629,7 @@ void FileDevice::WriterLoop() {
       }
     }
     if (reopen != nullptr) {
-      absl::Status status;
-      {
-        absl::MutexLock write_lock(&write_mu_);
-        status = SwitchFile();
-      }
+      absl::Status status = SwitchFile();
       if (status.ok()) {
         spdlog::info("event=audit_reopened path={}", path_);
       } else {

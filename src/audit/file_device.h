@@ -41,6 +41,8 @@ struct FileDeviceOptions {
   // (the writer then waits for each sync before it takes the next batch; the device is then
   // always in queued mode, see FileDevice).
   absl::Duration sync_interval = absl::Milliseconds(250);
+  // Test hook: queued mode even for a file that would be written directly.
+  bool queued_only = false;
   // Test hook: runs before each fdatasync (on the thread that syncs).
   std::function<void()> before_sync;
 };
@@ -165,15 +167,17 @@ class FileDevice {
   // The refusal of a record appended now (closing, or broken), or OK. REQUIRES: mu_ held.
   absl::Status Refusal() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Chains `records` (with the checkpoints that fall due), writes them with one write(), and
-  // counts them; with sync_interval zero, syncs too. On failure the chain stays as it was.
+  // counts them (and tells the sync thread). On failure the chain stays as it was.
   absl::Status WriteRecords(const std::vector<const std::string*>& records)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Appends a signed checkpoint line to `buf`, advancing head_.
   absl::Status AddCheckpoint(std::string& buf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Writes `buf` at the end of the file; on failure cuts the file back to offset_.
   absl::Status WriteBatch(const std::string& buf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  // fdatasync on this thread (regular files only). Takes mu_.
+  // fdatasync of the open file on this thread (regular files only). Takes mu_.
   absl::Status Sync() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // fdatasync of `fd` (with the before_sync hook).
+  absl::Status SyncFd(int fd) const;
   // Sync, counting it and marking the device broken if it fails. Takes mu_.
   void SyncWritten() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Waits until the sync thread has no sync wanted or running, then points it at `fd` (the
@@ -187,8 +191,9 @@ class FileDevice {
   void SyncerLoop();
   // Counts a finished sync and marks the device broken if it failed. REQUIRES: mu_ held.
   void RecordSync(const absl::Status& synced) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Does the work of Reopen. Writer thread only.
-  absl::Status SwitchFile() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Does the work of Reopen: switches files under write_mu_, then syncs the old file and
+  // closes it without the lock. Writer thread only.
+  absl::Status SwitchFile() ABSL_LOCKS_EXCLUDED(write_mu_);
 
   const std::string path_;
   const Hasher hasher_;
@@ -222,6 +227,8 @@ class FileDevice {
   bool sync_running_ ABSL_GUARDED_BY(mu_) = false;
   bool syncer_stop_ ABSL_GUARDED_BY(mu_) = false;
   bool unsynced_ ABSL_GUARDED_BY(mu_) = false;
+  // The writer has taken a batch off the queue and not yet written it.
+  bool batch_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   int sync_fd_ ABSL_GUARDED_BY(mu_) = -1;
   std::chrono::steady_clock::time_point last_sync_ ABSL_GUARDED_BY(mu_) =
       std::chrono::steady_clock::now();

@@ -149,6 +149,78 @@ TEST_F(FileDeviceTest, ReopenAfterRenameStartsAFreshFileThatContinuesTheChain) {
   EXPECT_NE(lines[0].find(R"("type":"rotation")"), std::string::npos) << lines[0];
 }
 
+// Rotates `dev` (3 records before, 2 after) and checks that both files verify and link up.
+void RotateAndCheck(FileDevice& dev, const core::TempDir& dir, const std::string& path) {
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(dev.Append(R"({"type":"request"})").ok());
+  ASSERT_EQ(::rename(path.c_str(), dir.Join("audit.log.1").c_str()), 0);
+  ASSERT_TRUE(dev.Reopen().ok());
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(dev.Append(R"({"type":"response"})").ok());
+  ASSERT_TRUE(dev.Close().ok());
+  auto old_file = VerifyFile(dir.Join("audit.log.1"), {});
+  auto new_file = VerifyFile(path, {});
+  ASSERT_TRUE(old_file.ok() && new_file.ok());
+  EXPECT_FALSE(old_file->problem.has_value());
+  EXPECT_FALSE(new_file->problem.has_value());
+  EXPECT_EQ(old_file->records, 3u);
+  EXPECT_EQ(new_file->records, 2u);
+  EXPECT_TRUE(FollowsFrom(*old_file, *new_file));
+}
+
+TEST_F(FileDeviceTest, ReopenWorksWhenSyncingEveryBatch) {
+  // No sync thread with a zero interval: a checkpoint must not leave a sync wanted that a
+  // rotation would wait for forever.
+  FileDeviceOptions options;
+  options.sync_interval = absl::ZeroDuration();
+  options.checkpoint_every = 2;
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok());
+  RotateAndCheck(**dev, dir_, file());
+}
+
+TEST_F(FileDeviceTest, AQueuedLocalFileSyncsAndRotates) {
+  FileDeviceOptions options;
+  options.queued_only = true;  // as a file on a network file system is
+  options.checkpoint_every = 2;
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok());
+  EXPECT_FALSE((*dev)->writes_directly());
+  RotateAndCheck(**dev, dir_, file());
+  EXPECT_GE((*dev)->GetStats().syncs, 2u);  // checkpoints, the rotation, the close
+}
+
+TEST_F(FileDeviceTest, RotationDoesNotHoldUpDirectAppendsWhileTheOldFileSyncs) {
+  absl::Notification release;
+  std::atomic<bool> armed{false};
+  std::atomic<int> held{0};
+  FileDeviceOptions options;
+  options.sync_interval = absl::Hours(1);
+  options.before_sync = [&] {
+    if (armed.load() && held.fetch_add(1) == 0) release.WaitForNotification();
+  };
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok());
+  FileDevice& d = **dev;
+  ASSERT_TRUE(d.writes_directly());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(d.Append(R"({"type":"request"})").ok());
+  ASSERT_EQ(::rename(file().c_str(), dir_.Join("audit.log.1").c_str()), 0);
+  armed = true;
+  std::thread reopener([&] { EXPECT_TRUE(d.Reopen().ok()); });
+  while (held.load() == 0) std::this_thread::yield();  // the old file's sync hangs
+  // Meanwhile records go straight into the new file.
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(d.Append(R"({"type":"response"})").ok());
+  std::vector<std::string> lines = testing::Lines(testing::ReadAll(file()));
+  ASSERT_EQ(lines.size(), 3u);  // the rotation line and the two records
+  EXPECT_NE(lines[0].find(R"("type":"rotation")"), std::string::npos) << lines[0];
+  release.Notify();
+  reopener.join();
+  ASSERT_TRUE(d.Close().ok());
+  auto old_file = VerifyFile(dir_.Join("audit.log.1"), {});
+  auto new_file = VerifyFile(file(), {});
+  ASSERT_TRUE(old_file.ok() && new_file.ok());
+  EXPECT_FALSE(new_file->problem.has_value());
+  EXPECT_TRUE(FollowsFrom(*old_file, *new_file));
+}
+
 TEST_F(FileDeviceTest, ReopenWithoutRotationKeepsTheSameFile) {
   auto dev = Open();
   ASSERT_TRUE(dev.ok()) << dev.status();
