@@ -35,6 +35,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "net/http_client.h"
+#include "net/testing/loopback.h"
 #include "net/tls.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
@@ -70,20 +71,8 @@ class RawTls {
   // Connects to 127.0.0.1:port and completes a handshake with `ctx`; returns nullptr (and the
   // OpenSSL error in `error`) if the handshake fails.
   static std::unique_ptr<RawTls> Connect(uint16_t port, SSL_CTX* ctx, std::string* error) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int fd = testing::ConnectLoopback(port);
     if (fd < 0) {
-      *error = "socket failed";
-      return nullptr;
-    }
-    timeval tv{};
-    tv.tv_sec = 10;
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      ::close(fd);
       *error = "connect failed";
       return nullptr;
     }

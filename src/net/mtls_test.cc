@@ -31,6 +31,7 @@
 #include "gtest/gtest.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
+#include "net/testing/loopback.h"
 #include "net/tls.h"
 
 namespace ward::net {
@@ -77,16 +78,8 @@ struct Exchange {
 Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr,
              bool close_notify = true) {
   Exchange result;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{};
-  tv.tv_sec = 10;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
+  const int fd = testing::ConnectLoopback(port);
+  if (fd < 0) {
     ADD_FAILURE() << "connect failed";
     return result;
   }
@@ -120,16 +113,8 @@ Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr,
 // then calls the server's session "bad").
 Exchange GetKeepAlive(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr) {
   Exchange result;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{};
-  tv.tv_sec = 10;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
+  const int fd = testing::ConnectLoopback(port);
+  if (fd < 0) {
     ADD_FAILURE() << "connect failed";
     return result;
   }

@@ -23,6 +23,7 @@
 #include "crypto/testing/test_pki.h"
 #include "gtest/gtest.h"
 #include "net/http_server.h"
+#include "net/testing/loopback.h"
 #include "storage/memory_backend.h"
 
 namespace ward::server {
@@ -165,16 +166,8 @@ struct Exchange {
 // One GET over a fresh connection to 127.0.0.1:port, offering `session` if not null.
 Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session) {
   Exchange result;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{};
-  tv.tv_sec = 10;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
+  const int fd = net::testing::ConnectLoopback(port);
+  if (fd < 0) {
     ADD_FAILURE() << "connect failed";
     return result;
   }
