@@ -25,6 +25,13 @@ struct ListenerCounters {
   uint64_t client_cert_revoked = 0;
   uint64_t client_cert_untrusted = 0;
   uint64_t client_cert_other = 0;
+  // The listener's TLS session cache (tls_session_resumption: node); all 0 without one.
+  bool session_cache = false;         // the listener has one
+  uint64_t session_cache_size = 0;    // sessions held now
+  uint64_t session_cache_capacity = 0;
+  uint64_t session_cache_hits = 0;    // resumptions that found their session
+  uint64_t session_cache_misses = 0;  // offered sessions not found (gone, expired, unknown)
+  uint64_t session_cache_evicted = 0; // sessions dropped to stay within the capacity
   // notAfter of the server certificate the listener presents; InfinitePast if unknown.
   absl::Time server_cert_not_after = absl::InfinitePast();
 };

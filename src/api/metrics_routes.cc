@@ -226,10 +226,38 @@ json::object MetricsJson(const std::vector<metrics::FamilySnapshot>& families, a
 void FillListenerMetrics(metrics::Registry& registry, const ListenerCounters& c, absl::Time now) {
   auto& handshakes = registry.AddCounter(
       "ward_tls_handshakes_total",
-      "TLS handshakes the listener completed, by kind: full, or resumed from a session ticket.",
+      "TLS handshakes the listener completed, by kind: full, or resumed (a cached session or "
+      "a ticket).",
       {"kind"}, 2);
   handshakes.WithLabels({"full"}).Set(c.handshakes_full);
   handshakes.WithLabels({"resumed"}).Set(c.handshakes_resumed);
+  if (c.session_cache) {
+    registry
+        .AddGauge("ward_tls_session_cache_sessions",
+                  "TLS sessions held by the listener's session cache (tls_session_resumption: "
+                  "node).",
+                  {}, 1)
+        .WithLabels({})
+        .Set(static_cast<double>(c.session_cache_size));
+    registry
+        .AddGauge("ward_tls_session_cache_capacity",
+                  "Most sessions the listener's session cache holds (tls_session_cache_size).", {},
+                  1)
+        .WithLabels({})
+        .Set(static_cast<double>(c.session_cache_capacity));
+    auto& lookups = registry.AddCounter(
+        "ward_tls_session_cache_lookups_total",
+        "Sessions clients offered to the session cache, by result: hit (found) or miss (unknown, "
+        "expired or dropped: a full handshake follows).",
+        {"result"}, 2);
+    lookups.WithLabels({"hit"}).Set(c.session_cache_hits);
+    lookups.WithLabels({"miss"}).Set(c.session_cache_misses);
+    registry
+        .AddCounter("ward_tls_session_cache_evictions_total",
+                    "Sessions the session cache dropped to stay within its capacity.", {}, 1)
+        .WithLabels({})
+        .Set(c.session_cache_evicted);
+  }
   auto& failures = registry.AddCounter(
       "ward_tls_client_cert_failures_total",
       "TLS handshakes refused because of the client certificate, by reason: expired (or not yet "

@@ -297,6 +297,7 @@ absl::Time CertificateNotAfter(const std::string& path) {
 // callback and the objects that fill it. Thread-safe (atomics).
 struct ListenerProbe {
   std::atomic<net::HttpServer*> http{nullptr};  // set once the server exists
+  std::shared_ptr<net::SessionCache> session_cache;  // set before Read is first called; may be null
   std::atomic<int64_t> cert_not_after_unix{std::numeric_limits<int64_t>::min()};
 
   api::ListenerCounters Read() const {
@@ -309,6 +310,15 @@ struct ListenerProbe {
       c.client_cert_revoked = s.client_cert_revoked;
       c.client_cert_untrusted = s.client_cert_untrusted;
       c.client_cert_other = s.client_cert_other;
+    }
+    if (session_cache != nullptr) {
+      const net::SessionCacheStats s = session_cache->Stats();
+      c.session_cache = true;
+      c.session_cache_size = s.size;
+      c.session_cache_capacity = session_cache->capacity();
+      c.session_cache_hits = s.hits;
+      c.session_cache_misses = s.misses;
+      c.session_cache_evicted = s.evicted;
     }
     const int64_t not_after = cert_not_after_unix.load();
     if (not_after != std::numeric_limits<int64_t>::min()) {
@@ -584,6 +594,7 @@ absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
     // so every context shares it and sessions survive certificate and trust reloads.
     WARD_ASSIGN_OR_RETURN(http.tls.session_cache,
                           net::SessionCache::Create(listener.tls_session_cache_size));
+    probe->session_cache = http.tls.session_cache;
   }
   http.body_limit = listener.max_request_size;
   http.read_timeout = listener.read_timeout;

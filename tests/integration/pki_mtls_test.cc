@@ -190,6 +190,12 @@ TEST_F(PkiMtlsTest, SvidIsAcceptedWithinSecondsAndRefusedWithinSecondsOfRevocati
   EXPECT_GE(Sample(R"(ward_tls_client_cert_failures_total{reason="untrusted"})"), 2);
   EXPECT_GE(Sample(R"(ward_tls_handshakes_total{kind="full"})"), 3);
   EXPECT_GE(Sample(R"(ward_tls_handshakes_total{kind="resumed"})"), 0);
+  // The listener's session cache (tls_session_resumption: node, the default): every full
+  // handshake left a session; each curl is a new process, so none was offered back.
+  EXPECT_GE(Sample("ward_tls_session_cache_sessions"), 3);
+  EXPECT_EQ(Sample("ward_tls_session_cache_capacity"), 10000);
+  EXPECT_EQ(Sample(R"(ward_tls_session_cache_lookups_total{result="hit"})"), 0);
+  EXPECT_EQ(Sample("ward_tls_session_cache_evictions_total"), 0);
   const double expiry = Sample("ward_tls_certificate_expiry_seconds");
   EXPECT_GT(expiry, 3600);           // WriteSelfSignedServerCert: valid one day
   EXPECT_LE(expiry, 24 * 3600 + 60);
