@@ -232,19 +232,17 @@ void FillListenerMetrics(metrics::Registry& registry, const ListenerCounters& c,
   handshakes.WithLabels({"full"}).Set(c.handshakes_full);
   handshakes.WithLabels({"resumed"}).Set(c.handshakes_resumed);
   if (c.session_cache) {
-    registry
-        .AddGauge("ward_tls_session_cache_sessions",
-                  "TLS sessions held by the listener's session cache (tls_session_resumption: "
-                  "node).",
-                  {}, 1)
-        .WithLabels({})
-        .Set(static_cast<double>(c.session_cache_size));
-    registry
-        .AddGauge("ward_tls_session_cache_capacity",
-                  "Most sessions the listener's session cache holds (tls_session_cache_size).", {},
-                  1)
-        .WithLabels({})
-        .Set(static_cast<double>(c.session_cache_capacity));
+    auto gauge = [&registry](std::string name, std::string help, uint64_t value) {
+      registry.AddGauge(std::move(name), std::move(help), {}, 1)
+          .WithLabels({})
+          .Set(static_cast<double>(value));
+    };
+    gauge("ward_tls_session_cache_sessions",
+          "TLS sessions held by the listener's session cache (tls_session_resumption: node).",
+          c.session_cache_size);
+    gauge("ward_tls_session_cache_capacity",
+          "Most sessions the listener's session cache holds (tls_session_cache_size).",
+          c.session_cache_capacity);
     auto& lookups = registry.AddCounter(
         "ward_tls_session_cache_lookups_total",
         "Sessions clients offered to the session cache, by result: hit (found) or miss (unknown, "

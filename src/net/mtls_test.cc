@@ -70,28 +70,39 @@ struct Exchange {
   SslSessionPtr session;  // the session after the exchange (with the server's ticket)
 };
 
-// Connects to 127.0.0.1:port with `ctx`, offering `session` if not null, sends one GET with
-// "Connection: close" and reads until the server closes. In TLS 1.3 the client's handshake
-// completes before the server has checked the client certificate, so a refused certificate
-// shows as a connection that ends without a response.
-// `close_notify` false: the client closes its socket without a TLS shutdown.
-Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr,
-             bool close_notify = true) {
+// How Fetch ends its connection.
+enum class Ending {
+  kClose,                // "Connection: close"; the client sends close_notify after the response
+  kCloseWithoutNotify,   // likewise, but the client closes its socket without a TLS shutdown
+  kKeepAlive,            // a keep-alive request: after the whole response the client sends
+                         // close_notify and closes, so the server frees its connection without
+                         // sending one (OpenSSL then calls the server's session "bad")
+};
+
+// Connects to 127.0.0.1:port with `ctx`, offering `session` if not null, and sends one GET. In
+// TLS 1.3 the client's handshake completes before the server has checked the client
+// certificate, so a refused certificate shows as a connection that ends without a response.
+Exchange Fetch(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session, Ending ending) {
   Exchange result;
   const int fd = testing::ConnectLoopback(port);
   if (fd < 0) {
     ADD_FAILURE() << "connect failed";
     return result;
   }
+  const bool keep_alive = ending == Ending::kKeepAlive;
   SslPtr ssl(SSL_new(ctx));
   SSL_set_fd(ssl.get(), fd);
   if (session != nullptr) SSL_set_session(ssl.get(), session);
   if (SSL_connect(ssl.get()) == 1) {
     result.reused = SSL_session_reused(ssl.get()) == 1;
-    const std::string request = "GET /who HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    std::string request = "GET /who HTTP/1.1\r\nHost: x\r\n";
+    if (!keep_alive) request += "Connection: close\r\n";
+    request += "\r\n";
     if (SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) > 0) {
       char buf[4096];
-      for (;;) {
+      // Until the server closes, or (keep-alive) until the body ("certs=N") has arrived.
+      while (!keep_alive || result.response.find("certs=") == std::string::npos ||
+             result.response.back() == '=') {
         const int n = SSL_read(ssl.get(), buf, sizeof(buf));
         if (n <= 0) break;
         result.response.append(buf, static_cast<size_t>(n));
@@ -99,7 +110,7 @@ Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr,
     }
     result.session.reset(SSL_get1_session(ssl.get()));
     // Without a shutdown, SSL_free marks the session not resumable.
-    if (close_notify) SSL_shutdown(ssl.get());
+    if (ending != Ending::kCloseWithoutNotify) SSL_shutdown(ssl.get());
   }
   ERR_clear_error();
   result.served = result.response.rfind("HTTP/1.1 200", 0) == 0;
@@ -108,40 +119,15 @@ Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr,
   return result;
 }
 
-// Like Get, but keeps the connection alive: reads the whole response, then the client sends
-// close_notify and closes, so the server frees its connection without sending one (OpenSSL
-// then calls the server's session "bad").
+// One GET with "Connection: close" (Fetch); `close_notify` false: kCloseWithoutNotify.
+Exchange Get(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr,
+             bool close_notify = true) {
+  return Fetch(port, ctx, session, close_notify ? Ending::kClose : Ending::kCloseWithoutNotify);
+}
+
+// One keep-alive GET (Fetch, Ending::kKeepAlive).
 Exchange GetKeepAlive(uint16_t port, SSL_CTX* ctx, SSL_SESSION* session = nullptr) {
-  Exchange result;
-  const int fd = testing::ConnectLoopback(port);
-  if (fd < 0) {
-    ADD_FAILURE() << "connect failed";
-    return result;
-  }
-  SslPtr ssl(SSL_new(ctx));
-  SSL_set_fd(ssl.get(), fd);
-  if (session != nullptr) SSL_set_session(ssl.get(), session);
-  if (SSL_connect(ssl.get()) == 1) {
-    result.reused = SSL_session_reused(ssl.get()) == 1;
-    const std::string request = "GET /who HTTP/1.1\r\nHost: x\r\n\r\n";
-    if (SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) > 0) {
-      char buf[4096];
-      // The body ("certs=N") ends the response.
-      while (result.response.find("certs=") == std::string::npos ||
-             result.response.back() == '=') {
-        const int n = SSL_read(ssl.get(), buf, sizeof(buf));
-        if (n <= 0) break;
-        result.response.append(buf, static_cast<size_t>(n));
-      }
-    }
-    result.session.reset(SSL_get1_session(ssl.get()));
-    SSL_shutdown(ssl.get());
-  }
-  ERR_clear_error();
-  result.served = result.response.rfind("HTTP/1.1 200", 0) == 0;
-  ssl.reset();
-  ::close(fd);
-  return result;
+  return Fetch(port, ctx, session, Ending::kKeepAlive);
 }
 
 // Counts the NewSessionTicket messages the clients of `ctx` receive, in `*count`.
@@ -294,6 +280,17 @@ class MtlsResumptionTest : public MtlsTest, public ::testing::WithParamInterface
     auto cache = SessionCache::Create(capacity, &clock_);
     EXPECT_TRUE(cache.ok()) << cache.status();
     return cache.ok() ? *cache : nullptr;
+  }
+
+  // Reloads `server` with a CRL that revokes alice, then offers `session` (alice's) again: it
+  // must neither resume nor be served.
+  void RevokeAliceThenOffer(HttpServer& server, SSL_CTX* ctx, SSL_SESSION* session) {
+    TlsServerOptions tls = Tls();
+    tls.crl_pem_or_der = MakeCrl(cas_.at("client-ca"), {certs_["alice"]}, now_);
+    ASSERT_TRUE(server.ReloadTls(tls).ok());
+    Exchange after = Get(server.port(), ctx, session);
+    EXPECT_FALSE(after.reused);
+    EXPECT_FALSE(after.served) << after.response;
   }
 };
 
@@ -567,12 +564,7 @@ TEST_P(MtlsResumptionTest, ResumptionIsRefusedOnceTheCertificateIsRevoked) {
   ASSERT_TRUE(first.served);
   ASSERT_TRUE(Get(server.port(), ctx.get(), first.session.get()).reused);
 
-  TlsServerOptions tls = Tls();
-  tls.crl_pem_or_der = MakeCrl(cas_.at("client-ca"), {certs_["alice"]}, now_);
-  ASSERT_TRUE(server.ReloadTls(tls).ok());
-  Exchange after = Get(server.port(), ctx.get(), first.session.get());
-  EXPECT_FALSE(after.reused);
-  EXPECT_FALSE(after.served) << after.response;
+  RevokeAliceThenOffer(server, ctx.get(), first.session.get());
   EXPECT_TRUE(Eventually([&] { return server.Stats().client_cert_revoked == 1; }));
   EXPECT_EQ(server.Stats().handshakes_resumed, 1u);
 }
@@ -629,12 +621,7 @@ TEST_P(MtlsResumptionTest, Tls12SessionResumesAndIsRefusedOnceTheCertificateIsRe
   EXPECT_TRUE(again.reused);
   EXPECT_THAT(again.response, HasSubstr("certs=1"));
 
-  TlsServerOptions tls = Tls();
-  tls.crl_pem_or_der = MakeCrl(cas_.at("client-ca"), {certs_["alice"]}, now_);
-  ASSERT_TRUE(server.ReloadTls(tls).ok());
-  Exchange after = Get(server.port(), ctx.get(), first.session.get());
-  EXPECT_FALSE(after.reused);
-  EXPECT_FALSE(after.served) << after.response;
+  RevokeAliceThenOffer(server, ctx.get(), first.session.get());
   EXPECT_EQ(server.Stats().handshakes_resumed, 1u);
 }
 
