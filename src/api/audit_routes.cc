@@ -153,9 +153,19 @@ audit::RequestInfo RequestFor(const Request& req, const UnsealedState* state,
   return r;
 }
 
-audit::ResponseInfo ResponseFor(const net::HttpResponse& resp) {
+// What the records say about `resp`. `given` is what the handler said about its data
+// (Request::response_data), if anything: then the body is not parsed. The result may refer to
+// `given`, which must outlive it.
+audit::ResponseInfo ResponseFor(const net::HttpResponse& resp,
+                                const std::optional<Request::ResponseData>& given) {
   audit::ResponseInfo r;
   r.status_code = resp.status;
+  if (given.has_value()) {
+    r.data_json = given->json;
+    r.data_identity = given->identity;
+    r.data_detail = given->detail;
+    return r;
+  }
   if (resp.body.empty()) return r;
   boost::system::error_code ec;
   json::value v = json::parse(resp.body, ec);
@@ -235,7 +245,8 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
         auto opened = now->audit->Snapshot();
         describe(now);
         if (!now->audit->LogRequest(*opened, auth, info).ok() ||
-            !now->audit->LogResponse(*opened, auth, info, ResponseFor(resp)).ok()) {
+            !now->audit->LogResponse(*opened, auth, info, ResponseFor(resp, req.response_data))
+                 .ok()) {
           return ErrorResponse(500, kResponseFailed);
         }
       }
@@ -259,7 +270,8 @@ net::HttpResponse VaultHandler::DispatchAudited(Request& req) {
   }
   net::HttpResponse resp = Dispatch(req);
   auto latch = std::make_shared<AuditLatch>();
-  state->audit->LogAsync(*devices, auth, info, /*with_request=*/read_only, ResponseFor(resp),
+  state->audit->LogAsync(*devices, auth, info, /*with_request=*/read_only,
+                         ResponseFor(resp, req.response_data),
                          [latch](absl::Status s) { latch->Complete(std::move(s)); });
   // Devices on local files write on this thread: the outcome is known now, nothing to hold.
   if (std::optional<absl::Status> written = latch->Outcome()) {

@@ -168,6 +168,69 @@ TEST_F(FastPathTest, AuditedReadsRunInlineAndWriteTheirRecordsBeforeAnswering) {
   EXPECT_TRUE(sent.hold == nullptr);  // nothing to wait for without a device
 }
 
+// The response records of KV reads hash the data of the version served, even though a device
+// remembers the hashed data of a version it has seen (audit::Hasher): a new version, changed
+// metadata, and a version number that comes back with other data after the secret was deleted
+// are each hashed anew.
+TEST_F(FastPathTest, AuditedKvReadsRecordTheDataOfTheVersionServed) {
+  core::TempDir dir;
+  const std::string log = dir.Join("audit.log");
+  ASSERT_EQ(Call("PUT", "sys/audit/file", root_,
+                 absl::StrCat(R"({"type":"file","options":{"file_path":")", log, R"("}})"))
+                .status,
+            204);
+  auto hash = [&](const std::string& input) {
+    net::HttpResponse r = Call("PUT", "sys/audit-hash/file", root_,
+                               json::serialize(json::object{{"input", input}}));
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Body(r).at("data").at("hash");
+  };
+  // The response data of the last read's record.
+  auto recorded = [&]() -> json::value {
+    net::HttpResponse sent = handler().Handle(Request("GET", "secret/data/memo", root_));
+    std::vector<std::string> lines = audit::testing::Lines(audit::testing::ReadAll(log));
+    EXPECT_GE(lines.size(), 1u);
+    if (lines.empty()) return nullptr;
+    json::value last = json::parse(lines.back());
+    EXPECT_EQ(last.at("type"), "response");
+    EXPECT_EQ(last.at("response").at("status_code"), sent.status);
+    return last.at("response").at("data");
+  };
+
+  ASSERT_EQ(Call("PUT", "secret/data/memo", root_, R"({"data":{"v":"first"}})").status, 200);
+  json::value first = recorded();
+  EXPECT_EQ(first.at("data").at("v"), hash("first"));
+  EXPECT_EQ(first.at("metadata").at("version"), 1);
+  EXPECT_EQ(recorded(), first);  // read again: the same record data
+
+  ASSERT_EQ(Call("PUT", "secret/data/memo", root_, R"({"data":{"v":"second"}})").status, 200);
+  json::value second = recorded();
+  EXPECT_EQ(second.at("data").at("v"), hash("second"));
+  EXPECT_EQ(second.at("metadata").at("version"), 2);
+
+  ASSERT_EQ(Call("POST", "secret/metadata/memo", root_,
+                 R"({"custom_metadata":{"owner":"team-a"}})")
+                .status,
+            204);
+  json::value with_owner = recorded();
+  EXPECT_EQ(with_owner.at("data").at("v"), hash("second"));
+  EXPECT_EQ(with_owner.at("metadata").at("custom_metadata").at("owner"), hash("team-a"));
+
+  // Deleted for good, then written again: version 1 again, with other data.
+  ASSERT_EQ(Call("DELETE", "secret/metadata/memo", root_).status, 204);
+  ASSERT_EQ(Call("PUT", "secret/data/memo", root_, R"({"data":{"v":"third"}})").status, 200);
+  json::value third = recorded();
+  EXPECT_EQ(third.at("data").at("v"), hash("third"));
+  EXPECT_EQ(third.at("metadata").at("version"), 1);
+
+  // Soft-deleted: 404, with no data and the metadata.
+  ASSERT_EQ(Call("DELETE", "secret/data/memo", root_).status, 204);
+  json::value deleted = recorded();
+  EXPECT_TRUE(deleted.at("data").is_null());
+  EXPECT_EQ(deleted.at("metadata").at("version"), 1);
+  EXPECT_NE(deleted.at("metadata").at("deletion_time"), hash(""));
+}
+
 TEST_F(FastPathTest, AReadAuditedToAPipeHoldsItsResponseForTheWriter) {
   // A pipe's write can wait for its reader, so its records go through the device's writer
   // thread and the response is held (the serving thread is not blocked) until they are

@@ -28,7 +28,10 @@ using internal::ErrorResponse;
 namespace json = boost::json;
 using internal::Request;
 
-internal::Request::~Request() { core::SecureZero(client_token); }
+internal::Request::~Request() {
+  core::SecureZero(client_token);
+  if (response_data.has_value()) core::SecureZero(response_data->json);
+}
 
 std::string_view internal::TrimSlashes(std::string_view s) {
   while (!s.empty() && s.front() == '/') s.remove_prefix(1);

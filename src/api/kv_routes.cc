@@ -347,15 +347,23 @@ net::HttpResponse VaultHandler::HandleKv(Request& req, const MountMatch& mount) 
           (stored->size() < 2 || stored->front() != '{' || stored->back() != '}')) {
         return ErrorResponse(500, "stored secret is not valid JSON");
       }
+      std::string metadata;
+      AppendVersionJson(metadata, r->version, r->custom_metadata);
       std::string data;
-      data.reserve((stored != nullptr ? stored->size() : 4) + 200);
+      data.reserve((stored != nullptr ? stored->size() : 4) + metadata.size() + 24);
       data.append(R"({"data":)");
       // Deleted or destroyed: data is null and the answer 404 with the metadata, as Vault's.
       data.append(stored != nullptr ? std::string_view(*stored) : std::string_view("null"));
       data.append(R"(,"metadata":)");
-      AppendVersionJson(data, r->version, r->custom_metadata);
+      data.append(metadata);
       data.push_back('}');
-      return internal::RawEnvelope(rid, data, "kv", stored != nullptr ? 200 : 404);
+      if (r->data_json) core::SecureZero(*r->data_json);
+      net::HttpResponse resp =
+          internal::RawEnvelope(rid, data, "kv", stored != nullptr ? 200 : 404);
+      // For the audit records: this data is the stored version's plus `metadata`.
+      req.response_data = Request::ResponseData{std::move(data), r->data_identity,
+                                                std::move(metadata)};
+      return resp;
     }
     if (m == "PUT" || m == "PATCH") {
       if (m == "PATCH" && !IsMergePatch(req)) {

@@ -2,12 +2,61 @@
 
 #include <openssl/evp.h>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
 #include "crypto/hmac.h"
 
 namespace ward::audit {
+
+struct Hasher::Memo {
+  struct Entry {
+    std::string text;
+    std::shared_ptr<const void> keep_alive;
+  };
+  mutable absl::Mutex mu;
+  absl::flat_hash_map<std::string, Entry> entries ABSL_GUARDED_BY(mu);
+};
+
+Hasher::Hasher(const core::SecureBytes& salt)
+    : key_(crypto::HmacSha256Key::Create(salt)), memo_(std::make_unique<Memo>()) {}
+Hasher::Hasher(Hasher&&) noexcept = default;
+Hasher::~Hasher() = default;
+
+absl::StatusOr<std::string> Hasher::HashRemembered(std::string_view key,
+                                                   std::string_view value) const {
+  std::string out;
+  if (AppendRemembered(key, out)) return out;
+  WARD_ASSIGN_OR_RETURN(out, Hash(value));
+  Remember(std::string(key), out);
+  return out;
+}
+
+bool Hasher::AppendRemembered(std::string_view key, std::string& out) const {
+  absl::ReaderMutexLock lock(&memo_->mu);
+  auto it = memo_->entries.find(core::ToAbsl(key));
+  if (it == memo_->entries.end()) return false;
+  out.append(it->second.text);
+  return true;
+}
+
+void Hasher::Remember(std::string key, std::string text,
+                      std::shared_ptr<const void> keep_alive) const {
+  Memo::Entry entry{std::move(text), std::move(keep_alive)};
+  absl::flat_hash_map<std::string, Memo::Entry> forgotten;  // freed outside the lock
+  absl::MutexLock lock(&memo_->mu);
+  if (memo_->entries.size() >= kMemoCapacity && !memo_->entries.contains(key)) {
+    forgotten.swap(memo_->entries);
+  }
+  memo_->entries.insert_or_assign(std::move(key), std::move(entry));
+}
+
+size_t Hasher::RememberedForTest() const {
+  absl::ReaderMutexLock lock(&memo_->mu);
+  return memo_->entries.size();
+}
 
 absl::StatusOr<std::string> Hasher::Hash(std::string_view value) const {
   if (!key_.ok()) return key_.status();

@@ -3,6 +3,7 @@
 // The two keys of one audit device: the salt that hashes sensitive values in records, and the
 // Ed25519 key that signs checkpoint lines (docs/audit.md).
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -17,17 +18,50 @@ namespace ward::audit {
 inline constexpr std::string_view kHashPrefix = "hmac-sha256:";
 
 // Hashes sensitive strings for audit records: "hmac-sha256:" + lower-case hex of
-// HMAC-SHA256(salt, value). Immutable and thread-safe.
+// HMAC-SHA256(salt, value).
+//
+// A device also remembers hashed text under keys its callers choose (a token's hash under its
+// accessor, the hashed data of a KV read under the stored version it came from), so that what
+// every request repeats is hashed once, not once per record. At most kMemoCapacity entries are
+// kept; when full, everything is forgotten and remembering starts over. Keys and remembered
+// text are never raw secrets.
+//
+// Thread-safe: Hash is pure; the memo takes a reader lock to look up and a writer lock to add.
 class Hasher {
  public:
+  static constexpr size_t kMemoCapacity = 10000;
+
   // REQUIRES: `salt` is not empty.
-  explicit Hasher(const core::SecureBytes& salt) : key_(crypto::HmacSha256Key::Create(salt)) {}
+  explicit Hasher(const core::SecureBytes& salt);
+  Hasher(Hasher&&) noexcept;
+  ~Hasher();
 
   // Returns the hashed form of `value`. Errors: kInternal if OpenSSL fails.
   absl::StatusOr<std::string> Hash(std::string_view value) const;
 
+  // Hash(value), remembered under `key`: a later call with the same key returns the remembered
+  // hash without hashing. REQUIRES: every call with an equal key passes an equal value (e.g.
+  // the key names the value's owner, as an accessor names its token). Errors: as Hash.
+  absl::StatusOr<std::string> HashRemembered(std::string_view key, std::string_view value) const;
+
+  // Appends the text remembered under `key` to `out` and returns true; returns false and
+  // leaves `out` as it was if nothing is remembered under `key`.
+  bool AppendRemembered(std::string_view key, std::string& out) const;
+
+  // Remembers `text` under `key` (replacing what was there) and holds `keep_alive` as long as
+  // it is remembered (so that an object whose address is part of the key is not freed and its
+  // address reused for something else meanwhile).
+  void Remember(std::string key, std::string text,
+                std::shared_ptr<const void> keep_alive = nullptr) const;
+
+  // How many entries are remembered now (tests).
+  size_t RememberedForTest() const;
+
  private:
+  struct Memo;
+
   absl::StatusOr<crypto::HmacSha256Key> key_;  // prepared once from the salt
+  std::unique_ptr<Memo> memo_;
 };
 
 // Signs checkpoint messages with an Ed25519 private key. Immutable and thread-safe.

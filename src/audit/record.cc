@@ -79,6 +79,17 @@ absl::Status AppendHashed(std::string& out, const Hasher& hasher, const json::va
   }
 }
 
+// Overwrites every string inside `v` (object keys excepted) with zero bytes.
+void ZeroStrings(json::value& v) {
+  if (v.is_string()) {
+    core::SecureZero(v.as_string().data(), v.as_string().size());
+  } else if (v.is_object()) {
+    for (auto& kv : v.as_object()) ZeroStrings(kv.value());
+  } else if (v.is_array()) {
+    for (json::value& e : v.as_array()) ZeroStrings(e);
+  }
+}
+
 }  // namespace
 
 RecordBuilder::~RecordBuilder() {
@@ -97,6 +108,37 @@ absl::StatusOr<std::string> RecordBuilder::HashOnce(std::string_view value) {
   return h;
 }
 
+absl::StatusOr<std::string> RecordBuilder::HashToken(std::string_view token,
+                                                     std::string_view accessor) {
+  if (token.empty() || accessor.empty()) return HashOnce(token);
+  return hasher_->HashRemembered(absl::StrCat("token:", core::ToAbsl(accessor)), token);
+}
+
+absl::StatusOr<std::string> RecordBuilder::HashAccessor(std::string_view accessor) {
+  if (accessor.empty()) return std::string();
+  return hasher_->HashRemembered(absl::StrCat("accessor:", core::ToAbsl(accessor)), accessor);
+}
+
+absl::Status RecordBuilder::AppendHashedDataJson(std::string& out, const ResponseInfo& response) {
+  std::string key;
+  if (response.data_identity != nullptr) {
+    const auto address = reinterpret_cast<uintptr_t>(response.data_identity.get());
+    key = absl::StrCat("data:", absl::Hex(address), ":", core::ToAbsl(response.data_detail));
+    if (hasher_->AppendRemembered(key, out)) return absl::OkStatus();
+  }
+  boost::system::error_code ec;
+  json::value data =
+      json::parse(json::string_view(response.data_json.data(), response.data_json.size()), ec);
+  if (ec) return absl::InternalError("audit: response data is not JSON: " + ec.message());
+  std::string hashed;
+  absl::Status s = AppendHashed(hashed, *hasher_, data);
+  ZeroStrings(data);  // the parsed secret values
+  WARD_RETURN_IF_ERROR(s);
+  out.append(hashed);
+  if (!key.empty()) hasher_->Remember(std::move(key), std::move(hashed), response.data_identity);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::Time time,
                                                     const AuthInfo& auth,
                                                     const RequestInfo& r) {
@@ -110,8 +152,8 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
   out.reserve(1024);
   out.append("\",\"auth\":{");
   if (auth.known) {
-    WARD_ASSIGN_OR_RETURN(std::string token, b.HashOnce(auth.client_token));
-    WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashOnce(auth.accessor));
+    WARD_ASSIGN_OR_RETURN(std::string token, b.HashToken(auth.client_token, auth.accessor));
+    WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashAccessor(auth.accessor));
     StringField(out, "client_token", token);
     StringField(out, "accessor", accessor);
     StringField(out, "display_name", auth.display_name);
@@ -134,8 +176,8 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
   Close(out, '}');
 
   out.append(",\"request\":{");
-  WARD_ASSIGN_OR_RETURN(std::string token, b.HashOnce(r.client_token));
-  WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashOnce(r.client_token_accessor));
+  WARD_ASSIGN_OR_RETURN(std::string token, b.HashToken(r.client_token, r.client_token_accessor));
+  WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashAccessor(r.client_token_accessor));
   StringField(out, "id", r.id);
   StringField(out, "operation", r.operation);
   StringField(out, "mount_type", r.mount_type);
@@ -168,6 +210,10 @@ absl::StatusOr<std::string> RecordBuilder::ResponseRecord(const ResponseInfo& re
   if (!response.data.is_null()) {
     Key(out, "data");
     WARD_RETURN_IF_ERROR(AppendHashed(out, *hasher_, response.data));
+    out.push_back(',');
+  } else if (!response.data_json.empty()) {
+    Key(out, "data");
+    WARD_RETURN_IF_ERROR(AppendHashedDataJson(out, response));
     out.push_back(',');
   }
   if (response.auth.is_object()) {

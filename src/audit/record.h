@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,7 +23,9 @@ namespace ward::audit {
 struct AuthInfo {
   bool known = false;        // false: no valid token; only the request's client_token appears
   std::string client_token;  // the raw token (hashed in the record)
-  std::string accessor;      // hashed in the record
+  // client_token's accessor (hashed in the record). A device remembers the token's hash under
+  // it, so it must be the accessor of this very token.
+  std::string accessor;
   std::string display_name;
   std::vector<std::string> policies;
   std::map<std::string, std::string> metadata;
@@ -42,22 +45,34 @@ struct RequestInfo {
   boost::json::value data;  // the request body (or query parameters); every string is hashed
   std::string remote_address;
   int64_t remote_port = 0;
-  std::string client_token;           // the raw token given, "" for none (hashed in the record)
-  std::string client_token_accessor;  // hashed in the record
+  std::string client_token;  // the raw token given, "" for none (hashed in the record)
+  // client_token's accessor, "" if the token is not valid (hashed in the record). As
+  // AuthInfo::accessor, it must belong to client_token.
+  std::string client_token_accessor;
 };
 
 // What the server answered.
 struct ResponseInfo {
   int status_code = 0;
-  boost::json::value data;  // null = none; every string is hashed
+  boost::json::value data;  // null = none (or see data_json); every string is hashed
+  // The data as JSON text instead of `data` (when `data` is null): a KV read's data, which the
+  // handler gives as it wrote it. Parsed (and hashed) only when the device has not remembered
+  // its hashed form: a device remembers it under (data_identity, data_detail) when
+  // data_identity is set, so equal pairs must mean equal data. data_identity is held while
+  // remembered, so its address is not reused for other data.
+  std::string_view data_json;
+  std::shared_ptr<const void> data_identity;
+  std::string data_detail;
   boost::json::value auth;  // null = none; client_token and accessor are hashed
   std::vector<std::string> warnings;
   std::string error;  // "" unless the request failed
 };
 
 // Builds the records of one request for one device as JSON text, ready for FileDevice. The
-// parts both records share (time, auth, request) are hashed and serialized once, and each
-// distinct token or accessor is hashed once. Not thread-safe (one builder per request).
+// parts both records share (time, auth, request) are hashed and serialized once, each
+// distinct token or accessor is hashed once, and the device's Hasher remembers the hashes of
+// valid tokens (by accessor) and of identified response data across requests. Not
+// thread-safe (one builder per request).
 class RecordBuilder {
  public:
   // Hashes and serializes the shared parts. `hasher` must outlive the builder.
@@ -78,6 +93,13 @@ class RecordBuilder {
   explicit RecordBuilder(const Hasher& hasher) : hasher_(&hasher) {}
   // `value` hashed; a value hashed before by this builder is not hashed again.
   absl::StatusOr<std::string> HashOnce(std::string_view value);
+  // `token` hashed, remembered by the device under its `accessor` if both are set.
+  absl::StatusOr<std::string> HashToken(std::string_view token, std::string_view accessor);
+  // `accessor` hashed, remembered by the device.
+  absl::StatusOr<std::string> HashAccessor(std::string_view accessor);
+  // Appends response.data_json hashed, remembered by the device if data_identity is set.
+  // Errors: kInternal if the text is not JSON or hashing fails.
+  absl::Status AppendHashedDataJson(std::string& out, const ResponseInfo& response);
 
   const Hasher* hasher_;
   std::vector<std::pair<std::string, std::string>> hashed_;  // raw -> hashed; raw zeroed at end

@@ -1,6 +1,7 @@
 #include "audit/record.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace ward::audit {
@@ -20,6 +21,49 @@ TEST(HasherTest, HashIsPrefixedHexHmacAndDependsOnSalt) {
   EXPECT_NE(h, H("s3cret2"));
   Hasher other(core::SecureBytes(std::string(32, 'x')));
   EXPECT_NE(*other.Hash("s3cret"), h);
+}
+
+TEST(HasherTest, RemembersHashesUnderTheirKeys) {
+  const Hasher hasher = TestHasher();
+  EXPECT_EQ(*hasher.HashRemembered("token:acc1", "tok1"), H("tok1"));
+  EXPECT_EQ(hasher.RememberedForTest(), 1u);
+  // The key alone decides: the value is not hashed again (callers key by the value's owner).
+  EXPECT_EQ(*hasher.HashRemembered("token:acc1", "something else"), H("tok1"));
+  EXPECT_EQ(*hasher.HashRemembered("token:acc2", "tok2"), H("tok2"));
+
+  std::string out = "x";
+  EXPECT_FALSE(hasher.AppendRemembered("data:1", out));
+  EXPECT_EQ(out, "x");
+  hasher.Remember("data:1", "{\"k\":\"h\"}");
+  EXPECT_TRUE(hasher.AppendRemembered("data:1", out));
+  EXPECT_EQ(out, "x{\"k\":\"h\"}");
+  hasher.Remember("data:1", "[]");  // replaces
+  out.clear();
+  EXPECT_TRUE(hasher.AppendRemembered("data:1", out));
+  EXPECT_EQ(out, "[]");
+  EXPECT_EQ(hasher.RememberedForTest(), 3u);
+}
+
+TEST(HasherTest, ForgetsEverythingWhenFullAndReleasesWhatItHeld) {
+  const Hasher hasher = TestHasher();
+  auto held = std::make_shared<const std::string>("ciphertext");
+  std::weak_ptr<const std::string> watch = held;
+  hasher.Remember("data:held", "text", held);
+  held.reset();
+  EXPECT_FALSE(watch.expired());  // kept while remembered
+  for (size_t i = 1; i < Hasher::kMemoCapacity; ++i) {
+    hasher.Remember(absl::StrCat("k", i), "v");
+  }
+  EXPECT_EQ(hasher.RememberedForTest(), Hasher::kMemoCapacity);
+  hasher.Remember("k1", "again");  // an existing key does not overflow
+  EXPECT_EQ(hasher.RememberedForTest(), Hasher::kMemoCapacity);
+  EXPECT_FALSE(watch.expired());
+  hasher.Remember("one more", "v");
+  EXPECT_EQ(hasher.RememberedForTest(), 1u);
+  EXPECT_TRUE(watch.expired());
+  std::string out;
+  EXPECT_FALSE(hasher.AppendRemembered("data:held", out));
+  EXPECT_TRUE(hasher.AppendRemembered("one more", out));
 }
 
 TEST(RecordTest, HashStringsReplacesEveryStringAndKeepsOtherValues) {
@@ -189,6 +233,105 @@ TEST(RecordTest, TextRecordsEscapeAndKeepEveryShape) {
   absl::StatusOr<RecordBuilder> again = RecordBuilder::Create(hasher, absl::UnixEpoch(), auth, r);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->RequestRecord(), b->RequestRecord());
+}
+
+// A KV read's response: its data given as text (which must outlive it) and what identifies it.
+ResponseInfo KvReadResponse(const std::string& data_json, std::shared_ptr<const void> identity,
+                            std::string detail) {
+  ResponseInfo resp;
+  resp.status_code = 200;
+  resp.data_json = data_json;
+  resp.data_identity = std::move(identity);
+  resp.data_detail = std::move(detail);
+  return resp;
+}
+
+// The "data" of the response record `hasher`'s device writes for `resp`.
+json::value ResponseData(const Hasher& hasher, const ResponseInfo& resp) {
+  absl::StatusOr<RecordBuilder> b =
+      RecordBuilder::Create(hasher, absl::UnixEpoch(), TestAuth(), TestRequest());
+  EXPECT_TRUE(b.ok()) << b.status();
+  absl::StatusOr<std::string> text = b->ResponseRecord(resp);
+  EXPECT_TRUE(text.ok()) << text.status();
+  if (!text.ok()) return nullptr;
+  return json::parse(*text).at("response").at("data");
+}
+
+TEST(RecordTest, DataGivenAsTextIsHashedAsParsedDataIs) {
+  const Hasher hasher = TestHasher();
+  const std::string text =
+      R"({"data":{"password":"hunter2","n":[1,"two"]},"metadata":{"version":3,"deletion_time":""}})";
+  ResponseInfo parsed;
+  parsed.status_code = 200;
+  parsed.data = json::parse(text);
+  ResponseInfo given = KvReadResponse(text, nullptr, "");
+  EXPECT_EQ(ResponseData(hasher, given), ResponseData(hasher, parsed));
+  EXPECT_EQ(ResponseData(hasher, given).at("data").at("password"), json::value(H("hunter2")));
+  EXPECT_EQ(ResponseData(hasher, given).at("metadata").at("version"), 3);
+}
+
+TEST(RecordTest, IdentifiedDataIsHashedOnceAndRememberedByIdentityAndDetail) {
+  const Hasher hasher = TestHasher();
+  auto version = std::make_shared<const std::string>("stored version");
+  const std::string v1 = R"({"data":{"password":"hunter2"},"metadata":{"version":1}})";
+  json::value first = ResponseData(hasher, KvReadResponse(v1, version, R"({"version":1})"));
+  EXPECT_EQ(first.at("data").at("password"), json::value(H("hunter2")));
+  const size_t remembered = hasher.RememberedForTest();
+
+  // Same identity and detail: the remembered text is used, the given text is not even parsed
+  // (which is why equal keys must mean equal data).
+  const std::string not_json = "not json";
+  EXPECT_EQ(ResponseData(hasher, KvReadResponse(not_json, version, R"({"version":1})")), first);
+  EXPECT_EQ(hasher.RememberedForTest(), remembered);
+
+  // Other detail (the metadata changed) or another identity (other stored data): hashed anew.
+  const std::string v1b = R"({"data":{"password":"hunter2"},"metadata":{"version":1,"x":"y"}})";
+  json::value changed = ResponseData(hasher, KvReadResponse(v1b, version, "other detail"));
+  EXPECT_EQ(changed.at("metadata").at("x"), json::value(H("y")));
+  auto other_version = std::make_shared<const std::string>("other stored version");
+  const std::string v2 = R"({"data":{"password":"swordfish"},"metadata":{"version":1}})";
+  json::value other = ResponseData(hasher, KvReadResponse(v2, other_version, R"({"version":1})"));
+  EXPECT_EQ(other.at("data").at("password"), json::value(H("swordfish")));
+  EXPECT_EQ(hasher.RememberedForTest(), remembered + 2);
+
+  // Without an identity nothing is remembered.
+  ResponseData(hasher, KvReadResponse(v2, nullptr, R"({"version":1})"));
+  EXPECT_EQ(hasher.RememberedForTest(), remembered + 2);
+}
+
+TEST(RecordTest, DataTextThatIsNotJsonFailsTheRecord) {
+  const Hasher hasher = TestHasher();
+  absl::StatusOr<RecordBuilder> b =
+      RecordBuilder::Create(hasher, absl::UnixEpoch(), TestAuth(), TestRequest());
+  ASSERT_TRUE(b.ok());
+  const std::string truncated = R"({"a":)";
+  absl::StatusOr<std::string> text = b->ResponseRecord(KvReadResponse(truncated, nullptr, ""));
+  EXPECT_EQ(text.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(hasher.RememberedForTest(), 2u);  // the token and accessor only
+}
+
+TEST(RecordTest, TokenHashesAreRememberedByAccessor) {
+  const Hasher hasher = TestHasher();
+  AuthInfo auth = TestAuth();
+  RequestInfo request = TestRequest();
+  auto first = BuildRequestRecord(hasher, absl::UnixEpoch(), auth, request);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->at("auth").at("client_token"), json::value(H("hvs.tokenvalue")));
+  EXPECT_EQ(first->at("request").at("client_token_accessor"), json::value(H("accessorvalue")));
+  EXPECT_EQ(hasher.RememberedForTest(), 2u);  // token:<accessor>, accessor:<accessor>
+  auto again = BuildRequestRecord(hasher, absl::UnixEpoch(), auth, request);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *first);
+  EXPECT_EQ(hasher.RememberedForTest(), 2u);
+
+  // A token given without an accessor (not valid) is hashed, not remembered.
+  request.client_token = "hvs.unknown";
+  request.client_token_accessor = "";
+  auto unknown = BuildRequestRecord(hasher, absl::UnixEpoch(), AuthInfo{}, request);
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(unknown->at("request").at("client_token"), json::value(H("hvs.unknown")));
+  EXPECT_EQ(unknown->at("request").at("client_token_accessor"), json::value(""));
+  EXPECT_EQ(hasher.RememberedForTest(), 2u);
 }
 
 }  // namespace

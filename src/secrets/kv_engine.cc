@@ -566,6 +566,9 @@ absl::StatusOr<ReadResult> KvEngine::Read(std::string_view path, uint64_t versio
   result.custom_metadata = meta.custom_metadata;
   if (!IsLive(it->second, clock_.Now())) return result;
   WARD_ASSIGN_OR_RETURN(result.data_json, DecryptVersion(*entry, number));
+  // The version's ciphertext: immutable, and replaced by a new object whenever the data is
+  // written again (a version number can come back after its secret was deleted).
+  result.data_identity = entry->ciphertexts.at(number);
   return result;
 }
 

@@ -31,6 +31,17 @@ struct Request {
   // (held, so that a later state can never be mistaken for it).
   std::optional<absl::StatusOr<auth::TokenEntry>> token_lookup = std::nullopt;
   std::shared_ptr<const UnsealedState> token_lookup_state = nullptr;
+  // Set by a handler that knows its response's data as text and what identifies it (a KV read:
+  // the version's stored data, and the metadata as JSON), so that the audit records need not
+  // parse the response and a device can reuse what it hashed for an earlier response with the
+  // same identity and detail (audit::ResponseInfo). `json` holds secret values: zeroed when
+  // the request ends.
+  struct ResponseData {
+    std::string json;  // the envelope's "data" value
+    std::shared_ptr<const void> identity;
+    std::string detail;
+  };
+  std::optional<ResponseData> response_data = std::nullopt;
 
   ~Request();
   std::string_view request_id() const { return http.request_id; }
