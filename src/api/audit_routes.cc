@@ -113,7 +113,7 @@ audit::AuthInfo AuthFor(const auth::TokenEntry& e, const std::string& token, abs
   a.num_uses = e.num_uses;
   a.token_ttl =
       e.expire_time == absl::InfiniteFuture() ? 0 : absl::ToInt64Seconds(e.RemainingTtl(now));
-  a.token_issue_time = core::FormatRfc3339Nanos(e.creation_time);
+  a.token_issue_time = e.creation_time;
   return a;
 }
 

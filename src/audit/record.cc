@@ -152,26 +152,35 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
   out.reserve(1024);
   out.append("\",\"auth\":{");
   if (auth.known) {
-    WARD_ASSIGN_OR_RETURN(std::string token, b.HashToken(auth.client_token, auth.accessor));
-    WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashAccessor(auth.accessor));
-    StringField(out, "client_token", token);
-    StringField(out, "accessor", accessor);
-    StringField(out, "display_name", auth.display_name);
-    StringsField(out, "policies", auth.policies);
-    StringsField(out, "token_policies", auth.policies);
-    Key(out, "metadata");
-    if (auth.metadata.empty()) {
-      out.append("null,");
-    } else {
-      out.push_back('{');
-      for (const auto& [k, v] : auth.metadata) StringField(out, k, v);
-      Close(out, '}');
-      out.push_back(',');
+    // Everything but the use count and TTL left is the same for every request with this token.
+    std::string key;
+    if (!auth.client_token.empty() && !auth.accessor.empty()) {
+      key = absl::StrCat("auth:", core::ToAbsl(auth.accessor));
     }
-    StringField(out, "entity_id", "");
-    StringField(out, "token_type", auth.token_type);
+    if (key.empty() || !hasher.AppendRemembered(key, out)) {
+      const size_t start = out.size();
+      WARD_ASSIGN_OR_RETURN(std::string token, b.HashToken(auth.client_token, auth.accessor));
+      WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashAccessor(auth.accessor));
+      StringField(out, "client_token", token);
+      StringField(out, "accessor", accessor);
+      StringField(out, "display_name", auth.display_name);
+      StringsField(out, "policies", auth.policies);
+      StringsField(out, "token_policies", auth.policies);
+      Key(out, "metadata");
+      if (auth.metadata.empty()) {
+        out.append("null,");
+      } else {
+        out.push_back('{');
+        for (const auto& [k, v] : auth.metadata) StringField(out, k, v);
+        Close(out, '}');
+        out.push_back(',');
+      }
+      StringField(out, "entity_id", "");
+      StringField(out, "token_type", auth.token_type);
+      StringField(out, "token_issue_time", core::FormatRfc3339Nanos(auth.token_issue_time));
+      if (!key.empty()) hasher.Remember(std::move(key), out.substr(start));
+    }
     absl::StrAppend(&out, "\"num_uses\":", auth.num_uses, ",\"token_ttl\":", auth.token_ttl, ",");
-    StringField(out, "token_issue_time", auth.token_issue_time);
   }
   Close(out, '}');
 

@@ -19,7 +19,9 @@
 namespace ward::audit {
 
 // The token behind a request, as far as the server knows it. Plain values; the builder
-// hashes what is sensitive.
+// hashes what is sensitive. A device remembers the record's auth section, all but num_uses and
+// token_ttl, under the accessor of a known token: those fields must not change for an
+// accessor (a token's are fixed when it is created).
 struct AuthInfo {
   bool known = false;        // false: no valid token; only the request's client_token appears
   std::string client_token;  // the raw token (hashed in the record)
@@ -32,7 +34,7 @@ struct AuthInfo {
   std::string token_type;  // "service"
   int64_t num_uses = 0;
   int64_t token_ttl = 0;         // seconds left; 0 = no expiry
-  std::string token_issue_time;  // RFC 3339
+  absl::Time token_issue_time;  // written as RFC 3339
 };
 
 // What the request asked for.

@@ -307,22 +307,39 @@ TEST(RecordTest, DataTextThatIsNotJsonFailsTheRecord) {
   const std::string truncated = R"({"a":)";
   absl::StatusOr<std::string> text = b->ResponseRecord(KvReadResponse(truncated, nullptr, ""));
   EXPECT_EQ(text.status().code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(hasher.RememberedForTest(), 2u);  // the token and accessor only
+  EXPECT_EQ(hasher.RememberedForTest(), 3u);  // the token's parts only
 }
 
-TEST(RecordTest, TokenHashesAreRememberedByAccessor) {
+TEST(RecordTest, TokenPartsAreRememberedByAccessor) {
   const Hasher hasher = TestHasher();
   AuthInfo auth = TestAuth();
+  auth.token_issue_time = absl::FromUnixSeconds(1700000000);
+  auth.num_uses = 5;
+  auth.token_ttl = 60;
   RequestInfo request = TestRequest();
   auto first = BuildRequestRecord(hasher, absl::UnixEpoch(), auth, request);
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->at("auth").at("client_token"), json::value(H("hvs.tokenvalue")));
+  EXPECT_EQ(first->at("auth").at("token_issue_time"), "2023-11-14T22:13:20.000000000Z");
   EXPECT_EQ(first->at("request").at("client_token_accessor"), json::value(H("accessorvalue")));
-  EXPECT_EQ(hasher.RememberedForTest(), 2u);  // token:<accessor>, accessor:<accessor>
+  // auth:<accessor> (the auth section), token:<accessor>, accessor:<accessor>
+  EXPECT_EQ(hasher.RememberedForTest(), 3u);
   auto again = BuildRequestRecord(hasher, absl::UnixEpoch(), auth, request);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, *first);
-  EXPECT_EQ(hasher.RememberedForTest(), 2u);
+  EXPECT_EQ(hasher.RememberedForTest(), 3u);
+
+  // The use count and TTL left are written for each request; the rest of the auth section is
+  // what was remembered for the accessor (a token's other fields never change).
+  auth.num_uses = 4;
+  auth.token_ttl = 59;
+  auth.display_name = "not read again";
+  auto later = BuildRequestRecord(hasher, absl::UnixEpoch(), auth, request);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->at("auth").at("num_uses"), 4);
+  EXPECT_EQ(later->at("auth").at("token_ttl"), 59);
+  EXPECT_EQ(later->at("auth").at("display_name"), json::value(TestAuth().display_name));
+  EXPECT_EQ(later->at("auth").at("client_token"), first->at("auth").at("client_token"));
 
   // A token given without an accessor (not valid) is hashed, not remembered.
   request.client_token = "hvs.unknown";
@@ -331,7 +348,8 @@ TEST(RecordTest, TokenHashesAreRememberedByAccessor) {
   ASSERT_TRUE(unknown.ok());
   EXPECT_EQ(unknown->at("request").at("client_token"), json::value(H("hvs.unknown")));
   EXPECT_EQ(unknown->at("request").at("client_token_accessor"), json::value(""));
-  EXPECT_EQ(hasher.RememberedForTest(), 2u);
+  EXPECT_EQ(unknown->at("auth"), json::object());
+  EXPECT_EQ(hasher.RememberedForTest(), 3u);
 }
 
 }  // namespace
