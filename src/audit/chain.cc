@@ -25,6 +25,28 @@ std::string ChainLine(std::string_view record_json, uint64_t seq, std::string_vi
                       ",\"prev_hash\":\"", core::ToAbsl(prev_hash), "\"}");
 }
 
+PrehashedRecord::PrehashedRecord(std::string_view record_json)
+    : body_(record_json.substr(0, record_json.size() - 1)),  // drop '}'
+      empty_object_(body_.size() == 1) {
+  prefix_hash_.Update(body_);
+  if (!empty_object_) prefix_hash_.Update(",");
+}
+
+size_t PrehashedRecord::LineSizeBound() const {
+  // ,"seq": (7) + up to 20 digits + ,"prev_hash":" (14) + a hex hash (64) + "} (2) + newline.
+  return body_.size() + 7 + 20 + 14 + kGenesisHash.size() + 2 + 1;
+}
+
+std::string PrehashedRecord::AppendLine(uint64_t seq, std::string_view prev_hash,
+                                        std::string& out) && {
+  absl::StrAppend(&out, core::ToAbsl(body_), empty_object_ ? "" : ",");
+  const size_t suffix = out.size();
+  absl::StrAppend(&out, "\"seq\":", seq, ",\"prev_hash\":\"", core::ToAbsl(prev_hash), "\"}");
+  prefix_hash_.Update(std::string_view(out).substr(suffix));
+  out.push_back('\n');
+  return crypto::HexEncode(prefix_hash_.Final());
+}
+
 std::string CheckpointMessage(uint64_t seq, std::string_view hash, std::string_view time) {
   return absl::StrCat("ward-audit-checkpoint-v1\n", seq, "\n", core::ToAbsl(hash), "\n",
                       core::ToAbsl(time));

@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "crypto/hmac.h"
 
 namespace ward::audit {
 
@@ -45,6 +46,32 @@ std::string LineHash(std::string_view line);
 // Returns `record_json` (a serialized JSON object, "{...}") with ,"seq":seq,"prev_hash":...
 // appended inside its closing brace. REQUIRES: record_json is a non-empty JSON object.
 std::string ChainLine(std::string_view record_json, uint64_t seq, std::string_view prev_hash);
+
+// A record on its way into the chain, hashed as far as it can be before the chain head is
+// known. A record's line is its bytes up to the closing brace, then
+// ,"seq":N,"prev_hash":"H"} (ChainLine): only that suffix (about 100 bytes) depends on the
+// head. The constructor hashes the rest, so that AppendLine, which a device runs under its
+// write lock, hashes only the suffix.
+//
+// Borrows `record_json`, which must outlive the object. Not thread-safe; movable.
+class PrehashedRecord {
+ public:
+  // REQUIRES: record_json is a non-empty JSON object ("{...}").
+  explicit PrehashedRecord(std::string_view record_json);
+
+  // Appends ChainLine(record_json, seq, prev_hash) and a newline to `out`, and returns the
+  // LineHash of that line. Spends the object: call once, on an rvalue.
+  std::string AppendLine(uint64_t seq, std::string_view prev_hash, std::string& out) &&;
+
+  // At least the number of bytes AppendLine appends (with a prev_hash of 64 hex digits, as
+  // every chain hash is).
+  size_t LineSizeBound() const;
+
+ private:
+  std::string_view body_;             // the record without its closing brace
+  bool empty_object_;                 // "{}": no comma before "seq"
+  crypto::Sha256Stream prefix_hash_;  // has absorbed body_ and the comma
+};
 
 // The bytes a checkpoint signature covers.
 std::string CheckpointMessage(uint64_t seq, std::string_view hash, std::string_view time);

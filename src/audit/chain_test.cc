@@ -1,6 +1,8 @@
 #include "audit/chain.h"
 
 #include <boost/json.hpp>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "audit/file_device.h"
@@ -256,6 +258,31 @@ TEST_F(VerifyTest, RotatedFileStartsWhereThePreviousEnded) {
   VerifyReport bad = Verify(Join({forged}));
   ASSERT_TRUE(bad.problem.has_value());
   EXPECT_EQ(bad.problem->kind, ProblemKind::kBadSignature);
+}
+
+TEST(PrehashedRecordTest, AppendsTheChainLineAndReturnsItsHash) {
+  std::vector<std::string> records = {"{}", R"({"type":"request"})"};
+  // Record lengths on both sides of SHA-256's 64-byte blocks and its 55/56-byte padding
+  // boundary, up to realistic audit records (about 1.3 KB).
+  for (size_t pad = 0; pad < 140; ++pad) {
+    records.push_back(absl::StrCat(R"({"type":"request","pad":")", std::string(pad, 'x'), "\"}"));
+  }
+  records.push_back(absl::StrCat(R"({"type":"response","pad":")", std::string(1400, 'y'), "\"}"));
+  const std::string other_hash = LineHash("some earlier line");
+  for (const std::string& record : records) {
+    for (uint64_t seq : {uint64_t{1}, uint64_t{9}, uint64_t{10}, uint64_t{1} << 63, ~uint64_t{0}}) {
+      for (const std::string& prev : {std::string(kGenesisHash), other_hash}) {
+        const std::string line = ChainLine(record, seq, prev);
+        PrehashedRecord prepared(record);
+        const size_t bound = prepared.LineSizeBound();
+        std::string out = "earlier lines\n";
+        const std::string hash = std::move(prepared).AppendLine(seq, prev, out);
+        EXPECT_EQ(out, "earlier lines\n" + line + "\n") << record << " seq " << seq;
+        EXPECT_EQ(hash, LineHash(line)) << record << " seq " << seq;
+        EXPECT_GE(bound, line.size() + 1) << record << " seq " << seq;
+      }
+    }
+  }
 }
 
 TEST(VerifyFileTest, MissingFileIsNotFound) {

@@ -5,6 +5,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -206,27 +207,28 @@ absl::Status FileDevice::Refusal() const {
   return broken_;
 }
 
+absl::Status FileDevice::CheckRefusal() const {
+  if (!refusing_.load(std::memory_order_acquire)) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  return Refusal();
+}
+
 std::optional<absl::Status> FileDevice::TryAppendDirect(const std::vector<std::string>& records) {
   if (!direct_.load(std::memory_order_acquire)) return std::nullopt;
-  {
-    // Refused at once, not after waiting for the write lock (which closing holds for its sync).
-    absl::MutexLock lock(&mu_);
-    if (absl::Status refused = Refusal(); !refused.ok()) return refused;
-  }
+  // Refused at once, not after waiting for the write lock (which closing holds for its sync).
+  if (absl::Status refused = CheckRefusal(); !refused.ok()) return refused;
+  // Most of the hashing, and the buffer, before the lock; declared before it, so freed after.
+  Batch batch = PrepareBatch(std::vector<std::string_view>(records.begin(), records.end()));
   absl::MutexLock write_lock(&write_mu_);
-  {
-    absl::MutexLock lock(&mu_);
-    if (absl::Status refused = Refusal(); !refused.ok()) return refused;
-    // Records still queued or being written by the writer (appended before a Reopen made the
-    // device direct) go first.
-    if (!queue_.empty() || batch_in_flight_ || !direct_.load(std::memory_order_acquire)) {
-      return std::nullopt;
-    }
+  // Close sets refusing_ before the writer takes write_mu_ for the closing checkpoint: an
+  // append that gets the lock after that sees it here.
+  if (absl::Status refused = CheckRefusal(); !refused.ok()) return refused;
+  // Records still queued or being written by the writer (appended before a Reopen made the
+  // device direct) go first.
+  if (unwritten_.load(std::memory_order_acquire) > 0 || !direct_.load(std::memory_order_acquire)) {
+    return std::nullopt;
   }
-  std::vector<const std::string*> lines;
-  lines.reserve(records.size());
-  for (const std::string& r : records) lines.push_back(&r);
-  return WriteRecords(lines);
+  return WriteRecords(batch);
 }
 
 absl::Status FileDevice::Append(std::string record_json) {
@@ -248,7 +250,7 @@ absl::Status FileDevice::Append(std::string record_json) {
   }
   if (absl::Status refused = Refusal(); !refused.ok()) return refused;
   queue_.push_back(Pending{std::move(record_json), slot, nullptr});
-  stats_.queued = queue_.size();
+  unwritten_.fetch_add(1, std::memory_order_relaxed);
   if (!mu_.AwaitWithTimeout(absl::Condition(&slot->done), options_.timeout)) {
     return absl::DeadlineExceededError(absl::StrCat("audit: device ", path_,
                                                     " did not write a record within ",
@@ -286,7 +288,7 @@ void FileDevice::AppendAsync(std::vector<std::string> records, Done done) {
         queue_.push_back(Pending{std::move(records[i]), nullptr,
                                  i + 1 == records.size() ? std::move(done) : Done()});
       }
-      stats_.queued = queue_.size();
+      unwritten_.fetch_add(records.size(), std::memory_order_relaxed);
       return;
     }
   }
@@ -330,9 +332,8 @@ absl::Status FileDevice::SwitchFile() {
                       std::string(s.message()));
         // Go on: the old file ends with an open tail, the new one still links to its last line.
       } else {
-        absl::MutexLock lock(&mu_);
-        ++stats_.checkpoints;
-        ++stats_.batches;
+        checkpoints_written_.fetch_add(1, std::memory_order_relaxed);
+        batches_written_.fetch_add(1, std::memory_order_relaxed);
       }
     }
     WARD_ASSIGN_OR_RETURN(OpenedFile f, OpenForAppend(path_));
@@ -388,7 +389,7 @@ absl::Status FileDevice::SwitchFile() {
   // A failed sync of either file breaks the device, as after any write (RecordSync).
   if (old_regular) RecordSync(old_synced);
   if (rotation_line && new_regular) RecordSync(new_synced);
-  ++stats_.reopens;
+  ++reopens_;
   return new_synced;
 }
 
@@ -402,6 +403,7 @@ absl::Status FileDevice::Close() {
       return close_status_;
     }
     closing_ = true;
+    refusing_.store(true, std::memory_order_release);
   }
   writer_.join();
   {
@@ -419,8 +421,16 @@ absl::Status FileDevice::Close() {
 }
 
 FileDevice::Stats FileDevice::GetStats() const {
+  Stats stats;
+  stats.records = records_written_.load(std::memory_order_relaxed);
+  stats.checkpoints = checkpoints_written_.load(std::memory_order_relaxed);
+  stats.batches = batches_written_.load(std::memory_order_relaxed);
+  stats.failures = failed_batches_.load(std::memory_order_relaxed);
   absl::MutexLock lock(&mu_);
-  return stats_;
+  stats.syncs = syncs_;
+  stats.reopens = reopens_;
+  stats.queued = queue_.size();
+  return stats;
 }
 
 absl::Status FileDevice::AddCheckpoint(std::string& buf) {
@@ -436,44 +446,63 @@ absl::Status FileDevice::AddCheckpoint(std::string& buf) {
   return absl::OkStatus();
 }
 
-absl::Status FileDevice::WriteRecords(const std::vector<const std::string*>& records) {
+namespace {
+// At least the length of a checkpoint line and its newline (CheckpointLine: a seq, a hash, an
+// RFC 3339 time and an Ed25519 signature in hex come to about 290 bytes). Only sizes buffers.
+constexpr size_t kCheckpointLineBound = 400;
+}  // namespace
+
+FileDevice::Batch FileDevice::PrepareBatch(const std::vector<std::string_view>& records) const {
+  Batch batch;
+  batch.records.reserve(records.size());
+  size_t size =
+      (records.size() / std::max<size_t>(options_.checkpoint_every, 1) + 1) * kCheckpointLineBound;
+  for (std::string_view record : records) {
+    batch.records.emplace_back(record);
+    size += batch.records.back().LineSizeBound();
+  }
+  batch.buf.reserve(size);
+  return batch;
+}
+
+absl::Status FileDevice::WriteRecords(Batch& batch) {
   ChainHead saved = head_;
   const size_t saved_since = since_checkpoint_;
   size_t checkpoints = 0;
   absl::Status result;
-  std::string buf;
-  for (const std::string* record : records) {
-    std::string line = ChainLine(*record, head_.seq + 1, head_.hash);
+  for (PrehashedRecord& record : batch.records) {
+    std::string hash = std::move(record).AppendLine(head_.seq + 1, head_.hash, batch.buf);
     head_.seq += 1;
-    head_.hash = LineHash(line);
+    head_.hash = std::move(hash);
     head_.last_is_checkpoint = false;
-    absl::StrAppend(&buf, line, "\n");
     if (++since_checkpoint_ >= options_.checkpoint_every) {
-      result = AddCheckpoint(buf);
+      result = AddCheckpoint(batch.buf);
       if (!result.ok()) break;
       ++checkpoints;
     }
   }
-  if (result.ok()) result = WriteBatch(buf);
+  if (result.ok()) result = WriteBatch(batch.buf);
   if (!result.ok()) {
     head_ = std::move(saved);
     since_checkpoint_ = saved_since;
-    spdlog::error("event=audit_write_failed path={} records={} error={}", path_, records.size(),
-                  std::string(result.message()));
-  }
-  absl::MutexLock lock(&mu_);
-  if (!result.ok()) {
-    ++stats_.failures;
+    spdlog::error("event=audit_write_failed path={} records={} error={}", path_,
+                  batch.records.size(), std::string(result.message()));
+    failed_batches_.fetch_add(1, std::memory_order_relaxed);
     return result;
   }
-  stats_.records += records.size();
-  stats_.checkpoints += checkpoints;
-  ++stats_.batches;
+  records_written_.fetch_add(batch.records.size(), std::memory_order_relaxed);
+  if (checkpoints > 0) checkpoints_written_.fetch_add(checkpoints, std::memory_order_relaxed);
+  batches_written_.fetch_add(1, std::memory_order_relaxed);
   if (regular_ && options_.sync_interval > absl::ZeroDuration()) {
     // The sync thread syncs these within the interval, and at once after a checkpoint. (With
-    // no interval there is no sync thread: the writer syncs after each batch.)
-    unsynced_ = true;
-    if (checkpoints > 0) sync_wanted_ = true;
+    // no interval there is no sync thread: the writer syncs after each batch.) An exchange,
+    // not a load: if unsynced_ was still set, the sync that clears it begins after this write
+    // and covers it.
+    const bool was_unsynced = unsynced_.exchange(true, std::memory_order_acq_rel);
+    if (!was_unsynced || checkpoints > 0) {
+      absl::MutexLock lock(&mu_);  // wakes the sync thread (see unsynced_)
+      if (checkpoints > 0) sync_wanted_ = true;
+    }
   }
   return result;
 }
@@ -500,7 +529,7 @@ absl::Status FileDevice::WriteBatch(const std::string& buf) {
 absl::Status FileDevice::Sync() {
   {
     absl::MutexLock lock(&mu_);
-    unsynced_ = false;
+    unsynced_.store(false, std::memory_order_release);
     last_sync_ = std::chrono::steady_clock::now();
   }
   if (!regular_) return absl::OkStatus();  // devices, pipes: nothing to sync
@@ -520,13 +549,14 @@ void FileDevice::SyncWritten() {
 }
 
 void FileDevice::RecordSync(const absl::Status& synced) {
-  ++stats_.syncs;
+  ++syncs_;
   if (!synced.ok()) {
     // After a failed fdatasync the kernel may have dropped the dirty pages: nothing written
     // since the last good sync can be trusted, so stop accepting records.
     spdlog::error("event=audit_sync_failed path={} error={}", path_,
                   std::string(synced.message()));
     broken_ = synced;
+    refusing_.store(true, std::memory_order_release);
   }
 }
 
@@ -537,7 +567,7 @@ void FileDevice::RetargetSyncs(int fd) {
   sync_fd_ = fd;
   // Records may have gone into the new file since the switch (the old one is synced by the
   // writer itself).
-  unsynced_ = true;
+  unsynced_.store(true, std::memory_order_release);
 }
 
 void FileDevice::SyncerLoop() {
@@ -545,11 +575,11 @@ void FileDevice::SyncerLoop() {
   absl::MutexLock lock(&mu_);
   auto wanted = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return sync_wanted_ || syncer_stop_; };
   auto work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return sync_wanted_ || syncer_stop_ || unsynced_;
+    return sync_wanted_ || syncer_stop_ || unsynced_.load(std::memory_order_acquire);
   };
   for (;;) {
     if (!sync_wanted_ && !syncer_stop_) {
-      if (!unsynced_) {
+      if (!unsynced_.load(std::memory_order_acquire)) {
         mu_.Await(absl::Condition(&work));
         continue;
       }
@@ -563,9 +593,9 @@ void FileDevice::SyncerLoop() {
       sync_wanted_ = true;
     }
     // Stopping: a last sync if records were written since the last one began.
-    if (!sync_wanted_ && !unsynced_) return;
+    if (!sync_wanted_ && !unsynced_.load(std::memory_order_acquire)) return;
     sync_wanted_ = false;
-    unsynced_ = false;
+    unsynced_.store(false, std::memory_order_release);
     last_sync_ = std::chrono::steady_clock::now();
     sync_running_ = true;
     const int fd = sync_fd_;
@@ -599,21 +629,21 @@ void FileDevice::WriterLoop() {
       batch.reserve(queue_.size());
       for (Pending& p : queue_) batch.push_back(std::move(p));
       queue_.clear();
-      stats_.queued = 0;
-      batch_in_flight_ = !batch.empty();
     }
     if (!batch.empty()) {
-      std::vector<const std::string*> records;
+      std::vector<std::string_view> records;
       records.reserve(batch.size());
-      for (const Pending& p : batch) records.push_back(&p.record);
+      for (const Pending& p : batch) records.push_back(p.record);
+      Batch prepared = PrepareBatch(records);
       absl::Status result;
       {
         absl::MutexLock write_lock(&write_mu_);
-        result = WriteRecords(records);
+        result = WriteRecords(prepared);
+        // Answered or not, these are no longer ahead of a direct append.
+        unwritten_.fetch_sub(batch.size(), std::memory_order_release);
       }
       {
         absl::MutexLock lock(&mu_);
-        batch_in_flight_ = false;
         for (Pending& p : batch) {
           if (p.slot == nullptr) continue;
           p.slot->status = result;
@@ -657,9 +687,9 @@ void FileDevice::WriterLoop() {
     if (status.ok()) status = Sync();
     absl::MutexLock lock(&mu_);
     if (status.ok()) {
-      ++stats_.checkpoints;
-      ++stats_.batches;
-      if (regular_) ++stats_.syncs;
+      checkpoints_written_.fetch_add(1, std::memory_order_relaxed);
+      batches_written_.fetch_add(1, std::memory_order_relaxed);
+      if (regular_) ++syncs_;
     }
   }
   absl::MutexLock lock(&mu_);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -59,7 +60,10 @@ struct FileDeviceOptions {
 //    thread that appends chains and writes its records itself, under the device's write lock,
 //    and the append is answered on that thread. A write(2) to a local file returns once the
 //    bytes are in the page cache; handing each record to another thread and back cost more
-//    than the write (docs/benchmarks.md).
+//    than the write (docs/benchmarks.md). The lock is held only for what depends on the chain
+//    head: each record's line is hashed up to its seq before the lock is taken
+//    (PrehashedRecord); under it the rest is hashed, the lines are copied into one buffer and
+//    written. A direct append takes no other lock unless the device refuses it.
 //  - queued, for anything else (pipes, character devices, and network or FUSE file systems,
 //    whose writes can hang), and when options.sync_interval is zero: a single writer thread
 //    takes everything queued as one batch, writes it with one write(), and answers each
@@ -155,6 +159,13 @@ class FileDevice {
     std::shared_ptr<Slot> slot;  // a waiting Append, or
     Done done;                   // an AppendAsync's callback
   };
+  // Records hashed as far as they can be before the chain head is known, and a buffer with
+  // room for their lines: the part of writing them that needs no lock (PrepareBatch). Borrows
+  // the records' bytes.
+  struct Batch {
+    std::vector<PrehashedRecord> records;
+    std::string buf;
+  };
 
   FileDevice(std::string path, int fd, bool regular, ChainHead head, Hasher hasher,
              CheckpointSigner signer, core::Clock& clock, FileDeviceOptions options);
@@ -166,10 +177,15 @@ class FileDevice {
   void WriterLoop();
   // The refusal of a record appended now (closing, or broken), or OK. REQUIRES: mu_ held.
   absl::Status Refusal() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Chains `records` (with the checkpoints that fall due), writes them with one write(), and
-  // counts them (and tells the sync thread). On failure the chain stays as it was.
-  absl::Status WriteRecords(const std::vector<const std::string*>& records)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Refusal(), taking mu_ only if refusing_ says there may be one.
+  absl::Status CheckRefusal() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Hashes `records` as far as possible and sizes a buffer for their lines (no lock needed).
+  // The batch borrows the records' bytes.
+  Batch PrepareBatch(const std::vector<std::string_view>& records) const;
+  // Chains the batch's records (with the checkpoints that fall due) into batch.buf, writes it
+  // with one write(), and counts them (and tells the sync thread). Spends the batch's records.
+  // On failure the chain stays as it was.
+  absl::Status WriteRecords(Batch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Appends a signed checkpoint line to `buf`, advancing head_.
   absl::Status AddCheckpoint(std::string& buf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Writes `buf` at the end of the file; on failure cuts the file back to offset_.
@@ -184,7 +200,8 @@ class FileDevice {
   // file now open), so that the file it synced may be closed. Takes mu_.
   void RetargetSyncs(int fd);
   // Writes `records` on the calling thread if the device is in direct mode and nothing is
-  // queued from before a mode switch; nullopt = queue them instead. Takes write_mu_, mu_.
+  // queued from before a mode switch; nullopt = queue them instead. Takes write_mu_ (and mu_
+  // only when the device refuses records).
   std::optional<absl::Status> TryAppendDirect(const std::vector<std::string>& records);
   // The sync thread (only when options.sync_interval > 0): syncs when asked (a checkpoint was
   // written) and when written records have waited sync_interval.
@@ -209,8 +226,22 @@ class FileDevice {
   ChainHead head_ ABSL_GUARDED_BY(write_mu_);
   size_t since_checkpoint_ ABSL_GUARDED_BY(write_mu_) = 0;
   uint64_t offset_ ABSL_GUARDED_BY(write_mu_) = 0;  // file size after the last good write
-  // Direct mode (records written by the appending thread) for the open file.
+  // Direct mode (records written by the appending thread) for the open file. Stored under
+  // write_mu_; read without it to choose a path, and under it to confirm the choice.
   std::atomic<bool> direct_{false};
+  // Records queued, or taken by the writer and not yet written: incremented under mu_ when
+  // they are queued, decremented by the writer under write_mu_ once it has written (or failed)
+  // them. A direct append that sees it non-zero under write_mu_ queues its records behind them,
+  // so that a thread's records queued before a switch to direct mode go first.
+  std::atomic<size_t> unwritten_{0};
+  // closing_ || !broken_.ok(), stored with them under mu_ (both only ever become true), so
+  // that a direct append checks for a refusal without taking mu_.
+  std::atomic<bool> refusing_{false};
+  // Write counters, kept outside mu_ so that a direct append takes no lock but write_mu_.
+  std::atomic<uint64_t> records_written_{0};
+  std::atomic<uint64_t> checkpoints_written_{0};
+  std::atomic<uint64_t> batches_written_{0};
+  std::atomic<uint64_t> failed_batches_{0};
 
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
@@ -220,15 +251,18 @@ class FileDevice {
   absl::Status close_status_ ABSL_GUARDED_BY(mu_);
   // A Reopen waiting for the writer; every concurrent Reopen shares it.
   std::shared_ptr<Slot> reopen_ ABSL_GUARDED_BY(mu_);
-  Stats stats_ ABSL_GUARDED_BY(mu_);
+  uint64_t syncs_ ABSL_GUARDED_BY(mu_) = 0;    // Stats::syncs
+  uint64_t reopens_ ABSL_GUARDED_BY(mu_) = 0;  // Stats::reopens
   // The sync thread's work: sync `sync_fd_` when `sync_wanted_`; `sync_running_` while it
   // does; `unsynced_` = records written since the last sync began, at `last_sync_`.
   bool sync_wanted_ ABSL_GUARDED_BY(mu_) = false;
   bool sync_running_ ABSL_GUARDED_BY(mu_) = false;
   bool syncer_stop_ ABSL_GUARDED_BY(mu_) = false;
-  bool unsynced_ ABSL_GUARDED_BY(mu_) = false;
-  // The writer has taken a batch off the queue and not yet written it.
-  bool batch_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // Cleared under mu_ (when a sync begins). A write sets it without mu_ and, only if it was
+  // clear, then takes mu_ once: the sync thread waits for it in conditions on mu_, which are
+  // evaluated when mu_ is released. So a busy device takes mu_ about once per sync, not per
+  // write.
+  std::atomic<bool> unsynced_{false};
   int sync_fd_ ABSL_GUARDED_BY(mu_) = -1;
   std::chrono::steady_clock::time_point last_sync_ ABSL_GUARDED_BY(mu_) =
       std::chrono::steady_clock::now();

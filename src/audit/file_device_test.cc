@@ -4,7 +4,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/json.hpp>
+#include <map>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +17,7 @@
 #include "audit/chain.h"
 #include "audit/test_util.h"
 #include "core/testing/fake_clock.h"
+#include "core/time_format.h"
 #include "core/testing/temp_dir.h"
 #include "gtest/gtest.h"
 
@@ -463,6 +468,11 @@ class Outcomes {
     mu_.Await(absl::Condition(this, &Outcomes::Enough));
     return statuses_;
   }
+  // The outcomes that arrived so far.
+  size_t Count() {
+    absl::MutexLock lock(&mu_);
+    return statuses_.size();
+  }
 
  private:
   bool Enough() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return statuses_.size() >= wanted_; }
@@ -654,6 +664,205 @@ TEST_F(FileDeviceTest, AnIdleDeviceSyncsWithinTheInterval) {
   }
   EXPECT_GE((*dev)->GetStats().syncs, 1u);
   ASSERT_TRUE((*dev)->Close().ok());
+}
+
+// Records of many lengths (the chain hashes them in pieces around SHA-256's 64-byte blocks)
+// from `threads` threads, as request/response pairs and single records, with a checkpoint
+// every 3 records so that checkpoints fall inside batches. Checks that the file verifies, that
+// every record's bytes are in it unchanged, and that each thread's records are in the order it
+// appended them.
+void AppendFromThreadsAndCheck(FileDevice& d, const std::string& path) {
+  constexpr int kThreads = 4, kPerThread = 150;
+  auto record = [](int t, int i) {
+    return absl::StrCat(R"({"type":"request","t":)", t, R"(,"i":)", i, R"(,"pad":")",
+                        std::string(static_cast<size_t>((t * 131 + i * 17) % 1500), 'x'), "\"}");
+  };
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto done = [&](absl::Status s) {
+        if (!s.ok()) failures.fetch_add(1);
+      };
+      for (int i = 0; i < kPerThread; i += 3) {
+        d.AppendAsync(std::vector<std::string>{record(t, i), record(t, i + 1)}, done);
+        if (!d.Append(record(t, i + 2)).ok()) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_TRUE(d.Close().ok());
+
+  VerifyOptions o;
+  o.public_key_hex = testing::TestSigner().public_key_hex();
+  auto r = VerifyFile(path, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->problem.has_value()) << r->problem->message;
+  EXPECT_EQ(r->records, uint64_t{kThreads * kPerThread});
+  FileDevice::Stats s = d.GetStats();
+  EXPECT_EQ(s.records, uint64_t{kThreads * kPerThread});
+  EXPECT_EQ(s.checkpoints, r->checkpoints);
+  EXPECT_GE(s.checkpoints, uint64_t{kThreads * kPerThread / 3});
+
+  std::map<int, int> next;  // thread -> the i its next record must have
+  for (const std::string& line : testing::Lines(testing::ReadAll(path))) {
+    if (line.find(R"("type":"checkpoint")") != std::string::npos) continue;
+    const size_t suffix = line.rfind(R"(,"seq":)");
+    ASSERT_NE(suffix, std::string::npos) << line;
+    const std::string original = line.substr(0, suffix) + "}";
+    const boost::json::object rec = boost::json::parse(original).as_object();
+    const int t = static_cast<int>(rec.at("t").as_int64());
+    const int i = static_cast<int>(rec.at("i").as_int64());
+    EXPECT_EQ(original, record(t, i));
+    EXPECT_EQ(i, next[t]) << "thread " << t << " out of order";
+    next[t] = i + 1;
+  }
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(next[t], kPerThread) << "thread " << t;
+}
+
+TEST_F(FileDeviceTest, DirectRecordsOfManyLengthsFromManyThreadsVerifyWithFrequentCheckpoints) {
+  FileDeviceOptions options;
+  options.checkpoint_every = 3;
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  ASSERT_TRUE((*dev)->writes_directly());
+  AppendFromThreadsAndCheck(**dev, file());
+}
+
+TEST_F(FileDeviceTest, QueuedRecordsOfManyLengthsFromManyThreadsVerifyWithFrequentCheckpoints) {
+  FileDeviceOptions options;
+  options.checkpoint_every = 3;
+  options.queued_only = true;
+  auto dev = Open(options);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  ASSERT_FALSE((*dev)->writes_directly());
+  AppendFromThreadsAndCheck(**dev, file());
+}
+
+TEST_F(FileDeviceTest, DirectAndQueuedFilesAreByteForByteTheDocumentedFormat) {
+  // The lines a device writes, rebuilt from the format's own functions (chain.h).
+  const std::vector<std::string> records = {"{}", R"({"type":"request","n":1})",
+                                            absl::StrCat(R"({"type":"response","pad":")",
+                                                         std::string(1400, 'p'), "\"}"),
+                                            R"({"type":"request","n":3})",
+                                            R"({"type":"request","n":4})"};
+  const std::string time = core::FormatRfc3339Nanos(clock_.Now());
+  const CheckpointSigner signer = testing::TestSigner();
+  std::string want;
+  ChainHead head;
+  auto add = [&](const std::string& line) {
+    want += line + "\n";
+    head.seq += 1;
+    head.hash = LineHash(line);
+  };
+  auto checkpoint = [&] {
+    auto sig = signer.Sign(CheckpointMessage(head.seq + 1, head.hash, time));
+    ASSERT_TRUE(sig.ok());
+    add(CheckpointLine(head.seq + 1, head.hash, time, *sig));
+  };
+  for (size_t i = 0; i < records.size(); ++i) {
+    add(ChainLine(records[i], head.seq + 1, head.hash));
+    if (i % 2 == 1) checkpoint();  // every 2 records, inside the pair below
+  }
+  checkpoint();  // on close
+
+  for (bool queued : {false, true}) {
+    FileDeviceOptions options;
+    options.checkpoint_every = 2;
+    options.queued_only = queued;
+    const std::string path = dir_.Join(queued ? "queued.log" : "direct.log");
+    auto dev = Open(options, path);
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    EXPECT_EQ((*dev)->writes_directly(), !queued);
+    ASSERT_TRUE((*dev)->Append(records[0]).ok());
+    Outcomes outcomes;
+    (*dev)->AppendAsync(std::vector<std::string>{records[1], records[2]}, outcomes.Next());
+    EXPECT_TRUE(outcomes.Await(1)[0].ok());
+    (*dev)->AppendAsync(std::vector<std::string>{records[3], records[4]}, outcomes.Next());
+    EXPECT_TRUE(outcomes.Await(2)[1].ok());
+    ASSERT_TRUE((*dev)->Close().ok());
+    EXPECT_EQ(testing::ReadAll(path), want) << (queued ? "queued" : "direct");
+  }
+}
+
+// A clock that, once armed, holds the first thread that reads it until released.
+class GateClock final : public core::Clock {
+ public:
+  absl::Time Now() const override {
+    if (armed_.exchange(false)) {
+      entered_.Notify();
+      release_.WaitForNotification();
+    }
+    return absl::FromUnixSeconds(1700000000);
+  }
+  void Arm() { armed_.store(true); }
+  void AwaitEntered() { entered_.WaitForNotification(); }
+  void Release() { release_.Notify(); }
+
+ private:
+  mutable std::atomic<bool> armed_{false};
+  mutable absl::Notification entered_;
+  mutable absl::Notification release_;
+};
+
+TEST_F(FileDeviceTest, RecordsQueuedBeforeASwitchToDirectModeGoFirst) {
+  // A pipe (queued mode) that a Reopen replaces with a regular file (direct mode).
+  ASSERT_EQ(::mkfifo(file().c_str(), 0600), 0);
+  GateClock clock;
+  absl::Notification release_sync;
+  std::atomic<int> syncs{0};
+  FileDeviceOptions options;
+  options.sync_interval = absl::Hours(1);  // the sync thread syncs only when asked
+  options.before_sync = [&] {
+    if (syncs.fetch_add(1) == 0) release_sync.WaitForNotification();
+  };
+  auto dev = FileDevice::Open(file(), testing::TestHasher(), testing::TestSigner(), clock, options);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  FileDevice& d = **dev;
+  ASSERT_FALSE(d.writes_directly());
+  ASSERT_TRUE(d.Append(R"({"type":"request","n":0})").ok());
+  ASSERT_EQ(::unlink(file().c_str()), 0);
+
+  // The writer switches files: hold it in the old file's closing checkpoint (it reads the
+  // clock), before the device turns direct. A record appended then is queued.
+  clock.Arm();
+  absl::Status reopened = absl::UnknownError("not answered");
+  std::thread reopen([&] { reopened = d.Reopen(); });
+  clock.AwaitEntered();
+  Outcomes outcomes;
+  d.AppendAsync(R"({"type":"request","n":1})", outcomes.Next());
+  clock.Release();
+  // Now the writer has made the device direct and is held in the new file's first sync (after
+  // its rotation line), with record 1 still queued: record 2, from the same thread, must queue
+  // behind it rather than be written directly ahead of it.
+  while (syncs.load() == 0) std::this_thread::yield();
+  ASSERT_TRUE(d.writes_directly());
+  d.AppendAsync(R"({"type":"request","n":2})", outcomes.Next());
+  EXPECT_EQ(outcomes.Count(), 0u);  // not written on this thread
+  EXPECT_EQ(d.GetStats().queued, 2u);
+  release_sync.Notify();
+  reopen.join();
+  ASSERT_TRUE(reopened.ok()) << reopened;
+  for (const absl::Status& s : outcomes.Await(2)) EXPECT_TRUE(s.ok()) << s;
+  // The queue has drained: direct again, answered on this thread.
+  d.AppendAsync(R"({"type":"request","n":3})", outcomes.Next());
+  EXPECT_EQ(outcomes.Count(), 3u);
+  EXPECT_TRUE(outcomes.Await(3)[2].ok());
+  ASSERT_TRUE(d.Close().ok());
+
+  std::vector<std::string> lines = testing::Lines(testing::ReadAll(file()));
+  ASSERT_EQ(lines.size(), 5u);  // rotation line, records 1, 2, 3, closing checkpoint
+  EXPECT_NE(lines[0].find(R"("type":"rotation")"), std::string::npos) << lines[0];
+  for (int n = 1; n <= 3; ++n) {
+    EXPECT_NE(lines[n].find(absl::StrCat("\"n\":", n, ",")), std::string::npos) << lines[n];
+  }
+  VerifyOptions o;
+  o.public_key_hex = testing::TestSigner().public_key_hex();
+  auto r = VerifyFile(file(), o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->problem.has_value()) << r->problem->message;
+  EXPECT_TRUE(r->starts_with_rotation);
 }
 
 }  // namespace

@@ -6,10 +6,11 @@
 #include <openssl/params.h>
 #include <openssl/sha.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "crypto/openssl_handles.h"
 
 namespace ward::crypto {
 
@@ -91,16 +92,68 @@ absl::StatusOr<std::string> HmacSha256Key::Mac(std::string_view data) const {
   return mac;
 }
 
-std::string Sha256(std::string_view data) {
-  // The one-shot SHA256() fetches the algorithm on every call (OpenSSL 3): fetch it once. The
-  // audit chain hashes every line it writes.
+namespace {
+
+// SHA-256, fetched once for the process. The one-shot SHA256() fetches the algorithm on every
+// call (OpenSSL 3), and the audit chain hashes every line it writes.
+const EVP_MD* Sha256Md() {
   static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+// OpenSSL could not allocate memory for a digest context.
+[[noreturn]] void Sha256Failed(const char* what) {
+  std::fprintf(stderr, "fatal: SHA-256 %s failed: %s\n", what, LastOpenSslError().c_str());
+  std::abort();
+}
+
+}  // namespace
+
+std::string Sha256(std::string_view data) {
+  const EVP_MD* const md = Sha256Md();
   unsigned char out[SHA256_DIGEST_LENGTH];
   unsigned int len = 0;
   if (md == nullptr || EVP_Digest(data.data(), data.size(), out, &len, md, nullptr) != 1 ||
       len != sizeof(out)) {
     // Out of memory inside OpenSSL: fall back to the one-shot call, which fails only likewise.
     SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
+  }
+  return std::string(reinterpret_cast<char*>(out), sizeof(out));
+}
+
+Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
+  const EVP_MD* const md = Sha256Md();
+  if (md == nullptr || ctx_ == nullptr || EVP_DigestInit_ex(ctx_.get(), md, nullptr) != 1) {
+    Sha256Failed("init");
+  }
+}
+
+Sha256Stream::Sha256Stream(const Sha256Stream& other) : ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr || EVP_MD_CTX_copy_ex(ctx_.get(), other.ctx_.get()) != 1) {
+    Sha256Failed("copy");
+  }
+}
+
+Sha256Stream& Sha256Stream::operator=(const Sha256Stream& other) {
+  if (this != &other) {
+    if (ctx_ == nullptr) ctx_.reset(EVP_MD_CTX_new());
+    // Reuses this stream's context object (the digest state itself is duplicated).
+    if (ctx_ == nullptr || EVP_MD_CTX_copy_ex(ctx_.get(), other.ctx_.get()) != 1) {
+      Sha256Failed("copy");
+    }
+  }
+  return *this;
+}
+
+void Sha256Stream::Update(std::string_view data) {
+  if (EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) != 1) Sha256Failed("update");
+}
+
+std::string Sha256Stream::Final() {
+  unsigned char out[SHA256_DIGEST_LENGTH];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx_.get(), out, &len) != 1 || len != sizeof(out)) {
+    Sha256Failed("final");
   }
   return std::string(reinterpret_cast<char*>(out), sizeof(out));
 }

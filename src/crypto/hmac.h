@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/secure_bytes.h"
+#include "crypto/openssl_handles.h"
 
 namespace ward::crypto {
 
@@ -36,6 +37,34 @@ class HmacSha256Key {
 
 // SHA-256 of `data`; returns the 32-byte digest.
 std::string Sha256(std::string_view data);
+
+// SHA-256 of data that arrives in pieces: Sha256Stream s; s.Update(a); s.Update(b); s.Final()
+// is Sha256(a + b). A copy carries on independently from the state it copied, so a common
+// prefix can be hashed once and finished in several ways. Uses the algorithm Sha256 fetched
+// once (no per-object fetch). OpenSSL fails here only when it cannot allocate memory, which
+// aborts the process, as running out of memory anywhere else does.
+//
+// Not thread-safe (one object, one thread at a time); movable and copyable (a moved-from
+// stream may only be assigned to or destroyed).
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  Sha256Stream(const Sha256Stream& other);
+  Sha256Stream& operator=(const Sha256Stream& other);
+  Sha256Stream(Sha256Stream&&) noexcept = default;
+  Sha256Stream& operator=(Sha256Stream&&) noexcept = default;
+  ~Sha256Stream() = default;
+
+  // Absorbs `data`. REQUIRES: Final has not been called.
+  void Update(std::string_view data);
+
+  // Returns the 32-byte digest of everything absorbed. Call once: the stream is spent after it
+  // (copy it first to go on from the same state).
+  std::string Final();
+
+ private:
+  EvpMdCtxPtr ctx_;  // null only in a moved-from stream
+};
 
 // Lower-case hex encoding.
 std::string HexEncode(std::string_view bytes);
