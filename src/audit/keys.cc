@@ -14,10 +14,13 @@ namespace ward::audit {
 struct Hasher::Memo {
   struct Entry {
     std::string text;
-    std::shared_ptr<const void> keep_alive;
+    // The identity's owner, if any. Weak: remembering must not keep a version's ciphertext
+    // alive; it keeps the control block alive, so no other object can share it meanwhile.
+    std::weak_ptr<const void> owner;
   };
   mutable absl::Mutex mu;
   absl::flat_hash_map<std::string, Entry> entries ABSL_GUARDED_BY(mu);
+  size_t bytes ABSL_GUARDED_BY(mu) = 0;  // keys and texts
 };
 
 Hasher::Hasher(const core::SecureBytes& salt)
@@ -34,22 +37,36 @@ absl::StatusOr<std::string> Hasher::HashRemembered(std::string_view key,
   return out;
 }
 
-bool Hasher::AppendRemembered(std::string_view key, std::string& out) const {
+bool Hasher::AppendRemembered(std::string_view key, std::string& out,
+                              const std::shared_ptr<const void>& identity) const {
   absl::ReaderMutexLock lock(&memo_->mu);
   auto it = memo_->entries.find(core::ToAbsl(key));
   if (it == memo_->entries.end()) return false;
+  const std::weak_ptr<const void>& owner = it->second.owner;
+  if (identity != nullptr && (owner.owner_before(identity) || identity.owner_before(owner))) {
+    return false;  // another object at the same address
+  }
   out.append(it->second.text);
   return true;
 }
 
 void Hasher::Remember(std::string key, std::string text,
-                      std::shared_ptr<const void> keep_alive) const {
-  Memo::Entry entry{std::move(text), std::move(keep_alive)};
+                      const std::shared_ptr<const void>& identity) const {
+  const size_t size = key.size() + text.size();
+  if (size > kMemoMaxEntryBytes) return;
+  Memo::Entry entry{std::move(text), identity};
   absl::flat_hash_map<std::string, Memo::Entry> forgotten;  // freed outside the lock
   absl::MutexLock lock(&memo_->mu);
-  if (memo_->entries.size() >= kMemoCapacity && !memo_->entries.contains(key)) {
-    forgotten.swap(memo_->entries);
+  auto it = memo_->entries.find(key);
+  if (it != memo_->entries.end()) {
+    memo_->bytes -= it->first.size() + it->second.text.size();
+    memo_->entries.erase(it);
   }
+  if (memo_->entries.size() >= kMemoCapacity || memo_->bytes + size > kMemoMaxBytes) {
+    forgotten.swap(memo_->entries);
+    memo_->bytes = 0;
+  }
+  memo_->bytes += size;
   memo_->entries.insert_or_assign(std::move(key), std::move(entry));
 }
 

@@ -23,13 +23,18 @@ inline constexpr std::string_view kHashPrefix = "hmac-sha256:";
 // A device also remembers hashed text under keys its callers choose (a token's hash under its
 // accessor, the hashed data of a KV read under the stored version it came from), so that what
 // every request repeats is hashed once, not once per record. At most kMemoCapacity entries are
-// kept; when full, everything is forgotten and remembering starts over. Keys and remembered
-// text are never raw secrets.
+// kept, of at most kMemoMaxBytes in all; when full, everything is forgotten and remembering
+// starts over. Remembered text is hashed; keys hold accessors and metadata, never secret values
+// or tokens.
 //
 // Thread-safe: Hash is pure; the memo takes a reader lock to look up and a writer lock to add.
 class Hasher {
  public:
   static constexpr size_t kMemoCapacity = 10000;
+  // At most this many bytes of keys and text are remembered (then everything is forgotten),
+  // and no single entry larger than kMemoMaxEntryBytes is remembered at all.
+  static constexpr size_t kMemoMaxBytes = size_t{16} << 20;
+  static constexpr size_t kMemoMaxEntryBytes = size_t{64} << 10;
 
   // REQUIRES: `salt` is not empty.
   explicit Hasher(const core::SecureBytes& salt);
@@ -46,13 +51,17 @@ class Hasher {
 
   // Appends the text remembered under `key` to `out` and returns true; returns false and
   // leaves `out` as it was if nothing is remembered under `key`.
-  bool AppendRemembered(std::string_view key, std::string& out) const;
+  // With `identity`, only text remembered for that same object (its owner, not merely its
+  // address) counts.
+  bool AppendRemembered(std::string_view key, std::string& out,
+                        const std::shared_ptr<const void>& identity = nullptr) const;
 
-  // Remembers `text` under `key` (replacing what was there) and holds `keep_alive` as long as
-  // it is remembered (so that an object whose address is part of the key is not freed and its
-  // address reused for something else meanwhile).
+  // Remembers `text` under `key` (replacing what was there), for `identity` if given: the key
+  // may contain its address, and AppendRemembered with an identity matches only the same
+  // object. The identity is not kept alive (only its control block). Text of more than
+  // kMemoMaxEntryBytes is not remembered.
   void Remember(std::string key, std::string text,
-                std::shared_ptr<const void> keep_alive = nullptr) const;
+                const std::shared_ptr<const void>& identity = nullptr) const;
 
   // How many entries are remembered now (tests).
   size_t RememberedForTest() const;

@@ -124,7 +124,7 @@ absl::Status RecordBuilder::AppendHashedDataJson(std::string& out, const Respons
   if (response.data_identity != nullptr) {
     const auto address = reinterpret_cast<uintptr_t>(response.data_identity.get());
     key = absl::StrCat("data:", absl::Hex(address), ":", core::ToAbsl(response.data_detail));
-    if (hasher_->AppendRemembered(key, out)) return absl::OkStatus();
+    if (hasher_->AppendRemembered(key, out, response.data_identity)) return absl::OkStatus();
   }
   boost::system::error_code ec;
   json::value data =

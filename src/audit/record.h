@@ -60,8 +60,8 @@ struct ResponseInfo {
   // The data as JSON text instead of `data` (when `data` is null): a KV read's data, which the
   // handler gives as it wrote it. Parsed (and hashed) only when the device has not remembered
   // its hashed form: a device remembers it under (data_identity, data_detail) when
-  // data_identity is set, so equal pairs must mean equal data. data_identity is held while
-  // remembered, so its address is not reused for other data.
+  // data_identity is set, so equal pairs must mean equal data. data_identity's owner is
+  // compared too, so another object at a reused address is not mistaken for it.
   std::string_view data_json;
   std::shared_ptr<const void> data_identity;
   std::string data_detail;

@@ -44,26 +44,38 @@ TEST(HasherTest, RemembersHashesUnderTheirKeys) {
   EXPECT_EQ(hasher.RememberedForTest(), 3u);
 }
 
-TEST(HasherTest, ForgetsEverythingWhenFullAndReleasesWhatItHeld) {
+TEST(HasherTest, ForgetsEverythingWhenFullAndHoldsNothingItRemembers) {
   const Hasher hasher = TestHasher();
   auto held = std::make_shared<const std::string>("ciphertext");
   std::weak_ptr<const std::string> watch = held;
   hasher.Remember("data:held", "text", held);
+  std::string out;
+  EXPECT_TRUE(hasher.AppendRemembered("data:held", out, held));
   held.reset();
-  EXPECT_FALSE(watch.expired());  // kept while remembered
+  EXPECT_TRUE(watch.expired());  // remembering does not keep it alive
   for (size_t i = 1; i < Hasher::kMemoCapacity; ++i) {
     hasher.Remember(absl::StrCat("k", i), "v");
   }
   EXPECT_EQ(hasher.RememberedForTest(), Hasher::kMemoCapacity);
   hasher.Remember("k1", "again");  // an existing key does not overflow
   EXPECT_EQ(hasher.RememberedForTest(), Hasher::kMemoCapacity);
-  EXPECT_FALSE(watch.expired());
   hasher.Remember("one more", "v");
   EXPECT_EQ(hasher.RememberedForTest(), 1u);
-  EXPECT_TRUE(watch.expired());
-  std::string out;
+  out.clear();
   EXPECT_FALSE(hasher.AppendRemembered("data:held", out));
   EXPECT_TRUE(hasher.AppendRemembered("one more", out));
+}
+
+TEST(HasherTest, ForgetsEverythingWhenTheBytesRunOutAndSkipsHugeEntries) {
+  const Hasher hasher = TestHasher();
+  hasher.Remember("huge", std::string(Hasher::kMemoMaxEntryBytes + 1, 'h'));
+  EXPECT_EQ(hasher.RememberedForTest(), 0u);
+  const std::string text(Hasher::kMemoMaxEntryBytes / 2, 't');
+  const size_t fit = Hasher::kMemoMaxBytes / (text.size() + 3);
+  for (size_t i = 0; i < fit; ++i) hasher.Remember(absl::StrCat("k", 100 + i), text);
+  EXPECT_EQ(hasher.RememberedForTest(), fit);
+  hasher.Remember("k99", text);
+  EXPECT_EQ(hasher.RememberedForTest(), 1u);
 }
 
 TEST(RecordTest, HashStringsReplacesEveryStringAndKeepsOtherValues) {
@@ -350,6 +362,61 @@ TEST(RecordTest, TokenPartsAreRememberedByAccessor) {
   EXPECT_EQ(unknown->at("request").at("client_token_accessor"), json::value(""));
   EXPECT_EQ(unknown->at("auth"), json::object());
   EXPECT_EQ(hasher.RememberedForTest(), 3u);
+}
+
+// ---- review tests (memo lifetime and size) ----
+
+// The memo key AppendHashedDataJson uses for `resp` (record.cc).
+std::string DataKey(const ResponseInfo& resp) {
+  return absl::StrCat("data:", absl::Hex(reinterpret_cast<uintptr_t>(resp.data_identity.get())),
+                      ":", resp.data_detail);
+}
+
+// A destroyed or trimmed version (or a disabled mount's) must not stay in memory because a
+// device once hashed a read of it: the ciphertext, with the barrier key still in memory, is
+// the secret.
+TEST(RecordTest, RememberedDataDoesNotKeepTheStoredVersionAlive) {
+  const Hasher hasher = TestHasher();
+  auto version = std::make_shared<const std::string>(std::string(4096, 'c'));
+  std::weak_ptr<const std::string> watch = version;
+  const std::string v1 = R"({"data":{"password":"hunter2"},"metadata":{"version":1}})";
+  ResponseData(hasher, KvReadResponse(v1, version, R"({"version":1})"));
+  version.reset();  // the engine drops the version (destroy, trim, metadata delete, unmount)
+  EXPECT_TRUE(watch.expired()) << "the memo keeps the version's ciphertext alive";
+}
+
+// What one remembered read costs must be bounded: every string becomes a 76-byte hash, so a
+// secret made of short strings grows ~25x in the memo (and each device keeps its own).
+TEST(RecordTest, OneRememberedReadIsBoundedInSize) {
+  const Hasher hasher = TestHasher();
+  std::string data = R"({"data":{"k":[)";
+  for (int i = 0; i < 100000; ++i) data.append(i == 0 ? R"("")" : R"(,"")");
+  data.append(R"(]},"metadata":{"version":1}})");
+  auto version = std::make_shared<const std::string>("ciphertext");
+  ResponseInfo resp = KvReadResponse(data, version, R"({"version":1})");
+  ResponseData(hasher, resp);
+  // Hashed, it is about 7.9 MB: over kMemoMaxEntryBytes, so not remembered at all.
+  std::string remembered;
+  EXPECT_FALSE(hasher.AppendRemembered(DataKey(resp), remembered, version));
+  EXPECT_EQ(hasher.RememberedForTest(), 3u);  // the token's parts only
+}
+
+// Two identities at one address (an aliasing shared_ptr, or a member and its object) are
+// different data: the memo must compare owners, not addresses.
+TEST(RecordTest, AnotherIdentityAtTheSameAddressIsNotMistakenForIt) {
+  const Hasher hasher = TestHasher();
+  struct Stored {
+    std::string ciphertext;
+  };
+  auto first = std::make_shared<const Stored>(Stored{"one"});
+  const std::string v1 = R"({"data":{"password":"hunter2"},"metadata":{"version":1}})";
+  ResponseData(hasher, KvReadResponse(v1, first, R"({"version":1})"));
+  // Same address, another owner and other data.
+  auto owner = std::make_shared<const std::string>("two");
+  std::shared_ptr<const void> aliased(owner, static_cast<const void*>(first.get()));
+  const std::string v2 = R"({"data":{"password":"swordfish"},"metadata":{"version":1}})";
+  json::value second = ResponseData(hasher, KvReadResponse(v2, aliased, R"({"version":1})"));
+  EXPECT_EQ(second.at("data").at("password"), json::value(H("swordfish")));
 }
 
 }  // namespace

@@ -75,9 +75,9 @@ struct ReadResult {
   // The version's data, a serialized JSON object; nullopt when the version is deleted or
   // destroyed (the API then answers 404 with the metadata below).
   std::optional<std::string> data_json;
-  // Set with data_json: the same object for every read of this version's stored data, and
-  // never the same as any other data's while it is held (callers may remember what they
-  // derived from data_json under its address, holding it).
+  // Set with data_json: the same object for every read of this version's stored data, and a
+  // different one for any other data (callers may remember what they derived from data_json
+  // for this object, comparing owners, as std::weak_ptr::owner_before does).
   std::shared_ptr<const void> data_identity;
   VersionInfo version;
   std::map<std::string, std::string> custom_metadata;
