@@ -18,9 +18,27 @@ struct Hasher::Memo {
     // alive; it keeps the control block alive, so no other object can share it meanwhile.
     std::weak_ptr<const void> owner;
   };
+  using Map = absl::flat_hash_map<std::string, Entry>;
+
+  // The entry for `key` in `map` that may answer for `identity`, or null.
+  static const Entry* Find(const Map& map, std::string_view key,
+                           const std::shared_ptr<const void>& identity) {
+    auto it = map.find(core::ToAbsl(key));
+    if (it == map.end()) return nullptr;
+    const std::weak_ptr<const void>& owner = it->second.owner;
+    if (identity != nullptr && (owner.owner_before(identity) || identity.owner_before(owner))) {
+      return nullptr;  // another object at the same address
+    }
+    return &it->second;
+  }
+
   mutable absl::Mutex mu;
-  absl::flat_hash_map<std::string, Entry> entries ABSL_GUARDED_BY(mu);
-  size_t bytes ABSL_GUARDED_BY(mu) = 0;  // keys and texts
+  // Two generations: entries are added to `newer`; when it is full it becomes `older` and the
+  // previous `older` is forgotten. An entry found in `older` is added to `newer` again, so what
+  // is in use survives.
+  Map newer ABSL_GUARDED_BY(mu);
+  Map older ABSL_GUARDED_BY(mu);
+  size_t newer_bytes ABSL_GUARDED_BY(mu) = 0;  // keys and texts
 };
 
 Hasher::Hasher(const core::SecureBytes& salt)
@@ -28,25 +46,21 @@ Hasher::Hasher(const core::SecureBytes& salt)
 Hasher::Hasher(Hasher&&) noexcept = default;
 Hasher::~Hasher() = default;
 
-absl::StatusOr<std::string> Hasher::HashRemembered(std::string_view key,
-                                                   std::string_view value) const {
-  std::string out;
-  if (AppendRemembered(key, out)) return out;
-  WARD_ASSIGN_OR_RETURN(out, Hash(value));
-  Remember(std::string(key), out);
-  return out;
-}
-
 bool Hasher::AppendRemembered(std::string_view key, std::string& out,
                               const std::shared_ptr<const void>& identity) const {
-  absl::ReaderMutexLock lock(&memo_->mu);
-  auto it = memo_->entries.find(core::ToAbsl(key));
-  if (it == memo_->entries.end()) return false;
-  const std::weak_ptr<const void>& owner = it->second.owner;
-  if (identity != nullptr && (owner.owner_before(identity) || identity.owner_before(owner))) {
-    return false;  // another object at the same address
+  std::string renewed;  // an older entry's text, to remember in the newer generation
+  {
+    absl::ReaderMutexLock lock(&memo_->mu);
+    if (const Memo::Entry* e = Memo::Find(memo_->newer, key, identity)) {
+      out.append(e->text);
+      return true;
+    }
+    const Memo::Entry* e = Memo::Find(memo_->older, key, identity);
+    if (e == nullptr) return false;
+    out.append(e->text);
+    renewed = e->text;
   }
-  out.append(it->second.text);
+  Remember(std::string(key), std::move(renewed), identity);
   return true;
 }
 
@@ -55,24 +69,28 @@ void Hasher::Remember(std::string key, std::string text,
   const size_t size = key.size() + text.size();
   if (size > kMemoMaxEntryBytes) return;
   Memo::Entry entry{std::move(text), identity};
-  absl::flat_hash_map<std::string, Memo::Entry> forgotten;  // freed outside the lock
+  Memo::Map forgotten;  // freed outside the lock
   absl::MutexLock lock(&memo_->mu);
-  auto it = memo_->entries.find(key);
-  if (it != memo_->entries.end()) {
-    memo_->bytes -= it->first.size() + it->second.text.size();
-    memo_->entries.erase(it);
+  auto it = memo_->newer.find(key);
+  if (it != memo_->newer.end()) {
+    memo_->newer_bytes -= it->first.size() + it->second.text.size();
+    memo_->newer.erase(it);
   }
-  if (memo_->entries.size() >= kMemoCapacity || memo_->bytes + size > kMemoMaxBytes) {
-    forgotten.swap(memo_->entries);
-    memo_->bytes = 0;
+  if (memo_->newer.size() >= kMemoCapacity / 2 ||
+      memo_->newer_bytes + size > kMemoMaxBytes / 2) {
+    forgotten.swap(memo_->older);
+    memo_->older.swap(memo_->newer);
+    memo_->newer_bytes = 0;
   }
-  memo_->bytes += size;
-  memo_->entries.insert_or_assign(std::move(key), std::move(entry));
+  memo_->newer_bytes += size;
+  memo_->newer.insert_or_assign(std::move(key), std::move(entry));
 }
 
 size_t Hasher::RememberedForTest() const {
   absl::ReaderMutexLock lock(&memo_->mu);
-  return memo_->entries.size();
+  size_t n = memo_->newer.size();
+  for (const auto& [key, entry] : memo_->older) n += memo_->newer.contains(key) ? 0 : 1;
+  return n;
 }
 
 absl::StatusOr<std::string> Hasher::Hash(std::string_view value) const {

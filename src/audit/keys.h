@@ -20,19 +20,21 @@ inline constexpr std::string_view kHashPrefix = "hmac-sha256:";
 // Hashes sensitive strings for audit records: "hmac-sha256:" + lower-case hex of
 // HMAC-SHA256(salt, value).
 //
-// A device also remembers hashed text under keys its callers choose (a token's hash under its
-// accessor, the hashed data of a KV read under the stored version it came from), so that what
-// every request repeats is hashed once, not once per record. At most kMemoCapacity entries are
-// kept, of at most kMemoMaxBytes in all; when full, everything is forgotten and remembering
-// starts over. Remembered text is hashed; keys hold accessors and metadata, never secret values
-// or tokens.
+// A device also remembers hashed text under keys its callers choose (a token's hashed record
+// parts under its accessor, the hashed data of a KV read under the stored version it came
+// from), so that what every request repeats is hashed once, not once per record. At most
+// kMemoCapacity entries, of
+// at most kMemoMaxBytes in all, are kept, in two generations: when the newer half is full, the
+// older half is forgotten, and an entry in use is carried into the newer half when it is next
+// used. Remembered text is hashed; keys hold accessors and metadata, never secret values or
+// tokens.
 //
 // Thread-safe: Hash is pure; the memo takes a reader lock to look up and a writer lock to add.
 class Hasher {
  public:
   static constexpr size_t kMemoCapacity = 10000;
-  // At most this many bytes of keys and text are remembered (then everything is forgotten),
-  // and no single entry larger than kMemoMaxEntryBytes is remembered at all.
+  // At most this many bytes of keys and text are remembered (half per generation), and no
+  // single entry larger than kMemoMaxEntryBytes is remembered at all.
   static constexpr size_t kMemoMaxBytes = size_t{16} << 20;
   static constexpr size_t kMemoMaxEntryBytes = size_t{64} << 10;
 
@@ -43,11 +45,6 @@ class Hasher {
 
   // Returns the hashed form of `value`. Errors: kInternal if OpenSSL fails.
   absl::StatusOr<std::string> Hash(std::string_view value) const;
-
-  // Hash(value), remembered under `key`: a later call with the same key returns the remembered
-  // hash without hashing. REQUIRES: every call with an equal key passes an equal value (e.g.
-  // the key names the value's owner, as an accessor names its token). Errors: as Hash.
-  absl::StatusOr<std::string> HashRemembered(std::string_view key, std::string_view value) const;
 
   // Appends the text remembered under `key` to `out` and returns true; returns false and
   // leaves `out` as it was if nothing is remembered under `key`.

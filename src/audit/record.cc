@@ -108,17 +108,6 @@ absl::StatusOr<std::string> RecordBuilder::HashOnce(std::string_view value) {
   return h;
 }
 
-absl::StatusOr<std::string> RecordBuilder::HashToken(std::string_view token,
-                                                     std::string_view accessor) {
-  if (token.empty() || accessor.empty()) return HashOnce(token);
-  return hasher_->HashRemembered(absl::StrCat("token:", core::ToAbsl(accessor)), token);
-}
-
-absl::StatusOr<std::string> RecordBuilder::HashAccessor(std::string_view accessor) {
-  if (accessor.empty()) return std::string();
-  return hasher_->HashRemembered(absl::StrCat("accessor:", core::ToAbsl(accessor)), accessor);
-}
-
 absl::Status RecordBuilder::AppendHashedDataJson(std::string& out, const ResponseInfo& response) {
   std::string key;
   if (response.data_identity != nullptr) {
@@ -159,8 +148,8 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
     }
     if (key.empty() || !hasher.AppendRemembered(key, out)) {
       const size_t start = out.size();
-      WARD_ASSIGN_OR_RETURN(std::string token, b.HashToken(auth.client_token, auth.accessor));
-      WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashAccessor(auth.accessor));
+      WARD_ASSIGN_OR_RETURN(std::string token, b.HashOnce(auth.client_token));
+      WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashOnce(auth.accessor));
       StringField(out, "client_token", token);
       StringField(out, "accessor", accessor);
       StringField(out, "display_name", auth.display_name);
@@ -185,14 +174,23 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
   Close(out, '}');
 
   out.append(",\"request\":{");
-  WARD_ASSIGN_OR_RETURN(std::string token, b.HashToken(r.client_token, r.client_token_accessor));
-  WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashAccessor(r.client_token_accessor));
   StringField(out, "id", r.id);
   StringField(out, "operation", r.operation);
   StringField(out, "mount_type", r.mount_type);
   StringField(out, "mount_point", r.mount_point);
-  StringField(out, "client_token", token);
-  StringField(out, "client_token_accessor", accessor);
+  // The hashed token and accessor, remembered together under a valid token's accessor.
+  std::string key;
+  if (!r.client_token.empty() && !r.client_token_accessor.empty()) {
+    key = absl::StrCat("request:", core::ToAbsl(r.client_token_accessor));
+  }
+  if (key.empty() || !hasher.AppendRemembered(key, out)) {
+    const size_t start = out.size();
+    WARD_ASSIGN_OR_RETURN(std::string token, b.HashOnce(r.client_token));
+    WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashOnce(r.client_token_accessor));
+    StringField(out, "client_token", token);
+    StringField(out, "client_token_accessor", accessor);
+    if (!key.empty()) hasher.Remember(std::move(key), out.substr(start));
+  }
   out.append("\"namespace\":{\"id\":\"root\"},");
   StringField(out, "path", r.path);
   if (!r.data.is_null()) {

@@ -25,7 +25,7 @@ namespace ward::audit {
 struct AuthInfo {
   bool known = false;        // false: no valid token; only the request's client_token appears
   std::string client_token;  // the raw token (hashed in the record)
-  // client_token's accessor (hashed in the record). A device remembers the token's hash under
+  // client_token's accessor (hashed in the record). A device remembers the hashed token under
   // it, so it must be the accessor of this very token.
   std::string accessor;
   std::string display_name;
@@ -95,10 +95,6 @@ class RecordBuilder {
   explicit RecordBuilder(const Hasher& hasher) : hasher_(&hasher) {}
   // `value` hashed; a value hashed before by this builder is not hashed again.
   absl::StatusOr<std::string> HashOnce(std::string_view value);
-  // `token` hashed, remembered by the device under its `accessor` if both are set.
-  absl::StatusOr<std::string> HashToken(std::string_view token, std::string_view accessor);
-  // `accessor` hashed, remembered by the device.
-  absl::StatusOr<std::string> HashAccessor(std::string_view accessor);
   // Appends response.data_json hashed, remembered by the device if data_identity is set.
   // Errors: kInternal if the text is not JSON or hashing fails.
   absl::Status AppendHashedDataJson(std::string& out, const ResponseInfo& response);

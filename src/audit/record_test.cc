@@ -23,14 +23,8 @@ TEST(HasherTest, HashIsPrefixedHexHmacAndDependsOnSalt) {
   EXPECT_NE(*other.Hash("s3cret"), h);
 }
 
-TEST(HasherTest, RemembersHashesUnderTheirKeys) {
+TEST(HasherTest, RemembersTextUnderItsKey) {
   const Hasher hasher = TestHasher();
-  EXPECT_EQ(*hasher.HashRemembered("token:acc1", "tok1"), H("tok1"));
-  EXPECT_EQ(hasher.RememberedForTest(), 1u);
-  // The key alone decides: the value is not hashed again (callers key by the value's owner).
-  EXPECT_EQ(*hasher.HashRemembered("token:acc1", "something else"), H("tok1"));
-  EXPECT_EQ(*hasher.HashRemembered("token:acc2", "tok2"), H("tok2"));
-
   std::string out = "x";
   EXPECT_FALSE(hasher.AppendRemembered("data:1", out));
   EXPECT_EQ(out, "x");
@@ -41,11 +35,13 @@ TEST(HasherTest, RemembersHashesUnderTheirKeys) {
   out.clear();
   EXPECT_TRUE(hasher.AppendRemembered("data:1", out));
   EXPECT_EQ(out, "[]");
-  EXPECT_EQ(hasher.RememberedForTest(), 3u);
+  hasher.Remember("data:2", "{}");
+  EXPECT_EQ(hasher.RememberedForTest(), 2u);
 }
 
-TEST(HasherTest, ForgetsEverythingWhenFullAndHoldsNothingItRemembers) {
+TEST(HasherTest, ForgetsTheOlderHalfWhenFullButKeepsWhatIsInUse) {
   const Hasher hasher = TestHasher();
+  constexpr size_t kHalf = Hasher::kMemoCapacity / 2;
   auto held = std::make_shared<const std::string>("ciphertext");
   std::weak_ptr<const std::string> watch = held;
   hasher.Remember("data:held", "text", held);
@@ -53,29 +49,41 @@ TEST(HasherTest, ForgetsEverythingWhenFullAndHoldsNothingItRemembers) {
   EXPECT_TRUE(hasher.AppendRemembered("data:held", out, held));
   held.reset();
   EXPECT_TRUE(watch.expired());  // remembering does not keep it alive
-  for (size_t i = 1; i < Hasher::kMemoCapacity; ++i) {
-    hasher.Remember(absl::StrCat("k", i), "v");
-  }
-  EXPECT_EQ(hasher.RememberedForTest(), Hasher::kMemoCapacity);
-  hasher.Remember("k1", "again");  // an existing key does not overflow
-  EXPECT_EQ(hasher.RememberedForTest(), Hasher::kMemoCapacity);
-  hasher.Remember("one more", "v");
-  EXPECT_EQ(hasher.RememberedForTest(), 1u);
+
+  hasher.Remember("hot", "h");
+  for (size_t i = 2; i < kHalf; ++i) hasher.Remember(absl::StrCat("k", i), "v");
+  EXPECT_EQ(hasher.RememberedForTest(), kHalf);
+  hasher.Remember("k2", "again");  // an existing key does not fill the generation
+  EXPECT_EQ(hasher.RememberedForTest(), kHalf);
+  hasher.Remember("x", "v");  // the newer generation was full: it becomes the older one
+  EXPECT_EQ(hasher.RememberedForTest(), kHalf + 1);
+
   out.clear();
+  EXPECT_TRUE(hasher.AppendRemembered("hot", out));  // used: carried into the newer generation
+  EXPECT_EQ(out, "h");
+  for (size_t i = 0; i < kHalf; ++i) hasher.Remember(absl::StrCat("y", i), "v");
+  // Two rotations later everything not used since is forgotten; "hot" is still there.
+  out.clear();
+  EXPECT_TRUE(hasher.AppendRemembered("hot", out));
+  EXPECT_EQ(out, "h");
+  EXPECT_FALSE(hasher.AppendRemembered("k3", out));
   EXPECT_FALSE(hasher.AppendRemembered("data:held", out));
-  EXPECT_TRUE(hasher.AppendRemembered("one more", out));
+  EXPECT_LE(hasher.RememberedForTest(), Hasher::kMemoCapacity);
 }
 
-TEST(HasherTest, ForgetsEverythingWhenTheBytesRunOutAndSkipsHugeEntries) {
+TEST(HasherTest, BoundsTheBytesRememberedAndSkipsHugeEntries) {
   const Hasher hasher = TestHasher();
   hasher.Remember("huge", std::string(Hasher::kMemoMaxEntryBytes + 1, 'h'));
   EXPECT_EQ(hasher.RememberedForTest(), 0u);
   const std::string text(Hasher::kMemoMaxEntryBytes / 2, 't');
-  const size_t fit = Hasher::kMemoMaxBytes / (text.size() + 3);
-  for (size_t i = 0; i < fit; ++i) hasher.Remember(absl::StrCat("k", 100 + i), text);
-  EXPECT_EQ(hasher.RememberedForTest(), fit);
-  hasher.Remember("k99", text);
-  EXPECT_EQ(hasher.RememberedForTest(), 1u);
+  const size_t per_generation = (Hasher::kMemoMaxBytes / 2) / (text.size() + 4);
+  for (size_t i = 0; i < 3 * per_generation; ++i) {
+    hasher.Remember(absl::StrCat("k", 1000 + i), text);
+    ASSERT_LE(hasher.RememberedForTest() * (text.size() + 5), Hasher::kMemoMaxBytes);
+  }
+  std::string out;
+  EXPECT_FALSE(hasher.AppendRemembered("k1000", out));  // the oldest went first
+  EXPECT_TRUE(hasher.AppendRemembered(absl::StrCat("k", 1000 + 3 * per_generation - 1), out));
 }
 
 TEST(RecordTest, HashStringsReplacesEveryStringAndKeepsOtherValues) {
@@ -319,7 +327,7 @@ TEST(RecordTest, DataTextThatIsNotJsonFailsTheRecord) {
   const std::string truncated = R"({"a":)";
   absl::StatusOr<std::string> text = b->ResponseRecord(KvReadResponse(truncated, nullptr, ""));
   EXPECT_EQ(text.status().code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(hasher.RememberedForTest(), 3u);  // the token's parts only
+  EXPECT_EQ(hasher.RememberedForTest(), 2u);  // the token's parts only
 }
 
 TEST(RecordTest, TokenPartsAreRememberedByAccessor) {
@@ -334,12 +342,12 @@ TEST(RecordTest, TokenPartsAreRememberedByAccessor) {
   EXPECT_EQ(first->at("auth").at("client_token"), json::value(H("hvs.tokenvalue")));
   EXPECT_EQ(first->at("auth").at("token_issue_time"), "2023-11-14T22:13:20.000000000Z");
   EXPECT_EQ(first->at("request").at("client_token_accessor"), json::value(H("accessorvalue")));
-  // auth:<accessor> (the auth section), token:<accessor>, accessor:<accessor>
-  EXPECT_EQ(hasher.RememberedForTest(), 3u);
+  // auth:<accessor> (the auth section), request:<accessor> (the request's hashed token fields)
+  EXPECT_EQ(hasher.RememberedForTest(), 2u);
   auto again = BuildRequestRecord(hasher, absl::UnixEpoch(), auth, request);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, *first);
-  EXPECT_EQ(hasher.RememberedForTest(), 3u);
+  EXPECT_EQ(hasher.RememberedForTest(), 2u);
 
   // The use count and TTL left are written for each request; the rest of the auth section is
   // what was remembered for the accessor (a token's other fields never change).
@@ -361,7 +369,7 @@ TEST(RecordTest, TokenPartsAreRememberedByAccessor) {
   EXPECT_EQ(unknown->at("request").at("client_token"), json::value(H("hvs.unknown")));
   EXPECT_EQ(unknown->at("request").at("client_token_accessor"), json::value(""));
   EXPECT_EQ(unknown->at("auth"), json::object());
-  EXPECT_EQ(hasher.RememberedForTest(), 3u);
+  EXPECT_EQ(hasher.RememberedForTest(), 2u);
 }
 
 // ---- review tests (memo lifetime and size) ----
@@ -398,7 +406,7 @@ TEST(RecordTest, OneRememberedReadIsBoundedInSize) {
   // Hashed, it is about 7.9 MB: over kMemoMaxEntryBytes, so not remembered at all.
   std::string remembered;
   EXPECT_FALSE(hasher.AppendRemembered(DataKey(resp), remembered, version));
-  EXPECT_EQ(hasher.RememberedForTest(), 3u);  // the token's parts only
+  EXPECT_EQ(hasher.RememberedForTest(), 2u);  // the token's parts only
 }
 
 // Two identities at one address (an aliasing shared_ptr, or a member and its object) are
