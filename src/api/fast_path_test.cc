@@ -48,6 +48,13 @@ class FastPathTest : public testing::DevNodeTest {
     return allowed;
   }
 
+  // Enables the audit device "file" writing to `path`; returns the status.
+  int EnableFileDevice(const std::string& path) {
+    return Call("PUT", "sys/audit/file", root_,
+                absl::StrCat(R"({"type":"file","options":{"file_path":")", path, R"("}})"))
+        .status;
+  }
+
   // A child token of root with `num_uses` uses (0: unlimited).
   std::string ChildToken(int num_uses) {
     net::HttpResponse r = Call("POST", "auth/token/create", root_,
@@ -131,10 +138,7 @@ TEST_F(FastPathTest, NothingRunsInlineWhileSealed) {
 TEST_F(FastPathTest, AuditedReadsRunInlineAndWriteTheirRecordsBeforeAnswering) {
   core::TempDir dir;
   const std::string log = dir.Join("audit.log");
-  ASSERT_EQ(Call("PUT", "sys/audit/file", root_,
-                 absl::StrCat(R"({"type":"file","options":{"file_path":")", log, R"("}})"))
-                .status,
-            204);
+  ASSERT_EQ(EnableFileDevice(log), 204);
   EXPECT_TRUE(Inline("GET", "secret/data/a", root_));
   EXPECT_TRUE(Inline("GET", "auth/token/lookup-self", root_));
   EXPECT_TRUE(Inline("GET", "sys/health", ""));
@@ -175,10 +179,7 @@ TEST_F(FastPathTest, AuditedReadsRunInlineAndWriteTheirRecordsBeforeAnswering) {
 TEST_F(FastPathTest, AuditedKvReadsRecordTheDataOfTheVersionServed) {
   core::TempDir dir;
   const std::string log = dir.Join("audit.log");
-  ASSERT_EQ(Call("PUT", "sys/audit/file", root_,
-                 absl::StrCat(R"({"type":"file","options":{"file_path":")", log, R"("}})"))
-                .status,
-            204);
+  ASSERT_EQ(EnableFileDevice(log), 204);
   auto hash = [&](const std::string& input) {
     net::HttpResponse r = Call("PUT", "sys/audit-hash/file", root_,
                                json::serialize(json::object{{"input", input}}));

@@ -90,6 +90,18 @@ void ZeroStrings(json::value& v) {
   }
 }
 
+// Appends what the device remembered under `key`; if nothing (or `key` is empty), runs `build`,
+// which appends to `out`, and remembers what it appended under `key`. Errors: build's.
+template <typename Build>
+absl::Status AppendRememberedOr(const Hasher& hasher, std::string key, std::string& out,
+                                const Build& build) {
+  if (!key.empty() && hasher.AppendRemembered(key, out)) return absl::OkStatus();
+  const size_t start = out.size();
+  WARD_RETURN_IF_ERROR(build());
+  if (!key.empty()) hasher.Remember(std::move(key), out.substr(start));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 RecordBuilder::~RecordBuilder() {
@@ -146,8 +158,7 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
     if (!auth.client_token.empty() && !auth.accessor.empty()) {
       key = absl::StrCat("auth:", core::ToAbsl(auth.accessor));
     }
-    if (key.empty() || !hasher.AppendRemembered(key, out)) {
-      const size_t start = out.size();
+    WARD_RETURN_IF_ERROR(AppendRememberedOr(hasher, std::move(key), out, [&]() -> absl::Status {
       WARD_ASSIGN_OR_RETURN(std::string token, b.HashOnce(auth.client_token));
       WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashOnce(auth.accessor));
       StringField(out, "client_token", token);
@@ -167,8 +178,8 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
       StringField(out, "entity_id", "");
       StringField(out, "token_type", auth.token_type);
       StringField(out, "token_issue_time", core::FormatRfc3339Nanos(auth.token_issue_time));
-      if (!key.empty()) hasher.Remember(std::move(key), out.substr(start));
-    }
+      return absl::OkStatus();
+    }));
     absl::StrAppend(&out, "\"num_uses\":", auth.num_uses, ",\"token_ttl\":", auth.token_ttl, ",");
   }
   Close(out, '}');
@@ -183,14 +194,13 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
   if (!r.client_token.empty() && !r.client_token_accessor.empty()) {
     key = absl::StrCat("request:", core::ToAbsl(r.client_token_accessor));
   }
-  if (key.empty() || !hasher.AppendRemembered(key, out)) {
-    const size_t start = out.size();
+  WARD_RETURN_IF_ERROR(AppendRememberedOr(hasher, std::move(key), out, [&]() -> absl::Status {
     WARD_ASSIGN_OR_RETURN(std::string token, b.HashOnce(r.client_token));
     WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashOnce(r.client_token_accessor));
     StringField(out, "client_token", token);
     StringField(out, "client_token_accessor", accessor);
-    if (!key.empty()) hasher.Remember(std::move(key), out.substr(start));
-  }
+    return absl::OkStatus();
+  }));
   out.append("\"namespace\":{\"id\":\"root\"},");
   StringField(out, "path", r.path);
   if (!r.data.is_null()) {
