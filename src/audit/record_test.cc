@@ -1,5 +1,9 @@
 #include "audit/record.h"
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -68,6 +72,36 @@ TEST(HasherTest, ForgetsTheOlderHalfWhenFullButKeepsWhatIsInUse) {
   EXPECT_EQ(out, "h");
   EXPECT_FALSE(hasher.AppendRemembered("k3", out));
   EXPECT_FALSE(hasher.AppendRemembered("data:held", out));
+  EXPECT_LE(hasher.RememberedForTest(), Hasher::kMemoCapacity);
+}
+
+// Threads that remember and look up overlapping keys while the generations rotate under them
+// only ever get back the text remembered for the key they asked for.
+TEST(HasherTest, ConcurrentUseAcrossRotationsReturnsEachKeysOwnText) {
+  const Hasher hasher = TestHasher();
+  constexpr int kThreads = 4;
+  constexpr int kKeys = static_cast<int>(Hasher::kMemoCapacity);  // more than a generation
+  std::atomic<int> wrong{0}, hits{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string out;
+      for (int i = 0; i < 2 * kKeys; ++i) {
+        const int k = (i * 7 + t * 1000) % kKeys;  // keys shared between threads
+        const std::string key = absl::StrCat("k", k);
+        out.clear();
+        if (hasher.AppendRemembered(key, out)) {
+          hits.fetch_add(1);
+          if (out != absl::StrCat("text of ", k)) wrong.fetch_add(1);
+        } else {
+          hasher.Remember(key, absl::StrCat("text of ", k));
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(hits.load(), 0);
   EXPECT_LE(hasher.RememberedForTest(), Hasher::kMemoCapacity);
 }
 
