@@ -11,6 +11,8 @@
 #
 # AUDIT=1 enables a file audit device on Ward first (every request and response recorded,
 # hash-chained and HMAC'd), as issue 5's read target is stated: token auth + ACL + audit on.
+# NGINX_ACCESS_LOG=1 has nginx write its access log (one line per request, combined format) to
+# a file, for a comparison where both servers log every request.
 #
 # Settings (environment): AUDIT=0 CONNECTIONS=32 THREADS=1 DURATION=8 WARMUP=1 REPEAT=3
 #   NGINX_WORKERS (default: nproc, the number of event-loop threads Ward starts by default)

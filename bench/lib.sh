@@ -92,7 +92,8 @@ start_ward() {
 
 # start_nginx WORKERS CERT KEY [CLIENT_CA]
 # Starts nginx (Debian package) in the foreground as a child with a generated config under
-# $BENCH_TMP/nginx: HTTPS only, TLS 1.3, keep-alive without a request limit, no access log,
+# $BENCH_TMP/nginx: HTTPS only, TLS 1.3, keep-alive without a request limit, no access log
+# (NGINX_ACCESS_LOG=1: nginx's default combined-format log to $BENCH_TMP/nginx/access.log),
 # serving $BENCH_TMP/nginx/www (which holds 1k.bin, 1024 bytes). Sets NGINX_URL. With
 # CLIENT_CA, nginx requires and verifies client certificates (ssl_verify_client on); the
 # readiness probe then presents $BENCH_CLIENT_CERT / $BENCH_CLIENT_KEY.
@@ -107,6 +108,8 @@ start_nginx() {
     echo "nginx is not installed: run scripts/bench-deps.sh" >&2
     exit 2
   fi
+  local access_log="access_log off;"
+  if [ "${NGINX_ACCESS_LOG:-0}" = 1 ]; then access_log="access_log $dir/access.log;"; fi
   mkdir -p "$dir/www" "$dir/tmp"
   head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$dir/www/1k.bin"
   # nginx workers drop to `nobody` when started as root: they must be able to read the files.
@@ -120,7 +123,7 @@ pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  $access_log
   client_body_temp_path $dir/tmp/body;
   proxy_temp_path $dir/tmp/proxy;
   fastcgi_temp_path $dir/tmp/fastcgi;
