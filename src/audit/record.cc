@@ -90,6 +90,14 @@ void ZeroStrings(json::value& v) {
   }
 }
 
+// The key a record part of a valid token (one with an accessor) is remembered under: `part`
+// followed by the accessor; "" (not remembered) without a token or accessor.
+std::string TokenPartKey(std::string_view part, std::string_view token,
+                         std::string_view accessor) {
+  if (token.empty() || accessor.empty()) return std::string();
+  return absl::StrCat(core::ToAbsl(part), core::ToAbsl(accessor));
+}
+
 // Appends what the device remembered under `key`; if nothing (or `key` is empty), runs `build`,
 // which appends to `out`, and remembers what it appended under `key`. Errors: build's.
 template <typename Build>
@@ -154,10 +162,7 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
   out.append("\",\"auth\":{");
   if (auth.known) {
     // Everything but the use count and TTL left is the same for every request with this token.
-    std::string key;
-    if (!auth.client_token.empty() && !auth.accessor.empty()) {
-      key = absl::StrCat("auth:", core::ToAbsl(auth.accessor));
-    }
+    std::string key = TokenPartKey("auth:", auth.client_token, auth.accessor);
     WARD_RETURN_IF_ERROR(AppendRememberedOr(hasher, std::move(key), out, [&]() -> absl::Status {
       WARD_ASSIGN_OR_RETURN(std::string token, b.HashOnce(auth.client_token));
       WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashOnce(auth.accessor));
@@ -190,10 +195,7 @@ absl::StatusOr<RecordBuilder> RecordBuilder::Create(const Hasher& hasher, absl::
   StringField(out, "mount_type", r.mount_type);
   StringField(out, "mount_point", r.mount_point);
   // The hashed token and accessor, remembered together under a valid token's accessor.
-  std::string key;
-  if (!r.client_token.empty() && !r.client_token_accessor.empty()) {
-    key = absl::StrCat("request:", core::ToAbsl(r.client_token_accessor));
-  }
+  std::string key = TokenPartKey("request:", r.client_token, r.client_token_accessor);
   WARD_RETURN_IF_ERROR(AppendRememberedOr(hasher, std::move(key), out, [&]() -> absl::Status {
     WARD_ASSIGN_OR_RETURN(std::string token, b.HashOnce(r.client_token));
     WARD_ASSIGN_OR_RETURN(std::string accessor, b.HashOnce(r.client_token_accessor));
