@@ -213,156 +213,22 @@ absl::Status FileDevice::CheckRefusal() const {
   return Refusal();
 }
 
-namespace {
-std::vector<std::string_view> Views(const std::vector<std::string>& records) {
-  return std::vector<std::string_view>(records.begin(), records.end());
-}
-}  // namespace
-
-void FileDevice::TakeHandoffs(std::vector<std::unique_ptr<DirectAppend>>& out) {
-  if (!handed_off_.load(std::memory_order_acquire)) return;
-  absl::MutexLock lock(&handoff_mu_);
-  for (auto& append : handoffs_) out.push_back(std::move(append));
-  handoffs_.clear();
-  handed_off_.store(false, std::memory_order_relaxed);
-}
-
-bool FileDevice::MustQueue() const {
-  return unwritten_.load(std::memory_order_acquire) > 0 ||
-         !direct_.load(std::memory_order_acquire);
-}
-
-void FileDevice::WriteDirectAppends(const std::vector<DirectAppend*>& appends,
-                                    std::vector<Answer>& answers) {
-  if (appends.empty()) return;
-  // Close sets refusing_ before the writer takes write_mu_ for the closing checkpoint: an
-  // append written after that sees it here.
-  absl::Status status = CheckRefusal();
-  if (status.ok() && MustQueue()) {
-    // Behind the records queued before them (a thread's records stay in order); the writer
-    // answers them.
-    absl::MutexLock lock(&mu_);
-    for (DirectAppend* append : appends) {
-      std::vector<std::string>& records = append->records;
-      if (queue_.size() + records.size() > options_.queue_capacity) {
-        answers.push_back(Answer{std::move(append->done),
-                                 absl::UnavailableError(absl::StrCat(
-                                     "audit: device ", path_, " queue is full"))});
-        continue;
-      }
-      for (size_t i = 0; i < records.size(); ++i) {
-        queue_.push_back(Pending{std::move(records[i]), nullptr,
-                                 i + 1 == records.size() ? std::move(append->done) : Done()});
-      }
-      unwritten_.fetch_add(records.size(), std::memory_order_relaxed);
-    }
-    return;
-  }
-  if (status.ok()) {
-    if (appends.size() == 1) {
-      status = WriteRecords(appends[0]->batch);
-    } else {
-      // One write for all of them: their records in order, in one buffer.
-      Batch all;
-      size_t records = 0, bytes = 0;
-      for (const DirectAppend* append : appends) {
-        records += append->batch.records.size();
-        bytes += append->batch.buf.capacity();
-      }
-      all.records.reserve(records);
-      all.buf.reserve(bytes);
-      for (DirectAppend* append : appends) {
-        for (PrehashedRecord& record : append->batch.records) {
-          all.records.push_back(std::move(record));
-        }
-      }
-      status = WriteRecords(all);
-    }
-  }
-  for (DirectAppend* append : appends) answers.push_back(Answer{std::move(append->done), status});
-}
-
-void FileDevice::ReleaseWriteLock(std::vector<Answer> answers) {
-  for (;;) {
-    std::vector<std::unique_ptr<DirectAppend>> taken;
-    TakeHandoffs(taken);
-    std::vector<DirectAppend*> appends;
-    appends.reserve(taken.size());
-    for (auto& append : taken) appends.push_back(append.get());
-    WriteDirectAppends(appends, answers);
-    write_mu_.Unlock();
-    for (Answer& answer : answers) answer.done(std::move(answer.status));
-    answers.clear();
-    // Pairs with the fence in AppendDirectAsync: either that append sees the lock free, or
-    // this sees its handoff.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (!handed_off_.load(std::memory_order_relaxed) || !write_mu_.TryLock()) return;
-  }
-}
-
-std::optional<absl::Status> FileDevice::TryAppendDirect(std::vector<std::string>& records) {
+std::optional<absl::Status> FileDevice::TryAppendDirect(const std::vector<std::string>& records) {
   if (!direct_.load(std::memory_order_acquire)) return std::nullopt;
   // Refused at once, not after waiting for the write lock (which closing holds for its sync).
   if (absl::Status refused = CheckRefusal(); !refused.ok()) return refused;
-  // Most of the hashing, and the buffer, before the lock.
-  DirectAppend own{std::move(records), {}, nullptr};
-  own.batch = PrepareBatch(Views(own.records));
-  std::optional<absl::Status> result;
-  own.done = [&result](absl::Status status) { result = std::move(status); };
-  write_mu_.Lock();
-  // What other threads handed off goes first (this thread's own earlier appends among them).
-  std::vector<std::unique_ptr<DirectAppend>> taken;
-  TakeHandoffs(taken);
-  std::vector<DirectAppend*> appends;
-  for (auto& append : taken) appends.push_back(append.get());
-  std::vector<Answer> answers;
-  absl::Status refused = CheckRefusal();
-  if (refused.ok() && MustQueue()) {
-    // This append then waits for room in the queue (Append), after the lock.
-    WriteDirectAppends(appends, answers);
-  } else if (!refused.ok()) {
-    WriteDirectAppends(appends, answers);
-    result = refused;
-  } else {
-    appends.push_back(&own);
-    WriteDirectAppends(appends, answers);
+  // Most of the hashing, and the buffer, before the lock; declared before it, so freed after.
+  Batch batch = PrepareBatch(std::vector<std::string_view>(records.begin(), records.end()));
+  absl::MutexLock write_lock(&write_mu_);
+  // Close sets refusing_ before the writer takes write_mu_ for the closing checkpoint: an
+  // append that gets the lock after that sees it here.
+  if (absl::Status refused = CheckRefusal(); !refused.ok()) return refused;
+  // Records still queued or being written by the writer (appended before a Reopen made the
+  // device direct) go first.
+  if (unwritten_.load(std::memory_order_acquire) > 0 || !direct_.load(std::memory_order_acquire)) {
+    return std::nullopt;
   }
-  ReleaseWriteLock(std::move(answers));  // answers `own` on this thread
-  if (!result.has_value()) records = std::move(own.records);
-  return result;
-}
-
-bool FileDevice::AppendDirectAsync(std::vector<std::string>& records, Done& done) {
-  if (!direct_.load(std::memory_order_acquire)) return false;
-  if (absl::Status refused = CheckRefusal(); !refused.ok()) {
-    done(std::move(refused));
-    return true;
-  }
-  DirectAppend own{std::move(records), {}, std::move(done)};
-  own.batch = PrepareBatch(Views(own.records));
-  if (!write_mu_.TryLock()) {
-    // Another thread is writing: leave these to it rather than wait.
-    handed_off_records_.fetch_add(own.records.size(), std::memory_order_relaxed);
-    {
-      absl::MutexLock lock(&handoff_mu_);
-      handoffs_.push_back(std::make_unique<DirectAppend>(std::move(own)));
-      handed_off_.store(true, std::memory_order_relaxed);
-    }
-    // Pairs with the fence in ReleaseWriteLock: if the holder had already looked for handoffs
-    // and let go, the lock is free now and this thread writes them itself.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (write_mu_.TryLock()) ReleaseWriteLock({});
-    return true;
-  }
-  std::vector<std::unique_ptr<DirectAppend>> taken;
-  TakeHandoffs(taken);  // first: this thread's own earlier appends may be among them
-  std::vector<DirectAppend*> appends;
-  for (auto& append : taken) appends.push_back(append.get());
-  appends.push_back(&own);
-  std::vector<Answer> answers;
-  WriteDirectAppends(appends, answers);
-  ReleaseWriteLock(std::move(answers));
-  return true;
+  return WriteRecords(batch);
 }
 
 absl::Status FileDevice::Append(std::string record_json) {
@@ -404,7 +270,10 @@ void FileDevice::AppendAsync(std::vector<std::string> records, Done done) {
     done(absl::OkStatus());
     return;
   }
-  if (AppendDirectAsync(records, done)) return;
+  if (std::optional<absl::Status> written = TryAppendDirect(records)) {
+    done(*std::move(written));
+    return;
+  }
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
@@ -442,7 +311,7 @@ absl::Status FileDevice::SwitchFile() {
   int old_fd = -1, new_fd = -1;
   bool old_regular = false, new_regular = false, rotation_line = false;
   {
-    WriteLock write_lock(this);
+    absl::MutexLock write_lock(&write_mu_);
     struct stat now, current;
     if (::fstat(fd_, &current) == 0 && ::stat(path_.c_str(), &now) == 0 &&
         now.st_dev == current.st_dev && now.st_ino == current.st_ino) {
@@ -543,7 +412,7 @@ absl::Status FileDevice::Close() {
   }
   if (syncer_.joinable()) syncer_.join();  // after the syncs still wanted
   {
-    WriteLock write_lock(this);  // refuses what was handed off meanwhile (closing_ is set)
+    absl::MutexLock write_lock(&write_mu_);
     ::close(fd_);
   }
   absl::MutexLock lock(&mu_);
@@ -557,7 +426,6 @@ FileDevice::Stats FileDevice::GetStats() const {
   stats.checkpoints = checkpoints_written_.load(std::memory_order_relaxed);
   stats.batches = batches_written_.load(std::memory_order_relaxed);
   stats.failures = failed_batches_.load(std::memory_order_relaxed);
-  stats.handed_off = handed_off_records_.load(std::memory_order_relaxed);
   absl::MutexLock lock(&mu_);
   stats.syncs = syncs_;
   stats.reopens = reopens_;
@@ -613,10 +481,7 @@ absl::Status FileDevice::WriteRecords(Batch& batch) {
       ++checkpoints;
     }
   }
-  if (result.ok()) {
-    if (options_.before_write) options_.before_write();
-    result = WriteBatch(batch.buf);
-  }
+  if (result.ok()) result = WriteBatch(batch.buf);
   if (!result.ok()) {
     head_ = std::move(saved);
     since_checkpoint_ = saved_since;
@@ -772,7 +637,7 @@ void FileDevice::WriterLoop() {
       Batch prepared = PrepareBatch(records);
       absl::Status result;
       {
-        WriteLock write_lock(this);
+        absl::MutexLock write_lock(&write_mu_);
         result = WriteRecords(prepared);
         // Answered or not, these are no longer ahead of a direct append.
         unwritten_.fetch_sub(batch.size(), std::memory_order_release);
@@ -789,7 +654,7 @@ void FileDevice::WriterLoop() {
         if (p.done) p.done(result);
       }
       if (result.ok() && options_.sync_interval <= absl::ZeroDuration()) {
-        WriteLock write_lock(this);
+        absl::MutexLock write_lock(&write_mu_);
         SyncWritten();  // after answering: the records were written before it
       }
     }
@@ -813,7 +678,7 @@ void FileDevice::WriterLoop() {
   }
   // Clean close: sign the records since the last checkpoint. (Direct appends are refused from
   // now on: closing_ is set.)
-  WriteLock write_lock(this);
+  absl::MutexLock write_lock(&write_mu_);
   absl::Status status = absl::OkStatus();
   if (since_checkpoint_ > 0) {
     std::string buf;

@@ -46,9 +46,6 @@ struct FileDeviceOptions {
   bool queued_only = false;
   // Test hook: runs before each fdatasync (on the thread that syncs).
   std::function<void()> before_sync;
-  // Test hook: runs before each write of records, on the thread that writes them, holding the
-  // device's write lock.
-  std::function<void()> before_write;
 };
 
 // An append-only audit file: one JSON line per record, hash-chained, with signed checkpoints
@@ -66,10 +63,7 @@ struct FileDeviceOptions {
 //    than the write (docs/benchmarks.md). The lock is held only for what depends on the chain
 //    head: each record's line is hashed up to its seq before the lock is taken
 //    (PrehashedRecord); under it the rest is hashed, the lines are copied into one buffer and
-//    written. A direct append takes no other lock unless the device refuses it, or finds the
-//    write lock held: an AppendAsync then does not wait for it but hands its prepared records
-//    to the thread holding it, which writes them with its own when it is done (one write) and
-//    answers them; so an event loop never sleeps on another's write.
+//    written. A direct append takes no other lock unless the device refuses it.
 //  - queued, for anything else (pipes, character devices, and network or FUSE file systems,
 //    whose writes can hang), and when options.sync_interval is zero: a single writer thread
 //    takes everything queued as one batch, writes it with one write(), and answers each
@@ -102,10 +96,8 @@ class FileDevice {
   absl::Status Append(std::string record_json);
 
   // Called once with the outcome of an AppendAsync: from the calling thread, before AppendAsync
-  // returns, in direct mode and when the record is refused at once, unless another thread was
-  // writing to the device then (direct mode): that thread, or the next to write, writes the
-  // record and calls `done`; from the writer thread in queued mode. Must be cheap and must not
-  // call into the device.
+  // returns, in direct mode and when the record is refused at once; from the writer thread in
+  // queued mode. Must be cheap and must not call into the device.
   using Done = std::function<void(absl::Status)>;
 
   // Appends `record_json` like Append; in queued mode returns without waiting. `done` learns
@@ -149,8 +141,6 @@ class FileDevice {
     uint64_t syncs = 0;        // fdatasync() calls
     uint64_t failures = 0;     // batches that failed to write
     uint64_t reopens = 0;      // files switched by Reopen
-    // Records whose AppendAsync found another thread writing (direct mode) and left them to it.
-    uint64_t handed_off = 0;
     size_t queued = 0;         // records waiting for the writer now
   };
   Stats GetStats() const;
@@ -176,34 +166,6 @@ class FileDevice {
     std::vector<PrehashedRecord> records;
     std::string buf;
   };
-  // The records of one direct append, prepared, and whom to tell the outcome: written by the
-  // appending thread, or handed to the thread holding the write lock (see AppendAsync).
-  // Moving it keeps `batch` valid (the strings stay where the vector's storage is).
-  struct DirectAppend {
-    std::vector<std::string> records;
-    Batch batch;  // borrows records' bytes
-    Done done;
-  };
-  // An outcome to report once the write lock has been released.
-  struct Answer {
-    Done done;
-    absl::Status status;
-  };
-  // Holds write_mu_ for its scope, and on release writes what other threads handed off
-  // meanwhile (ReleaseWriteLock). Every holder of write_mu_ but Open releases it this way.
-  class ABSL_SCOPED_LOCKABLE WriteLock {
-   public:
-    explicit WriteLock(FileDevice* device) ABSL_EXCLUSIVE_LOCK_FUNCTION(device->write_mu_)
-        : device_(device) {
-      device_->write_mu_.Lock();
-    }
-    ~WriteLock() ABSL_UNLOCK_FUNCTION() { device_->ReleaseWriteLock({}); }
-    WriteLock(const WriteLock&) = delete;
-    WriteLock& operator=(const WriteLock&) = delete;
-
-   private:
-    FileDevice* const device_;
-  };
 
   FileDevice(std::string path, int fd, bool regular, ChainHead head, Hasher hasher,
              CheckpointSigner signer, core::Clock& clock, FileDeviceOptions options);
@@ -224,22 +186,6 @@ class FileDevice {
   // with one write(), and counts them (and tells the sync thread). Spends the batch's records.
   // On failure the chain stays as it was.
   absl::Status WriteRecords(Batch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  // Moves what other threads handed off into `out`, oldest first.
-  void TakeHandoffs(std::vector<std::unique_ptr<DirectAppend>>& out)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  // Whether direct appends are to be queued behind the writer now: the device is no longer
-  // direct (Reopen), or records queued before it became direct are not written yet.
-  bool MustQueue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  // Writes `appends` in order with one write(), or, if the device refuses records now or
-  // MustQueue, refuses them or queues them for the writer (kUnavailable for those the queue
-  // has no room for). Adds the outcomes to `answers` (queued ones are answered by the writer).
-  void WriteDirectAppends(const std::vector<DirectAppend*>& appends, std::vector<Answer>& answers)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  // Writes what was handed off, releases write_mu_, then gives `answers` and the handed-off
-  // records' outcomes; takes the lock again (and so on) if records were handed off meanwhile
-  // and no other thread holds it. (An appender hands off only after failing to take the lock,
-  // and tries once more after: so whoever releases the lock last sees them.)
-  void ReleaseWriteLock(std::vector<Answer> answers) ABSL_UNLOCK_FUNCTION(write_mu_);
   // Appends a signed checkpoint line to `buf`, advancing head_.
   absl::Status AddCheckpoint(std::string& buf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Writes `buf` at the end of the file; on failure cuts the file back to offset_.
@@ -254,13 +200,9 @@ class FileDevice {
   // file now open), so that the file it synced may be closed. Takes mu_.
   void RetargetSyncs(int fd);
   // Writes `records` on the calling thread if the device is in direct mode and nothing is
-  // queued from before a mode switch, waiting for the write lock, and returns the outcome;
-  // nullopt = queue them instead (`records` are then as they were). Takes write_mu_ (and mu_
+  // queued from before a mode switch; nullopt = queue them instead. Takes write_mu_ (and mu_
   // only when the device refuses records).
-  std::optional<absl::Status> TryAppendDirect(std::vector<std::string>& records);
-  // AppendAsync in direct mode: as TryAppendDirect, but if another thread holds the write lock
-  // the records are handed to it. False: the device is not direct; nothing was done.
-  bool AppendDirectAsync(std::vector<std::string>& records, Done& done);
+  std::optional<absl::Status> TryAppendDirect(const std::vector<std::string>& records);
   // The sync thread (only when options.sync_interval > 0): syncs when asked (a checkpoint was
   // written) and when written records have waited sync_interval.
   void SyncerLoop();
@@ -300,13 +242,6 @@ class FileDevice {
   std::atomic<uint64_t> checkpoints_written_{0};
   std::atomic<uint64_t> batches_written_{0};
   std::atomic<uint64_t> failed_batches_{0};
-  std::atomic<uint64_t> handed_off_records_{0};
-
-  // Direct appends handed off (see AppendAsync), oldest first, for whoever holds write_mu_ next.
-  absl::Mutex handoff_mu_ ABSL_ACQUIRED_AFTER(write_mu_);
-  std::vector<std::unique_ptr<DirectAppend>> handoffs_ ABSL_GUARDED_BY(handoff_mu_);
-  // !handoffs_.empty(), readable without handoff_mu_.
-  std::atomic<bool> handed_off_{false};
 
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);

@@ -650,114 +650,6 @@ TEST_F(FileDeviceTest, DirectAppendsFromManyThreadsKeepOneChain) {
   EXPECT_EQ(r.records, records);
 }
 
-TEST_F(FileDeviceTest, AnAppendThatFindsAnotherThreadWritingIsWrittenByThatThread) {
-  // The first write holds the write lock until the other thread's appends have returned.
-  absl::Notification handed_off, writing;
-  std::atomic<int> writes{0};
-  FileDeviceOptions options;
-  options.before_write = [&] {
-    if (writes.fetch_add(1) == 0) {
-      writing.Notify();
-      handed_off.WaitForNotification();
-    }
-  };
-  auto dev = Open(options);
-  ASSERT_TRUE(dev.ok());
-  FileDevice& d = **dev;
-  ASSERT_TRUE(d.writes_directly());
-
-  Outcomes outcomes;
-  std::thread::id answered_on[3];
-  std::thread writer([&] {
-    d.AppendAsync(R"({"type":"request","n":0})", [&](absl::Status s) {
-      answered_on[0] = std::this_thread::get_id();
-      outcomes.Next()(std::move(s));
-    });
-  });
-  writing.WaitForNotification();
-  // This thread finds the lock held: its appends return at once, unanswered, and keep their
-  // order (two records in one append, then one more).
-  d.AppendAsync(std::vector<std::string>{R"({"type":"request","n":1})",
-                                         R"({"type":"response","n":2})"},
-                [&](absl::Status s) {
-                  answered_on[1] = std::this_thread::get_id();
-                  outcomes.Next()(std::move(s));
-                });
-  d.AppendAsync(R"({"type":"request","n":3})", [&](absl::Status s) {
-    answered_on[2] = std::this_thread::get_id();
-    outcomes.Next()(std::move(s));
-  });
-  EXPECT_EQ(outcomes.Count(), 0u);
-  EXPECT_EQ(d.GetStats().handed_off, 3u);
-  const std::thread::id writer_id = writer.get_id();
-  handed_off.Notify();
-  writer.join();
-  // The writing thread wrote them, in one write after its own, and answered them.
-  for (const absl::Status& s : outcomes.Await(3)) EXPECT_TRUE(s.ok()) << s;
-  EXPECT_EQ(answered_on[1], writer_id);
-  EXPECT_EQ(answered_on[2], writer_id);
-  EXPECT_EQ(d.GetStats().batches, 2u);
-  EXPECT_EQ(writes.load(), 2);
-  // The lock is free again: this thread writes its own append and is answered at once.
-  d.AppendAsync(R"({"type":"request","n":4})", outcomes.Next());
-  EXPECT_EQ(outcomes.Count(), 4u);
-  ASSERT_TRUE(d.Close().ok());
-
-  std::vector<std::string> lines = testing::Lines(testing::ReadAll(file()));
-  ASSERT_EQ(lines.size(), 6u);  // records 0-4, closing checkpoint
-  for (int n = 0; n <= 4; ++n) {
-    EXPECT_NE(lines[n].find(absl::StrCat("\"n\":", n, ",")), std::string::npos) << lines[n];
-  }
-  VerifyReport r = VerifyClosed();
-  EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
-  EXPECT_EQ(r.records, 5u);
-}
-
-TEST_F(FileDeviceTest, AppendsHandedOffWhenTheDeviceClosesAreRefusedNotLost) {
-  // A thread holds the write lock (in its write) while another hands its record over and the
-  // device is closed: the handed-off record must still be answered, refused.
-  absl::Notification writing, release;
-  std::atomic<int> writes{0};
-  FileDeviceOptions options;
-  options.before_write = [&] {
-    if (writes.fetch_add(1) == 0) {
-      writing.Notify();
-      release.WaitForNotification();
-    }
-  };
-  auto dev = Open(options);
-  ASSERT_TRUE(dev.ok());
-  FileDevice& d = **dev;
-  Outcomes first, handed, probes;
-  std::thread writer([&] { d.AppendAsync(R"({"type":"request","n":0})", first.Next()); });
-  writing.WaitForNotification();
-  d.AppendAsync(R"({"type":"request","n":1})", handed.Next());
-  EXPECT_EQ(handed.Count(), 0u);  // handed off
-  absl::Status closed = absl::UnknownError("not closed");
-  std::thread closer([&] { closed = d.Close(); });
-  // Once Close has begun, an append is refused at once (before then, it is handed off too).
-  size_t sent = 0;
-  do {
-    d.AppendAsync(R"({"type":"probe"})", probes.Next());
-    ++sent;
-    std::this_thread::yield();
-  } while (probes.Count() == 0);
-  release.Notify();
-  writer.join();
-  closer.join();
-  EXPECT_TRUE(closed.ok()) << closed;
-  EXPECT_TRUE(first.Await(1)[0].ok());
-  EXPECT_EQ(handed.Await(1)[0].code(), absl::StatusCode::kFailedPrecondition);
-  for (const absl::Status& s : probes.Await(sent)) {
-    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
-  }
-  std::vector<std::string> lines = testing::Lines(testing::ReadAll(file()));
-  ASSERT_EQ(lines.size(), 2u);  // record 0 and the closing checkpoint
-  EXPECT_NE(lines[0].find(R"("n":0,)"), std::string::npos) << lines[0];
-  VerifyReport r = VerifyClosed();
-  EXPECT_FALSE(r.problem.has_value()) << r.problem->message;
-}
-
 TEST_F(FileDeviceTest, DirectAppendsFromManyThreadsAreEachAnsweredOnceAndKeepEachThreadsOrder) {
   constexpr int kThreads = 4, kPerThread = 2000;
   FileDeviceOptions options;
@@ -780,8 +672,6 @@ TEST_F(FileDeviceTest, DirectAppendsFromManyThreadsAreEachAnsweredOnceAndKeepEac
     });
   }
   for (auto& t : threads) t.join();
-  // Handed-off appends are answered by whoever wrote them, at the latest by the last thread to
-  // release the lock, which has happened by now.
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(answers[t].load(), kPerThread) << t;
   EXPECT_EQ(failures.load(), 0);
   ASSERT_TRUE((*dev)->Close().ok());
