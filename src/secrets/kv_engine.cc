@@ -292,7 +292,15 @@ std::string KvEngine::MetaKey(std::string_view path) const {
 }
 
 std::string KvEngine::DataKey(std::string_view path, uint64_t version) const {
-  return absl::StrCat(prefix_, "data/", core::ToAbsl(path), absl::StrFormat("/%020u", version));
+  // The version as 20 zero-padded digits (as "%020u" would write it, so keys sort by version),
+  // without a format string parsed on every read.
+  char digits[20];
+  for (int i = 19; i >= 0; --i) {
+    digits[i] = static_cast<char>('0' + version % 10);
+    version /= 10;
+  }
+  return absl::StrCat(prefix_, "data/", core::ToAbsl(path), "/",
+                      absl::string_view(digits, sizeof(digits)));
 }
 
 absl::Status KvEngine::LoadAll() {
