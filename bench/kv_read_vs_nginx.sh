@@ -7,7 +7,9 @@
 #   1. max throughput: closed loop, CONNECTIONS connections on THREADS ward-bench threads;
 #   2. latency at half of Ward's median max throughput: open loop at that fixed rate, against
 #      both servers (nginx at the same rate, for reference).
-# Prints every run, then the medians and the ratio Ward/nginx.
+# Prints every run, then the medians and the ratio Ward/nginx, and each server's CPU time per
+# request in the max-throughput runs (from /proc: what the server itself spends, apart from the
+# load generator sharing the machine).
 #
 # AUDIT=1 enables a file audit device on Ward first (every request and response recorded,
 # hash-chained and HMAC'd), as issue 5's read target is stated: token auth + ACL + audit on.
@@ -46,11 +48,16 @@ common=(--ca-file "$WARD_CA" -c "$CONNECTIONS" -t "$THREADS" -d "$DURATION" --wa
 ward_args=(--url "$WARD_URL" --scenario kv-read --path secret/data/bench --token "$WARD_ROOT_TOKEN")
 nginx_args=(--url "$NGINX_URL" --scenario static --path /1k.bin)
 
-ward_tp=() nginx_tp=() ward_p99=() nginx_p99=()
+ward_tp=() nginx_tp=() ward_p99=() nginx_p99=() ward_cpu=() nginx_cpu=()
 for i in $(seq "$REPEAT"); do
   echo "--- max throughput, run $i (load: $(bench_load))"
+  before=$(cpu_ticks "$WARD_PID")
   "$WARD_BENCH" "${ward_args[@]}" "${common[@]}" | tee "$BENCH_TMP/ward-$i.out"
+  ward_cpu+=("$(cpu_us_per_request $(($(cpu_ticks "$WARD_PID") - before)) "$BENCH_TMP/ward-$i.out")")
+  before=$(cpu_ticks $(nginx_pids))
   "$WARD_BENCH" "${nginx_args[@]}" "${common[@]}" | tee "$BENCH_TMP/nginx-$i.out"
+  nginx_cpu+=("$(cpu_us_per_request $(($(cpu_ticks $(nginx_pids)) - before)) \
+    "$BENCH_TMP/nginx-$i.out")")
   record_run ward "$BENCH_TMP/ward-$i.out"
   record_run nginx "$BENCH_TMP/nginx-$i.out"
 done
@@ -78,3 +85,4 @@ printf '%-8s %14.0f %16.3f %22.3f %22.3f\n' nginx "$nginx_med" "$(median "${ngin
   "$(median "${nginx_half_p50[@]}")" "$(median "${nginx_half_p99[@]}")"
 echo "ratio ward/nginx (max throughput): $(python3 -c "print(f'{$ward_med / $nginx_med:.3f}')")"
 echo "per-run throughput: ward ${ward_tp[*]}; nginx ${nginx_tp[*]}"
+echo "server CPU us per request at max throughput (median; per run): ward $(median "${ward_cpu[@]}") (${ward_cpu[*]}); nginx $(median "${nginx_cpu[@]}") (${nginx_cpu[*]})"

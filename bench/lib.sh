@@ -60,7 +60,8 @@ bench_free_port() {
 
 # start_ward NAME [extra ward server args...]
 # Starts `ward server --dev` on a free port with its data and TLS files under $BENCH_TMP/NAME
-# and waits (up to 60 s) for its banner. Sets WARD_URL, WARD_CA, WARD_TLS_DIR, WARD_ROOT_TOKEN.
+# and waits (up to 60 s) for its banner. Sets WARD_URL, WARD_CA, WARD_TLS_DIR, WARD_ROOT_TOKEN,
+# WARD_PID.
 start_ward() {
   local name=$1
   shift
@@ -76,6 +77,7 @@ start_ward() {
     "$@" >"$dir/stdout" 2>"$dir/stderr" &
   BENCH_PIDS+=($!)
   local pid=$! i
+  WARD_PID=$pid
   for i in $(seq 600); do
     WARD_URL=$(sed -n 's/^Ward dev server listening on \(https:[^ ]*\)$/\1/p' "$dir/stdout")
     if [ -n "$WARD_URL" ]; then break; fi
@@ -94,7 +96,8 @@ start_ward() {
 # Starts nginx (Debian package) in the foreground as a child with a generated config under
 # $BENCH_TMP/nginx: HTTPS only, TLS 1.3, keep-alive without a request limit, no access log
 # (NGINX_ACCESS_LOG=1: nginx's default combined-format log to $BENCH_TMP/nginx/access.log),
-# serving $BENCH_TMP/nginx/www (which holds 1k.bin, 1024 bytes). Sets NGINX_URL. With
+# serving $BENCH_TMP/nginx/www (which holds 1k.bin, 1024 bytes). Sets NGINX_URL and NGINX_PID
+# (the master; nginx_pids lists it with its workers). With
 # CLIENT_CA, nginx requires and verifies client certificates (ssl_verify_client on); the
 # readiness probe then presents $BENCH_CLIENT_CERT / $BENCH_CLIENT_KEY.
 start_nginx() {
@@ -148,6 +151,7 @@ EOF
   nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
   "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
   BENCH_PIDS+=($!)
+  NGINX_PID=$!
   NGINX_URL=https://127.0.0.1:$port
   for i in $(seq 100); do
     if curl -sf --cacert "$WARD_CA" "${probe_cert[@]}" "$NGINX_URL/1k.bin" -o /dev/null; then
@@ -216,6 +220,35 @@ record_run() {
   local -n record_tp=$1_tp record_p99=$1_p99
   record_tp+=("$(json_field "$2" throughput)")
   record_p99+=("$(json_field "$2" latency_ms.p99)")
+}
+
+# nginx_pids: the nginx master started by start_nginx and its workers.
+nginx_pids() {
+  echo "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true)
+}
+
+# cpu_ticks PID...: the CPU time (user + system, in clock ticks) the processes, all their
+# threads, have used so far.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    # utime and stime are fields 14 and 15; the name in field 2 may hold spaces.
+    total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$total"
+}
+
+# cpu_us_per_request TICKS FILE: a server's CPU microseconds per request, from the TICKS it used
+# during the ward-bench run in FILE (warm-up included: the run's throughput is taken to hold
+# for its WARMUP seconds too).
+cpu_us_per_request() {
+  python3 - "$1" "$2" "$WARMUP" "$(getconf CLK_TCK)" <<'EOF'
+import json, sys
+ticks, path, warmup, hz = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+r = json.loads([l for l in open(path) if l.startswith("{")][-1])
+requests = r["throughput"] * (r["duration_s"] + warmup)
+print(f"{ticks / hz * 1e6 / requests:.1f}" if requests > 0 else "nan")
+EOF
 }
 
 # bench_load: the 1, 5 and 15 minute load averages, for the header of each run.
