@@ -97,6 +97,36 @@ TEST_F(FastPathTest, WritesAndOtherRoutesRunOnTheWorkerPool) {
   EXPECT_FALSE(Inline("GET", "secret/data/a", ""));
 }
 
+TEST_F(FastPathTest, AConnectionRemembersItsTokensHashButChecksTheTokenEveryTime) {
+  ASSERT_EQ(Call("PUT", "secret/data/a", root_, R"({"data":{"v":"1"}})").status, 200);
+  const std::string child = ChildToken(0);
+  ASSERT_FALSE(child.empty());
+  std::unique_ptr<net::ConnectionMemo> memo;  // one connection's, as the listener keeps it
+  auto read = [&](const std::string& token) {
+    net::HttpRequest request = Request("GET", "secret/data/a", token);
+    request.connection_memo = &memo;
+    std::optional<net::HttpResponse> served = handler().HandleInline(request);
+    EXPECT_TRUE(served.has_value());
+    return served.has_value() ? net::AwaitHeld(std::move(*served)).status : 0;
+  };
+  EXPECT_EQ(read(child), 200);
+  ASSERT_NE(memo, nullptr);  // the token's hash, remembered for the connection
+  const net::ConnectionMemo* remembered = memo.get();
+  EXPECT_EQ(read(child), 200);
+  EXPECT_EQ(memo.get(), remembered);  // used, not replaced
+  // Another token on the same connection is looked up as itself (and replaces the memo).
+  EXPECT_EQ(read("not-a-token"), 403);
+  EXPECT_EQ(read(child), 200);
+  // A revoked token is refused although its hash is remembered: the entry is checked on
+  // every request.
+  ASSERT_EQ(read(child), 200);
+  ASSERT_EQ(Call("POST", "auth/token/revoke", root_,
+                 absl::StrCat(R"({"token":")", child, R"("})")).status,
+            204);
+  EXPECT_EQ(read(child), 403);
+  EXPECT_EQ(read(root_), 200);
+}
+
 TEST_F(FastPathTest, UseLimitedTokensRunOnTheWorkerPool) {
   // Each request consumes a use, which is a storage commit: it must not run on the event loop.
   const std::string limited = ChildToken(5);

@@ -252,10 +252,52 @@ bool VaultHandler::InlineAllowed(const net::HttpRequest& http, bool has_token,
   return IsSideEffectFreeRead(http, *state, has_token ? look_up(state) : nullptr);
 }
 
+namespace {
+
+// What a connection remembers of the token its last request carried: the token and its keyed
+// hash in the token store of one unsealed state. A client sends the same token on its
+// connection request after request, so the HMAC that finds a token is computed once per
+// connection and token rather than per request; the entry itself is still looked up (and
+// checked for expiry and revocation) every time. The raw token is kept while the connection
+// lives (its request buffers hold it as long) and zeroed with the memo.
+class TokenMemo : public net::ConnectionMemo {
+ public:
+  ~TokenMemo() override { core::SecureZero(token); }
+
+  std::weak_ptr<const UnsealedState> state;  // whose token store id_hash belongs to
+  std::string token;
+  std::string id_hash;
+};
+
+// state->tokens->Lookup(token), with the hashing remembered on the request's connection.
+absl::StatusOr<auth::TokenEntry> LookupRemembered(const net::HttpRequest& http,
+                                                  const std::string& token,
+                                                  const std::shared_ptr<const UnsealedState>& state) {
+  const auth::TokenStore& tokens = *state->tokens;
+  if (http.connection_memo == nullptr || token.empty()) return tokens.Lookup(token);
+  std::unique_ptr<net::ConnectionMemo>& slot = *http.connection_memo;
+  if (auto* memo = dynamic_cast<TokenMemo*>(slot.get());
+      memo != nullptr && !memo->state.owner_before(state) && !state.owner_before(memo->state) &&
+      crypto::ConstantTimeEquals(memo->token, token)) {
+    return tokens.LookupHashed(memo->id_hash);
+  }
+  absl::StatusOr<std::string> id_hash = tokens.IdHash(token);
+  if (!id_hash.ok()) return tokens.Lookup(token);  // the same failure, reported as Lookup does
+  auto memo = std::make_unique<TokenMemo>();
+  memo->state = state;
+  memo->token = token;
+  memo->id_hash = *std::move(id_hash);
+  const TokenMemo& remembered = *memo;
+  slot = std::move(memo);
+  return tokens.LookupHashed(remembered.id_hash);
+}
+
+}  // namespace
+
 const absl::StatusOr<auth::TokenEntry>& VaultHandler::LookupToken(
     Request& req, const std::shared_ptr<const UnsealedState>& state) {
   if (!req.token_lookup.has_value() || req.token_lookup_state != state) {
-    req.token_lookup = state->tokens->Lookup(req.client_token);
+    req.token_lookup = LookupRemembered(req.http, req.client_token, state);
     req.token_lookup_state = state;
   }
   return *req.token_lookup;

@@ -631,10 +631,9 @@ absl::Status TokenStore::CheckUnsealed() const {
 }
 
 template <typename Read>
-auto TokenStore::ReadValid(std::string_view token, const Read& read) const
+auto TokenStore::ReadValid(std::string_view id_hash, const Read& read) const
     -> absl::StatusOr<decltype(read(std::declval<const TokenEntry&>()))> {
   WARD_RETURN_IF_ERROR(CheckUnsealed());
-  WARD_ASSIGN_OR_RETURN(std::string id_hash, HashToken(token));
   const absl::Time now = clock_.Now();
   absl::ReaderMutexLock lock(&mu_);
   const TokenEntry* entry = FindValidLocked(id_hash, now);
@@ -643,11 +642,23 @@ auto TokenStore::ReadValid(std::string_view token, const Read& read) const
 }
 
 absl::StatusOr<TokenEntry> TokenStore::Lookup(std::string_view token) const {
-  return ReadValid(token, [](const TokenEntry& entry) { return entry; });
+  WARD_RETURN_IF_ERROR(CheckUnsealed());
+  WARD_ASSIGN_OR_RETURN(std::string id_hash, HashToken(token));
+  return LookupHashed(id_hash);
+}
+
+absl::StatusOr<std::string> TokenStore::IdHash(std::string_view token) const {
+  return HashToken(token);
+}
+
+absl::StatusOr<TokenEntry> TokenStore::LookupHashed(std::string_view id_hash) const {
+  return ReadValid(id_hash, [](const TokenEntry& entry) { return entry; });
 }
 
 absl::StatusOr<bool> TokenStore::HasUnlimitedUses(std::string_view token) const {
-  return ReadValid(token, [](const TokenEntry& entry) { return entry.num_uses == 0; });
+  WARD_RETURN_IF_ERROR(CheckUnsealed());
+  WARD_ASSIGN_OR_RETURN(std::string id_hash, HashToken(token));
+  return ReadValid(id_hash, [](const TokenEntry& entry) { return entry.num_uses == 0; });
 }
 
 absl::StatusOr<TokenEntry> TokenStore::Use(std::string_view token) {

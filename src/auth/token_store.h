@@ -200,6 +200,13 @@ class TokenStore {
   //         then); kInternal if hashing fails.
   absl::StatusOr<TokenEntry> Lookup(std::string_view token) const;
 
+  // The keyed hash `token` is stored under (what Lookup computes first), for a caller that
+  // looks one token up again and again: LookupHashed then skips the hashing. Valid for this
+  // store only. Errors: kInternal if hashing fails.
+  absl::StatusOr<std::string> IdHash(std::string_view token) const;
+  // Lookup of the token whose IdHash is `id_hash`. Errors: as Lookup.
+  absl::StatusOr<TokenEntry> LookupHashed(std::string_view id_hash) const;
+
   // Whether `token` may be used without limit (num_uses 0): Lookup's answer to that one
   // question, without copying the entry. Errors: as Lookup.
   absl::StatusOr<bool> HasUnlimitedUses(std::string_view token) const;
@@ -269,9 +276,10 @@ class TokenStore {
 
   // The valid entry stored under `id_hash` at `now`: present, unexpired, and every ancestor
   // present and unexpired; nullptr otherwise.
-  // Lookup's checks (unsealed, known, not expired), then `read(entry)` under the reader lock.
+  // Lookup's checks (unsealed, known, not expired) for the token hashed to `id_hash`, then
+  // `read(entry)` under the reader lock.
   template <typename Read>
-  auto ReadValid(std::string_view token, const Read& read) const
+  auto ReadValid(std::string_view id_hash, const Read& read) const
       -> absl::StatusOr<decltype(read(std::declval<const TokenEntry&>()))>;
   const TokenEntry* FindValidLocked(std::string_view id_hash, absl::Time now) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);

@@ -15,6 +15,14 @@
 
 namespace ward::net {
 
+// What a handler keeps about one connection from one of its requests to the next (see
+// HttpRequest::connection_memo): a handler derives its own type from this. Destroyed when the
+// connection ends, on the connection's event loop.
+class ConnectionMemo {
+ public:
+  virtual ~ConnectionMemo() = default;
+};
+
 // One parsed HTTP request, as handed to a Handler.
 struct HttpRequest {
   std::string method;  // as sent: "GET", "POST", "LIST", ...
@@ -30,6 +38,11 @@ struct HttpRequest {
   // against its trust store (or whose leaf is revoked or expired), so a non-empty chain here has
   // been verified by the listener.
   std::vector<std::string> peer_certificates_der;
+  // The handler's memo for the connection this request came on, kept from request to request
+  // on it (a handler may set or replace it); nullptr for a request that came through no
+  // HttpServer connection. A connection's requests are handled one after another, never at
+  // once (inline or on the worker pool), so it needs no lock.
+  std::unique_ptr<ConnectionMemo>* connection_memo = nullptr;
 
   // Returns the value of the first header named `lower_name` (which must be lower-case), or ""
   // if there is none. The view is valid while this request is alive and unchanged.

@@ -589,9 +589,10 @@ struct HttpServer::Runtime {
     }
     // No deadline until the next ExpireAfter (while a handler or a hold runs).
     void ClearDeadline() { deadline_ = Clock::time_point::max(); }
-    // The session has ended: no more timer, nothing to close.
+    // The session has ended: no more timer, nothing to close, nothing to remember.
     void Stop() {
       socket = nullptr;
+      memo.reset();
       deadline_ = Clock::time_point::max();
       armed_ = Clock::time_point::max();
       ++wait_generation_;
@@ -607,6 +608,7 @@ struct HttpServer::Runtime {
     // closing handshake): Shutdown may close the connection then without losing a request.
     bool idle = true;
     bool timed_out = false;  // the deadline set by the last ExpireAfter passed
+    std::unique_ptr<ConnectionMemo> memo;  // HttpRequest::connection_memo, while the session runs
 
    private:
     void Arm(Clock::time_point when) {
@@ -1128,6 +1130,7 @@ Task<Next> HttpServer::Runtime::ServeRequest(Connection& conn, Stream& stream,
   request.remote_address = remote_address;
   request.remote_port = remote_port;
   request.request_id = std::move(request_id);
+  request.connection_memo = &conn.memo;
   // Lent for the handler call and taken back after it, rather than copied per request.
   request.peer_certificates_der = std::move(peer_certificates);
   struct GiveBack {

@@ -849,6 +849,54 @@ TEST_F(HttpServerTest, InlineHandlerServesWhatItCanOnTheEventLoop) {
   EXPECT_EQ(pool_calls, 1);  // only /pooled reached the main handler
 }
 
+TEST_F(HttpServerTest, AConnectionsMemoLastsFromRequestToRequestAndEndsWithIt) {
+  // Counts the requests of its connection; counts its own destruction.
+  struct CountingMemo : ConnectionMemo {
+    explicit CountingMemo(std::atomic<int>& ended) : ended(ended) {}
+    ~CountingMemo() override { ended.fetch_add(1); }
+    int requests = 0;
+    std::atomic<int>& ended;
+  };
+  std::atomic<int> ended{0};
+  auto count = [&ended](const HttpRequest& r) {
+    if (r.connection_memo == nullptr) return HttpResponse{500, {}, "no memo"};
+    if (*r.connection_memo == nullptr) *r.connection_memo = std::make_unique<CountingMemo>(ended);
+    auto& memo = dynamic_cast<CountingMemo&>(**r.connection_memo);
+    return HttpResponse{200, {}, absl::StrCat(r.target, " ", ++memo.requests)};
+  };
+  HttpServerOptions options = Options();
+  options.inline_handler = [&](const HttpRequest& r) -> std::optional<HttpResponse> {
+    if (r.target != "/inline") return std::nullopt;
+    return count(r);
+  };
+  auto server = HttpServer::Create(std::move(options), count);
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = std::move(*server);
+  server_->Start();
+
+  auto first = Client();
+  ASSERT_NE(first, nullptr);
+  // Inline and on the worker pool, the requests of one connection share its memo.
+  for (const auto& [target, body] : std::vector<std::pair<std::string, std::string>>{
+           {"/inline", "/inline 1"}, {"/pooled", "/pooled 2"}, {"/inline", "/inline 3"}}) {
+    auto response = first->Send("GET", target, {}, "");
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->body, body);
+  }
+  // Another connection starts with none.
+  auto second = Client();
+  ASSERT_NE(second, nullptr);
+  auto response = second->Send("GET", "/inline", {}, "");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->body, "/inline 1");
+  EXPECT_EQ(first->connections_opened(), 1);
+  EXPECT_EQ(ended.load(), 0);
+  // A connection's memo goes when the connection does.
+  first.reset();
+  second.reset();
+  EXPECT_TRUE(Eventually([&] { return ended.load() == 2; }));
+}
+
 // A held response is sent when released, from another thread, and no thread waits meanwhile:
 // with one event loop and one pool thread, eight connections are all held at once.
 TEST_F(HttpServerTest, HeldResponsesWaitForReleaseWithoutOccupyingAThread) {
