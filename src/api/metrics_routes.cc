@@ -85,20 +85,24 @@ HttpMetrics::HttpMetrics(std::string_view version)
   for (const char* op : {"issue", "sign"}) pki_issue_duration.WithLabels({op});
 }
 
-std::string_view RouteClass(std::string_view path, const UnsealedState* state) {
+size_t RouteClassIndex(std::string_view path, const UnsealedState* state) {
   auto starts = [path](std::string_view prefix) { return path.substr(0, prefix.size()) == prefix; };
-  if (starts("sys/health") || starts("sys/seal-status")) return "health";
-  if (starts("sys/polic") || starts("sys/capabilities")) return "policy";
-  if (starts("sys/audit")) return "audit";
-  if (starts("sys/")) return "sys";
-  if (starts("auth/token/")) return "token";
-  if (starts("auth/")) return "auth";
+  if (starts("sys/health") || starts("sys/seal-status")) return 0;  // health
+  if (starts("sys/polic") || starts("sys/capabilities")) return 1;  // policy
+  if (starts("sys/audit")) return 2;                                  // audit
+  if (starts("sys/")) return 3;                                       // sys
+  if (starts("auth/token/")) return 4;                                // token
+  if (starts("auth/")) return 5;                                      // auth
   if (state != nullptr) {
     if (std::optional<MountMatch> mount = state->mounts->Find(path)) {
-      return mount->pki != nullptr ? "pki" : "kv";
+      return mount->pki != nullptr ? 6 : 7;  // pki, kv
     }
   }
-  return "other";
+  return 8;  // other
+}
+
+std::string_view RouteClass(std::string_view path, const UnsealedState* state) {
+  return kRouteClasses[RouteClassIndex(path, state)];
 }
 
 std::string_view TokenAuthType(std::string_view token_path, const auth::AuthMountTable& mounts) {
@@ -113,9 +117,25 @@ std::string_view TokenAuthType(std::string_view token_path, const auth::AuthMoun
 
 void RecordRequest(HttpMetrics& m, std::string_view path, const UnsealedState* state, int status,
                    absl::Duration elapsed) {
-  std::string route_class(RouteClass(path, state));
-  m.requests.WithLabels({route_class, std::to_string(status)}).Inc();
-  m.duration.WithLabels({route_class}).Observe(absl::ToDoubleSeconds(elapsed));
+  const size_t route = RouteClassIndex(path, state);
+  const std::string_view route_class = kRouteClasses[route];
+  metrics::Counter* requests = nullptr;
+  std::atomic<metrics::Counter*>* remembered = nullptr;
+  if (status >= 100 && status < 600) {
+    remembered = &m.request_series[route][static_cast<size_t>(status - 100)];
+    requests = remembered->load(std::memory_order_acquire);
+  }
+  if (requests == nullptr) {
+    requests = &m.requests.WithLabels({std::string(route_class), std::to_string(status)});
+    if (remembered != nullptr) remembered->store(requests, std::memory_order_release);
+  }
+  requests->Inc();
+  metrics::Histogram* duration = m.duration_series[route].load(std::memory_order_acquire);
+  if (duration == nullptr) {
+    duration = &m.duration.WithLabels({std::string(route_class)});
+    m.duration_series[route].store(duration, std::memory_order_release);
+  }
+  duration->Observe(absl::ToDoubleSeconds(elapsed));
 }
 
 void RefreshNodeMetrics(HttpMetrics& m, Core& core, const UnsealedState* state, absl::Time now) {

@@ -2,6 +2,9 @@
 
 // The API layer's metrics (docs/metrics.md). Private to src/api.
 
+#include <array>
+#include <atomic>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -12,9 +15,13 @@
 
 namespace ward::api::internal {
 
-// The registry and its families, owned by one VaultHandler. Thread-safe: recording is lock-free
-// once a series exists; scrapes are serialised by scrape_mu (they refresh the gauges that
-// mirror node state before rendering).
+// The route classes of RouteClass, by RouteClassIndex.
+inline constexpr std::array<std::string_view, 9> kRouteClasses = {
+    "health", "policy", "audit", "sys", "token", "auth", "pki", "kv", "other"};
+
+// The registry and its families, owned by one VaultHandler. Thread-safe: a request is recorded
+// without a lock once its series exist (RecordRequest remembers them); scrapes are serialised
+// by scrape_mu (they refresh the gauges that mirror node state before rendering).
 struct HttpMetrics {
   explicit HttpMetrics(std::string_view version);
 
@@ -42,12 +49,22 @@ struct HttpMetrics {
   // Seconds until each issuer's notAfter, refreshed at each scrape.
   metrics::Family<metrics::Gauge>& pki_issuer_expiry;
   absl::Mutex scrape_mu;
+
+  // The series of `requests` by route class index and status code - 100, and of `duration` by
+  // route class index, each looked up in its family once (nullptr until then): the family's
+  // lookup builds a label tuple and takes its lock. Valid as long as the families: these two
+  // are never Reset.
+  std::array<std::array<std::atomic<metrics::Counter*>, 500>, kRouteClasses.size()>
+      request_series{};
+  std::array<std::atomic<metrics::Histogram*>, kRouteClasses.size()> duration_series{};
 };
 
 // The bounded class of a request path (after "/v1/"): kv, pki, token, sys, auth, policy, audit,
 // health or other. Never the raw path. `state` may be null (sealed): then mount paths are
 // "other".
 std::string_view RouteClass(std::string_view path, const UnsealedState* state);
+// RouteClass as an index into kRouteClasses.
+size_t RouteClassIndex(std::string_view path, const UnsealedState* state);
 
 // Counts one finished request.
 void RecordRequest(HttpMetrics& m, std::string_view path, const UnsealedState* state, int status,
