@@ -37,8 +37,13 @@ absl::StatusOr<std::shared_ptr<quota::RateLimiter>> LimiterFor(
     QuotaState& qs, const std::shared_ptr<const UnsealedState>& state, barrier::Barrier& barrier,
     core::Clock& clock) {
   {
-    absl::MutexLock lock(&qs.mu);
-    if (qs.limiter != nullptr && qs.for_state.lock() == state) return qs.limiter;
+    // Every request comes here: a shared lock, and the states compared by owner (no reference
+    // count touched), are enough to find the limiter already loaded.
+    absl::ReaderMutexLock lock(&qs.mu);
+    if (qs.limiter != nullptr && !qs.for_state.owner_before(state) &&
+        !state.owner_before(qs.for_state)) {
+      return qs.limiter;
+    }
   }
   // Barrier I/O outside the lock; two racing loaders read the same data, the first installs.
   auto loaded = quota::RateLimiter::Create(barrier, clock);

@@ -182,6 +182,7 @@ absl::StatusOr<std::unique_ptr<RateLimiter>> RateLimiter::Create(barrier::Barrie
   }
   absl::MutexLock lock(&r->mu_);
   r->quotas_ = std::move(quotas);
+  r->quota_count_.store(r->quotas_.size(), std::memory_order_release);
   r->config_ = std::move(config);
   return r;
 }
@@ -195,6 +196,7 @@ absl::Status RateLimiter::Set(RateLimitQuota q) {
   Entry& e = quotas_[q.name];
   e.quota = std::move(q);
   e.buckets.clear();
+  quota_count_.store(quotas_.size(), std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -215,6 +217,7 @@ absl::Status RateLimiter::Delete(std::string_view name) {
   absl::MutexLock lock(&mu_);
   auto it = quotas_.find(name);
   if (it != quotas_.end()) quotas_.erase(it);
+  quota_count_.store(quotas_.size(), std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -264,6 +267,8 @@ void RateLimiter::Prune(Entry& e, absl::Time now) {
 Decision RateLimiter::Check(std::string_view path, const Caller& caller) {
   Decision d;
   if (IsBuiltInExempt(path)) return d;
+  // No quota, none applies (a quota set concurrently applies from the next request).
+  if (quota_count_.load(std::memory_order_acquire) == 0) return d;
   // The login role is resolved outside the lock, and only if a role quota covers the path.
   bool role_quota = false;
   {

@@ -4,6 +4,7 @@
 // client IP address, per token, per login role or collectively with token buckets, persisted
 // through the barrier.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -141,6 +142,9 @@ class RateLimiter {
   absl::Mutex write_mu_;  // serialises Set/Delete/SetConfig (barrier I/O)
   mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(write_mu_);
   std::map<std::string, Entry, std::less<>> quotas_ ABSL_GUARDED_BY(mu_);
+  // quotas_.size(), stored under mu_ whenever it changes: Check answers "no quota" without
+  // the lock when there is none (the common case, and every request asks).
+  std::atomic<size_t> quota_count_{0};
   QuotaConfig config_ ABSL_GUARDED_BY(mu_);
 };
 
