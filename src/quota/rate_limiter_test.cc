@@ -65,6 +65,14 @@ TEST_F(RateLimiterTest, NoQuotaAllowsEverything) {
   Decision d = limiter_->Check("secret/data/a", From("10.0.0.1"));
   EXPECT_TRUE(d.allowed);
   EXPECT_EQ(d.quota, "");
+  // The first quota applies from the next request; deleting the last lets everything through.
+  ASSERT_TRUE(limiter_->Set(Quota("q", "secret/", 1)).ok());
+  EXPECT_TRUE(limiter_->Check("secret/data/a", From("10.0.0.1")).allowed);
+  EXPECT_FALSE(limiter_->Check("secret/data/a", From("10.0.0.1")).allowed);
+  ASSERT_TRUE(limiter_->Delete("q").ok());
+  d = limiter_->Check("secret/data/a", From("10.0.0.1"));
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.quota, "");
 }
 
 TEST_F(RateLimiterTest, BucketAllowsRateThenRefusesThenRefills) {
