@@ -7,9 +7,10 @@
 #   1. max throughput: closed loop, CONNECTIONS connections on THREADS ward-bench threads;
 #   2. latency at half of Ward's median max throughput: open loop at that fixed rate, against
 #      both servers (nginx at the same rate, for reference).
-# Prints every run, then the medians and the ratio Ward/nginx, and each server's CPU time per
+# Prints every run, then the medians and the ratio Ward/nginx, each server's CPU time per
 # request in the max-throughput runs (from /proc: what the server itself spends, apart from the
-# load generator sharing the machine).
+# load generator sharing the machine), and how late the generator itself woke for its
+# scheduled sends in the open-loop runs (ward-bench's wake lag).
 #
 # AUDIT=1 enables a file audit device on Ward first (every request and response recorded,
 # hash-chained and HMAC'd), as issue 5's read target is stated: token auth + ACL + audit on.
@@ -66,6 +67,7 @@ nginx_med=$(median "${nginx_tp[@]}")
 half=$(python3 -c "print(round($ward_med / 2))")
 
 ward_half_p99=() nginx_half_p99=() ward_half_p50=() nginx_half_p50=()
+ward_half_lag=() nginx_half_lag=()
 for i in $(seq "$REPEAT"); do
   echo "--- open loop at $half req/s (half of Ward's max), run $i (load: $(bench_load))"
   "$WARD_BENCH" "${ward_args[@]}" "${common[@]}" --rate "$half" | tee "$BENCH_TMP/ward-half-$i.out"
@@ -74,6 +76,8 @@ for i in $(seq "$REPEAT"); do
   nginx_half_p99+=("$(json_field "$BENCH_TMP/nginx-half-$i.out" latency_ms.p99)")
   ward_half_p50+=("$(json_field "$BENCH_TMP/ward-half-$i.out" latency_ms.p50)")
   nginx_half_p50+=("$(json_field "$BENCH_TMP/nginx-half-$i.out" latency_ms.p50)")
+  ward_half_lag+=("$(json_field "$BENCH_TMP/ward-half-$i.out" wake_lag_ms.p99)")
+  nginx_half_lag+=("$(json_field "$BENCH_TMP/nginx-half-$i.out" wake_lag_ms.p99)")
 done
 
 echo
@@ -85,4 +89,8 @@ printf '%-8s %14.0f %16.3f %22.3f %22.3f\n' nginx "$nginx_med" "$(median "${ngin
   "$(median "${nginx_half_p50[@]}")" "$(median "${nginx_half_p99[@]}")"
 echo "ratio ward/nginx (max throughput): $(python3 -c "print(f'{$ward_med / $nginx_med:.3f}')")"
 echo "per-run throughput: ward ${ward_tp[*]}; nginx ${nginx_tp[*]}"
+echo "p99 ms at $half/s per run: ward ${ward_half_p99[*]}; nginx ${nginx_half_p99[*]}"
+echo "how late the load generator woke for a scheduled send at $half/s, p99 ms per run (part of"
+echo "  every latency above; a large value means the generator, not the server, was late):"
+echo "  during ward runs ${ward_half_lag[*]}; during nginx runs ${nginx_half_lag[*]}"
 echo "server CPU us per request at max throughput (median; per run): ward $(median "${ward_cpu[@]}") (${ward_cpu[*]}); nginx $(median "${nginx_cpu[@]}") (${nginx_cpu[*]})"

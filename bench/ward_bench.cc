@@ -210,7 +210,12 @@ class Histogram {
 // What one thread measured. Only its own thread touches it until the threads are joined.
 struct Stats {
   Histogram latency;
+  // Open loop: how late a connection that was waiting for its next request's intended send
+  // time woke up for it (timer and scheduling delay on the generator's side, in the window).
+  // Latency counts from the intended time, so this lateness is part of every latency above.
+  Histogram wake_lag;
   uint64_t responses = 0;  // complete responses in the window, any status
+  uint64_t all_responses = 0;  // complete responses at any time (warm-up included)
   uint64_t non_2xx = 0;
   uint64_t io_errors = 0;  // connect, TLS, write, read failures and timeouts in the window
   uint64_t bytes_received = 0;
@@ -220,7 +225,9 @@ struct Stats {
 
   void Merge(const Stats& o) {
     latency.Merge(o.latency);
+    wake_lag.Merge(o.wake_lag);
     responses += o.responses;
+    all_responses += o.all_responses;
     non_2xx += o.non_2xx;
     io_errors += o.io_errors;
     bytes_received += o.bytes_received;
@@ -341,7 +348,14 @@ class Connection {
       }
       if (open_loop) {
         next += plan_.interval;
-        if (Clock::now() < intended) co_await Sleep(intended);
+        if (Clock::now() < intended) {
+          co_await Sleep(intended);
+          const Clock::time_point woke = Clock::now();
+          if (InWindow(woke)) {
+            worker_.stats.wake_lag.Record(static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(woke - intended).count()));
+          }
+        }
       }
       if (!stream_.has_value() || IsHandshakeScenario(plan_.scenario)) {
         if (!co_await Connect()) {
@@ -356,6 +370,7 @@ class Connection {
       std::optional<int> status = co_await Exchange(MakeRequest(plan_, index_, seq, index));
       // The response's completion (in the handshake scenarios, before the drain).
       const Clock::time_point done = IsHandshakeScenario(plan_.scenario) ? done_ : Clock::now();
+      if (status.has_value()) ++worker_.stats.all_responses;
       if (!status.has_value()) {
         CountIoError();
         Drop();
@@ -619,6 +634,16 @@ absl::StatusOr<Plan> MakePlan(const Options& o) {
 
 std::string Ms(uint64_t ns) { return absl::StrFormat("%.3f", static_cast<double>(ns) / 1e6); }
 
+// User plus system CPU time this process has used so far, all threads, in seconds.
+double ProcessCpuSeconds() {
+  rusage u{};
+  if (::getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(u.ru_utime) + seconds(u.ru_stime);
+}
+
 // Runs the plan to completion and prints the results. Returns the process exit code.
 int RunBench(const Options& o, Plan plan) {
   // Each connection needs a descriptor; raise the soft limit as far as the hard limit allows.
@@ -650,10 +675,12 @@ int RunBench(const Options& o, Plan plan) {
       if (e) failures.fetch_add(1);
     });
   }
+  const double cpu_before = ProcessCpuSeconds();
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->ioc.run(); });
   for (std::thread& t : threads) t.join();
   const Clock::time_point finished = Clock::now();
+  const double cpu_seconds = ProcessCpuSeconds() - cpu_before;
 
   Stats total;
   for (auto& w : workers) total.Merge(w->stats);
@@ -663,7 +690,11 @@ int RunBench(const Options& o, Plan plan) {
                              : o.duration_s;
   const double throughput = static_cast<double>(total.responses) / seconds;
   const Histogram& h = total.latency;
+  const Histogram& lag = total.wake_lag;
   const char* mode = o.rate > 0 ? "open-loop" : "closed-loop";
+  // The generator's own CPU time per response it received (all threads, the whole run).
+  const double cpu_us_per_response =
+      total.all_responses == 0 ? 0 : cpu_seconds * 1e6 / static_cast<double>(total.all_responses);
 
   std::cout << absl::StrFormat(
       "ward-bench %s %s%s\n"
@@ -684,6 +715,13 @@ int RunBench(const Options& o, Plan plan) {
                                  total.status_classes[3], total.status_classes[4],
                                  total.status_classes[5]);
   }
+  std::cout << absl::StrFormat("  generator   CPU %.1f us per response", cpu_us_per_response);
+  if (o.rate > 0) {
+    std::cout << absl::StrFormat("; woke late for a send: p50 %s  p99 %s  p99.9 %s  max %s ms",
+                                 Ms(lag.Quantile(0.5)), Ms(lag.Quantile(0.99)),
+                                 Ms(lag.Quantile(0.999)), Ms(lag.max()));
+  }
+  std::cout << "\n";
   if (IsHandshakeScenario(plan.scenario)) {
     std::cout << absl::StrFormat("  handshakes  %d (%.1f /s), resumed %d\n", total.handshakes,
                                  static_cast<double>(total.handshakes) / seconds, total.resumed);
@@ -694,11 +732,14 @@ int RunBench(const Options& o, Plan plan) {
         "\"threads\":%d,\"mode\":\"%s\",\"rate\":%.1f,\"duration_s\":%.3f,\"responses\":%d,"
         "\"throughput\":%.1f,\"latency_ms\":{\"mean\":%s,\"p50\":%s,\"p90\":%s,\"p99\":%s,"
         "\"p999\":%s,\"max\":%s},\"non_2xx\":%d,\"io_errors\":%d,\"unexpected\":%d,"
-        "\"handshakes\":%d,\"resumed\":%d}\n",
+        "\"handshakes\":%d,\"resumed\":%d,\"generator_cpu_us\":%.2f,"
+        "\"wake_lag_ms\":{\"p50\":%s,\"p99\":%s,\"p999\":%s,\"max\":%s,\"count\":%d}}\n",
         o.scenario_name, o.url, plan.target, o.connections, o.threads, mode, o.rate, seconds,
         total.responses, throughput, Ms(static_cast<uint64_t>(h.mean())), Ms(h.Quantile(0.5)),
         Ms(h.Quantile(0.9)), Ms(h.Quantile(0.99)), Ms(h.Quantile(0.999)), Ms(h.max()),
-        total.non_2xx, total.io_errors, failures.load(), total.handshakes, total.resumed);
+        total.non_2xx, total.io_errors, failures.load(), total.handshakes, total.resumed,
+        cpu_us_per_response, Ms(lag.Quantile(0.5)), Ms(lag.Quantile(0.99)),
+        Ms(lag.Quantile(0.999)), Ms(lag.max()), lag.count());
   }
   return failures.load() == 0 ? 0 : 1;
 }
