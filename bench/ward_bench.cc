@@ -10,6 +10,10 @@
 //   open loop (--rate R): each connection follows a fixed schedule of R/N requests per second
 //     and latency is measured from the request's *intended* send time, so a stalled server is
 //     charged for the requests it kept the generator from sending (no coordinated omission).
+//     The generator's own lateness is reported apart ("woke late for a send"): for each send a
+//     connection waited for, how long after its intended time the connection woke up. With it
+//     and the generator's own CPU time per response (both printed, and in --json), a latency
+//     can be told apart from a generator that was itself behind.
 //
 // Only requests that complete inside the measurement window [start + warmup, start + warmup +
 // duration] are counted; with --requests N the run instead sends exactly N requests in total
