@@ -124,7 +124,7 @@ for r in $(seq "$RESTARTS"); do
   out=$BENCH_TMP/restart-$r.stdout
   : >"$out"  # exists before the first sed below, whatever the child's start-up order
   t0=$(now_ns)
-  "$WARD" server --config "$BENCH_TMP/ward.yaml" >"$out" 2>"$BENCH_TMP/restart-$r.stderr" &
+  "${SERVER_CPUS[@]}" "$WARD" server --config "$BENCH_TMP/ward.yaml" >"$out" 2>"$BENCH_TMP/restart-$r.stderr" &
   BENCH_PIDS+=($!)
   pid=$!
   url=""

@@ -3,6 +3,9 @@
 # Set before sourcing (all optional):
 #   BUILD_DIR  where `ward` and `ward-bench` are (default: <repo>/build/release)
 #   WARD, WARD_BENCH  the binaries themselves (default: $BUILD_DIR/ward, $BUILD_DIR/ward-bench)
+#   PIN=1      servers (Ward, nginx) run on every CPU but the last, the script and everything
+#              else it starts (the load generator, curl) on the last one, so that the generator
+#              and the server under test never take CPU time from each other (needs 2+ CPUs)
 # After bench_init: BENCH_TMP is a private temp dir, removed on exit with every process the
 # script started (each killed by its own pid).
 
@@ -43,6 +46,28 @@ bench_init() {
   done
   BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ward-bench-XXXXXX")
   trap bench_cleanup EXIT
+  SERVER_CPUS=()
+  BENCH_CPUS=$(nproc)  # before pinning narrows what nproc sees
+  if [ "${PIN:-0}" = 1 ]; then
+    local last=$((BENCH_CPUS - 1))
+    if [ "$last" -lt 1 ]; then
+      echo "PIN=1 needs at least 2 CPUs" >&2
+      exit 2
+    fi
+    # The shell's own affinity is inherited by every process it starts from now on; servers
+    # are started through SERVER_CPUS instead.
+    taskset -p -c "$last" $$ >/dev/null
+    SERVER_CPUS=(taskset -c "0-$((last - 1))")
+  fi
+}
+
+# bench_pinning: one line saying where servers and the generator run (see PIN above).
+bench_pinning() {
+  if [ "${PIN:-0}" = 1 ]; then
+    echo "pinning: servers on CPUs 0-$((BENCH_CPUS - 2)), load generator on CPU $((BENCH_CPUS - 1)) (PIN=1)"
+  else
+    echo "pinning: none; servers and load generator share all $BENCH_CPUS CPUs"
+  fi
 }
 
 # Stops the most recently started server (SIGTERM) and waits for it.
@@ -72,7 +97,7 @@ start_ward() {
   : >"$dir/stdout"
   WARD_TLS_DIR=$dir/tls
   WARD_ROOT_TOKEN=bench-root-token
-  "$WARD" server --dev --dev-listen-address=127.0.0.1:0 --dev-data-dir="$dir/data" \
+  "${SERVER_CPUS[@]}" "$WARD" server --dev --dev-listen-address=127.0.0.1:0 --dev-data-dir="$dir/data" \
     --dev-tls-cert-dir="$WARD_TLS_DIR" --dev-root-token-id="$WARD_ROOT_TOKEN" --log-level=warn \
     "$@" >"$dir/stdout" 2>"$dir/stderr" &
   BENCH_PIDS+=($!)
@@ -149,7 +174,7 @@ http {
 EOF
   local nginx_bin
   nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-  "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+  "${SERVER_CPUS[@]}" "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
   BENCH_PIDS+=($!)
   NGINX_PID=$!
   NGINX_URL=https://127.0.0.1:$port
@@ -264,9 +289,10 @@ median() {
 # Prints the date, machine and load so every result carries its context.
 print_context() {
   echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "machine:  $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+  echo "machine:  $BENCH_CPUS cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
   echo "kernel:   $(uname -r); $(openssl version)"
   echo "nginx:    $( (nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1) | head -1)"
   echo "load:     $(uptime | sed 's/.*load average/load average/')"
   echo "binaries: $WARD $WARD_BENCH"
+  bench_pinning
 }

@@ -33,6 +33,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -135,6 +136,7 @@ struct Options {
   double duration_s = 5;
   double warmup_s = 1;
   double rate = 0;
+  bool spin = false;  // open loop: wait for a send by yielding to the event loop, not a timer
   size_t body_size = 1024;
   std::string body;  // approle-login / pki-issue: the JSON body, or @FILE
   std::string paths = "same";
@@ -261,6 +263,7 @@ struct Plan {
   Clock::time_point window_begin;  // start + warmup
   Clock::time_point window_end;    // window_begin + duration
   Clock::duration interval{0};     // per connection in open loop; 0 = closed loop
+  bool spin = false;               // open loop: wait for sends by yielding (Options::spin)
   Clock::duration timeout{0};      // per request (including connect and handshake)
 };
 
@@ -353,7 +356,11 @@ class Connection {
       if (open_loop) {
         next += plan_.interval;
         if (Clock::now() < intended) {
-          co_await Sleep(intended);
+          if (plan_.spin) {
+            co_await SpinUntil(intended);
+          } else {
+            co_await Sleep(intended);
+          }
           const Clock::time_point woke = Clock::now();
           if (InWindow(woke)) {
             worker_.stats.wake_lag.Record(static_cast<uint64_t>(
@@ -411,6 +418,14 @@ class Connection {
     timer_.expires_at(until);
     beast::error_code ec;
     co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  // Waits until `until` without a timer: yields to the event loop (which goes on serving the
+  // thread's other connections and polling its sockets) until the time has come. The thread
+  // then never sleeps, so no timer is armed and no wake-up is paid per request; it keeps its
+  // CPU busy, which is only fair to a server that does not share that CPU (--spin).
+  asio::awaitable<void> SpinUntil(Clock::time_point until) {
+    while (Clock::now() < until) co_await asio::post(worker_.ioc, asio::use_awaitable);
   }
 
   void Drop() {
@@ -552,6 +567,9 @@ absl::StatusOr<Plan> MakePlan(const Options& o) {
   if (o.requests > 0 && o.rate > 0) {
     return absl::InvalidArgumentError("--requests runs closed loop: do not combine it with --rate");
   }
+  if (o.spin && o.rate <= 0) {
+    return absl::InvalidArgumentError("--spin paces an open loop: it needs --rate");
+  }
   if (o.connections < 1 || o.threads < 1 || o.duration_s <= 0 || o.warmup_s < 0 || o.rate < 0 ||
       o.timeout_s <= 0) {
     return absl::InvalidArgumentError(
@@ -626,6 +644,7 @@ absl::StatusOr<Plan> MakePlan(const Options& o) {
   }
   plan.requests = o.requests;
   plan.connections = o.connections;
+  plan.spin = o.spin;
   plan.timeout =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
   if (o.rate > 0) {
@@ -695,7 +714,7 @@ int RunBench(const Options& o, Plan plan) {
   const double throughput = static_cast<double>(total.responses) / seconds;
   const Histogram& h = total.latency;
   const Histogram& lag = total.wake_lag;
-  const char* mode = o.rate > 0 ? "open-loop" : "closed-loop";
+  const char* mode = o.rate <= 0 ? "closed-loop" : o.spin ? "open-loop-spin" : "open-loop";
   // The generator's own CPU time per response it received (all threads, the whole run).
   const double cpu_us_per_response =
       total.all_responses == 0 ? 0 : cpu_seconds * 1e6 / static_cast<double>(total.all_responses);
@@ -775,6 +794,10 @@ int main(int argc, char** argv) {
   app.add_option("-R,--rate", o.rate,
                  "Total requests/s on a fixed schedule (open loop); 0 = closed loop")
       ->capture_default_str();
+  app.add_flag("--spin", o.spin,
+               "Open loop: wait for each send by yielding to the event loop instead of a timer "
+               "(no timer or wake-up per request, but the generator's threads stay busy: for a "
+               "generator on CPUs of its own)");
   app.add_option("--body-size", o.body_size, "kv-write body size in bytes")->capture_default_str();
   app.add_option("--body", o.body,
                  "approle-login, pki-issue: the JSON body to POST, or @FILE to read it from");
