@@ -27,6 +27,7 @@
 #
 # Settings (environment): AUDIT=0 CONNECTIONS=32 THREADS=1 DURATION=8 WARMUP=1 REPEAT=3 PIN=0
 #   NGINX_WORKERS (default: nproc, the number of event-loop threads Ward starts by default)
+#   WARD_LOOPS (default: Ward's own, one event loop per usable CPU; --dev-event-loops)
 #   BUILD_DIR=build/release (ward and ward-bench)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -37,7 +38,9 @@ NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
 bench_init
 print_context
 AUDIT=${AUDIT:-0}
-start_ward ward
+ward_loop_args=()
+if [ -n "${WARD_LOOPS:-}" ]; then ward_loop_args=(--dev-event-loops="$WARD_LOOPS"); fi
+start_ward ward "${ward_loop_args[@]}"
 put_secret secret/data/bench 1024
 if [ "$AUDIT" = 1 ]; then
   ward_api PUT sys/audit/file \
@@ -49,6 +52,7 @@ ward_bytes=$(curl -sf --cacert "$WARD_CA" -H "X-Vault-Token: $WARD_ROOT_TOKEN" \
 echo "ward:     $WARD_URL, GET /v1/secret/data/bench answers $ward_bytes bytes of JSON"
 echo "audit:    $AUDIT (1: a file audit device records every request and response)"
 echo "nginx:    $NGINX_URL, $NGINX_WORKERS workers, GET /1k.bin answers 1024 bytes"
+echo "loops:    ward ${WARD_LOOPS:-one per usable CPU} (event loops), nginx $NGINX_WORKERS (workers)"
 echo "settings: -c $CONNECTIONS -t $THREADS -d $DURATION --warmup $WARMUP, $REPEAT repeats"
 echo
 

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   server->add_option("--dev-tls-cert-dir", dev.tls_cert_dir, "Where the dev CA and server cert go");
   server->add_option("--dev-data-dir", dev.data_dir, "Persistent dev data dir (default: temporary)");
+  server->add_option("--dev-event-loops", dev.event_loops,
+                     "Event loops (threads) serving connections in dev mode; default one per CPU")
+      ->check(CLI::Range(1, ward::server::kMaxEventLoops));
   server->add_option("--log-level", dev.log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str();
   int server_rc = 0;

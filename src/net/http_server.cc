@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sched.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -771,7 +772,7 @@ struct HttpServer::Runtime {
   uint64_t next_id ABSL_GUARDED_BY(mu) = 0;
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections ABSL_GUARDED_BY(mu);
 
-  // One per core by default. Each connection lives on one loop for its whole life (assigned
+  // One per usable CPU by default. Each connection lives on one loop for its whole life (assigned
   // round-robin as accepted), so a request that is served inline never changes threads.
   std::vector<std::unique_ptr<Loop>> loops;
   size_t next_loop = 0;    // the acceptor's loop only
@@ -1320,7 +1321,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
   options.tls.ticket_keys = ring;
   WARD_ASSIGN_OR_RETURN(std::shared_ptr<const TlsContext> tls,
                         TlsContext::CreateServer(options.tls));
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int cores = UsableCpus();
   const int io_threads = options.io_threads > 0 ? options.io_threads : cores;
   const int worker_threads =
       options.worker_threads > 0 ? options.worker_threads : std::max(kMinWorkerThreads, 4 * cores);
@@ -1334,6 +1335,15 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
 }
 
 uint16_t HttpServer::port() const { return runtime_->bound_port; }
+
+int HttpServer::event_loops() const { return static_cast<int>(runtime_->loops.size()); }
+
+int UsableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
 
 void HttpServer::Start() { runtime_->Start(); }
 

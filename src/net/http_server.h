@@ -31,11 +31,12 @@ struct HttpServerOptions {
   // How long a keep-alive connection may wait for the first byte of its next request.
   absl::Duration idle_timeout = absl::Seconds(60);
   absl::Duration handshake_timeout = absl::Seconds(10);
-  int io_threads = 0;  // event loops, one thread each; 0 = hardware concurrency
+  // Event loops, one thread each. 0 = one per CPU this process may run on (UsableCpus()).
+  int io_threads = 0;
   // Threads that run the handler for requests not served inline (they may block: a durable
   // write waits for its group commit, so the pool bounds how many writes can share an fsync).
-  // 0 = max(32, 4 * cores). Threads waiting on a commit cost no CPU; reads served inline never
-  // touch the pool (docs/benchmarks.md).
+  // 0 = max(32, 4 * UsableCpus()). Threads waiting on a commit cost no CPU; reads served
+  // inline never touch the pool (docs/benchmarks.md).
   int worker_threads = 0;
   // Serves on the event-loop thread a parsed request that can be served there: returns its
   // response, or nullopt, having done nothing, to send the request to the worker pool and the
@@ -70,9 +71,13 @@ struct HttpServerStats {
   uint64_t client_cert_other = 0;      // any other verification failure (bad purpose, ...)
 };
 
-// Ward's HTTPS/1.1 server (HTTP/1.0 also accepted). One event loop per core (an io_context
-// run by one thread); each accepted connection is given to one loop, round-robin, and stays
-// there: one coroutine per connection; keep-alive. The handler runs on a separate worker pool
+// The CPUs this process may run on (its affinity mask, as set by taskset or a cpuset), at
+// least 1. Unlike std::thread::hardware_concurrency, a process confined to 2 of 64 CPUs sees 2.
+int UsableCpus();
+
+// Ward's HTTPS/1.1 server (HTTP/1.0 also accepted). One event loop (an io_context run by one
+// thread) per usable CPU by default, or options.io_threads of them; each accepted connection is
+// given to one loop, round-robin, and stays there: one coroutine per connection; keep-alive. The handler runs on a separate worker pool
 // so it may block, except for requests HttpServerOptions::inline_handler marks as non-blocking,
 // which it runs on the connection's loop. A response with HttpResponse::hold set is sent when
 // released, with no thread waiting meanwhile.
@@ -110,6 +115,9 @@ class HttpServer {
 
   // The bound port (the ephemeral one if options.port was 0).
   uint16_t port() const;
+
+  // How many event loops (threads) serve connections: options.io_threads, or its default.
+  int event_loops() const;
 
   // Starts the event loop threads and accepting connections. Later calls do nothing.
   void Start();

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -963,6 +964,53 @@ TEST_F(HttpServerTest, HeldResponsesWaitForReleaseWithoutOccupyingAThread) {
     EXPECT_EQ(bodies[i], absl::StrCat("200 as returned ", i % 2 == 0 ? "/inline/" : "/pool/", i));
   }
   EXPECT_EQ(replaced, 1);
+}
+
+TEST_F(HttpServerTest, EventLoopsAreAsConfiguredOrOnePerUsableCpu) {
+  HttpServerOptions options = Options();
+  options.io_threads = 3;
+  auto three = HttpServer::Create(options, [](const HttpRequest&) { return HttpResponse{}; });
+  ASSERT_TRUE(three.ok()) << three.status();
+  EXPECT_EQ((*three)->event_loops(), 3);
+
+  // The default follows the CPUs this thread may run on, not the machine's: confined to one
+  // CPU (as `taskset -c N` would), it starts one loop.
+  cpu_set_t before;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof(before), &before), 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &before)) {
+      CPU_SET(cpu, &one);
+      break;
+    }
+  }
+  ASSERT_EQ(::sched_setaffinity(0, sizeof(one), &one), 0);
+  const int usable_confined = UsableCpus();
+  options.io_threads = 0;
+  auto confined = HttpServer::Create(options, [](const HttpRequest&) { return HttpResponse{}; });
+  ASSERT_EQ(::sched_setaffinity(0, sizeof(before), &before), 0);
+  ASSERT_TRUE(confined.ok()) << confined.status();
+  EXPECT_EQ(usable_confined, 1);
+  EXPECT_EQ((*confined)->event_loops(), 1);
+
+  EXPECT_EQ(UsableCpus(), CPU_COUNT(&before));
+  auto unconfined = HttpServer::Create(options, [](const HttpRequest&) { return HttpResponse{}; });
+  ASSERT_TRUE(unconfined.ok()) << unconfined.status();
+  EXPECT_EQ((*unconfined)->event_loops(), CPU_COUNT(&before));
+
+  // Each loop serves: with as many connections as loops, every one of them is answered.
+  options.io_threads = 3;
+  StartServer(options);
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(Client());
+    ASSERT_NE(clients.back(), nullptr);
+    auto response = clients.back()->Send("GET", absl::StrCat("/loop/", i), {}, "");
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->body, absl::StrCat("GET /loop/", i, " "));
+  }
 }
 
 TEST_F(HttpServerTest, HeldResponseNotReleasedInTimeGetsTheTimeoutResponse) {

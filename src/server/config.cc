@@ -132,7 +132,7 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
                           "unauthenticated_metrics_access",
                           "tls_client_ca_file", "tls_require_client_cert", "tls_crl_file",
                           "tls_trust_pki_mounts", "tls_ticket_key_rotation",
-                          "tls_session_resumption", "tls_session_cache_size"});
+                          "tls_session_resumption", "tls_session_cache_size", "event_loops"});
       !s.ok()) {
     return s;
   }
@@ -234,6 +234,17 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
       return FieldError("listener.tls_session_cache_size", "must be a positive integer");
     }
     c.listener.tls_session_cache_size = static_cast<size_t>(*n);
+  }
+  if (listener["event_loops"]) {
+    auto v = Scalar(listener["event_loops"], "listener.event_loops");
+    if (!v.ok()) return v.status();
+    auto n = core::ParseInt64(*v);
+    if (!n || *n < 1 || *n > kMaxEventLoops) {
+      return FieldError("listener.event_loops",
+                        absl::StrCat("must be an integer from 1 to ", kMaxEventLoops,
+                                     " (omit it for one per CPU)"));
+    }
+    c.listener.event_loops = static_cast<int>(*n);
   }
   if (c.listener.tls_require_client_cert && c.listener.tls_client_ca_file.empty()) {
     return FieldError("listener.tls_require_client_cert",

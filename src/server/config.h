@@ -11,6 +11,9 @@
 
 namespace ward::server {
 
+// The most event loops a listener may be given (listener.event_loops).
+inline constexpr int kMaxEventLoops = 1024;
+
 // `listener:` in ward.yaml.
 struct ListenerConfig {
   std::string address = "127.0.0.1:8200";  // host:port; port 0 picks a free port
@@ -41,6 +44,10 @@ struct ListenerConfig {
   // kNode: at most this many sessions are kept (about 10 KB each with a client certificate,
   // 1.4 KB without).
   size_t tls_session_cache_size = 10000;
+  // Event loops (threads) serving this listener's connections; 0 = one per CPU the process
+  // may run on (its affinity mask: taskset, cpusets). Set it lower where Ward shares its CPUs
+  // with other busy processes (docs/configuration.md).
+  int event_loops = 0;
 };
 
 // `storage:` in ward.yaml.

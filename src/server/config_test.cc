@@ -187,6 +187,26 @@ TEST(ConfigTest, SessionResumptionDefaultsAndParse) {
   }
 }
 
+TEST(ConfigTest, EventLoopsDefaultAndParse) {
+  auto defaults = ParseConfig(kValid);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->listener.event_loops, 0);  // one per usable CPU
+  for (auto [text, want] : {std::pair{"1", 1}, std::pair{"6", 6}, std::pair{"1024", 1024}}) {
+    auto c = ParseConfig(absl::StrCat("listener: {tls_cert_file: c, tls_key_file: k, event_loops: ",
+                                      text, "}\nstorage: {path: /x}\n"));
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->listener.event_loops, want);
+  }
+  for (const char* bad : {"0", "-2", "1025", "two", "\"\"", "1.5"}) {
+    auto r = ParseConfig(absl::StrCat("listener: {tls_cert_file: c, tls_key_file: k, event_loops: ",
+                                      bad, "}\nstorage: {path: /x}\n"));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(r.status().message(),
+              "listener.event_loops: must be an integer from 1 to 1024 (omit it for one per CPU)")
+        << bad;
+  }
+}
+
 TEST(ConfigTest, AuditDevicesParse) {
   auto none = ParseConfig(kValid);
   ASSERT_TRUE(none.ok()) << none.status();

@@ -596,6 +596,7 @@ absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
                           net::SessionCache::Create(listener.tls_session_cache_size));
     probe->session_cache = http.tls.session_cache;
   }
+  http.io_threads = listener.event_loops;
   http.body_limit = listener.max_request_size;
   http.read_timeout = listener.read_timeout;
   http.idle_timeout = listener.idle_timeout;
@@ -608,6 +609,8 @@ absl::Status StartHttp(Node& node, const ListenerConfig& listener) {
                         }));
   probe->http.store(node.http.get());
   node.http->Start();
+  spdlog::info("event=http_started address={} port={} event_loops={}", listener.address,
+               node.http->port(), node.http->event_loops());
   TlsMaintenanceOptions maintenance;
   maintenance.trust_pki_mounts = listener.tls_trust_pki_mounts;
   maintenance.ticket_key_rotation = listener.tls_ticket_key_rotation;
@@ -691,6 +694,7 @@ absl::Status RunDevServer(const DevOptions& options) {
   listener.tls_key_file = tls_dir + "/server-key.pem";
   // Client certificates issued by the dev CA are accepted (requested, not required).
   listener.tls_client_ca_file = tls_dir + "/ca.pem";
+  listener.event_loops = options.event_loops;
   WARD_RETURN_IF_ERROR(StartHttp(node, listener));
 
   std::string url = UrlFor(host_port.first == "0.0.0.0" ? "127.0.0.1" : host_port.first,

@@ -15,6 +15,7 @@ struct DevOptions {
   std::string tls_cert_dir;                    // --dev-tls-cert-dir; "" = <data dir>/tls
   std::string data_dir;                        // --dev-data-dir; "" = a temporary dir, removed at exit
   std::string log_level = "info";
+  int event_loops = 0;  // --dev-event-loops; 0 = one per usable CPU (listener.event_loops)
 };
 
 // Runs a dev server until SIGTERM/SIGINT: SQLite storage in the data dir, initialised with a

@@ -132,6 +132,34 @@ TEST_F(LifecycleTest, SmallBodyLimitFromConfig) {
   EXPECT_EQ(r.status, 413);
 }
 
+TEST_F(LifecycleTest, EventLoopsFromConfigAndDevFlag) {
+  WriteFile(dir_.Join("ward.yaml"), Config("  event_loops: 3\n"));
+  auto server = WardProcess::StartWithConfig(dir_.Join("ward.yaml"), dir_.Join("server.log"));
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_NE((*server)->Log().find("event=http_started"), std::string::npos) << (*server)->Log();
+  EXPECT_NE((*server)->Log().find("event_loops=3"), std::string::npos) << (*server)->Log();
+  Reply health = Call(*(*server)->Client(cert_), "GET", "sys/health", "");
+  EXPECT_EQ(health.status, 501);  // not initialised, but served
+  EXPECT_EQ((*server)->Terminate(), 0);
+
+  // Dev mode takes the count as a flag.
+  auto dev = WardProcess::StartDev(dir_.Join("dev"), {"--dev-event-loops=2"});
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  EXPECT_NE((*dev)->Log().find("event_loops=2"), std::string::npos) << (*dev)->Log();
+  EXPECT_EQ(Call(*(*dev)->Client(), "GET", "sys/health", "").status, 200);
+  (*dev)->Terminate();
+
+  CommandResult r = RunCommand(WardBinary() + " server --dev --dev-event-loops=0");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--dev-event-loops"), std::string::npos) << r.output;
+  WriteFile(dir_.Join("zero.yaml"), Config("  event_loops: 0\n"));
+  r = RunCommand(WardBinary() + " server --config " + ShellQuote(dir_.Join("zero.yaml")));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("listener.event_loops: must be an integer from 1 to 1024"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST_F(LifecycleTest, SigtermExitsCleanly) {
   WriteFile(dir_.Join("ward.yaml"), Config());
   auto server = WardProcess::StartWithConfig(dir_.Join("ward.yaml"), dir_.Join("server.log"));
