@@ -26,16 +26,21 @@
 # a file, for a comparison where both servers log every request.
 #
 # Settings (environment): AUDIT=0 CONNECTIONS=32 THREADS=1 DURATION=8 WARMUP=1 REPEAT=3 PIN=0
-#   NGINX_WORKERS (default: nproc, the number of event-loop threads Ward starts by default)
+#   NGINX_WORKERS (default: the CPUs the servers may use, as many as the event loops Ward starts
+#     by default)
 #   WARD_LOOPS (default: Ward's own, one event loop per usable CPU; --dev-event-loops)
 #   BUILD_DIR=build/release (ward and ward-bench)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 CONNECTIONS=${CONNECTIONS:-32}
 bench_defaults
-NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
-
 bench_init
+# As many nginx workers as Ward starts event loops by default: one per CPU the servers run on.
+if [ "${PIN:-0}" = 1 ]; then
+  NGINX_WORKERS=${NGINX_WORKERS:-$((BENCH_CPUS - 1))}
+else
+  NGINX_WORKERS=${NGINX_WORKERS:-$BENCH_CPUS}
+fi
 print_context
 AUDIT=${AUDIT:-0}
 ward_loop_args=()
