@@ -77,10 +77,11 @@ int UsableCpus();
 
 // Ward's HTTPS/1.1 server (HTTP/1.0 also accepted). One event loop (an io_context run by one
 // thread) per usable CPU by default, or options.io_threads of them; each accepted connection is
-// given to one loop, round-robin, and stays there: one coroutine per connection; keep-alive. The handler runs on a separate worker pool
-// so it may block, except for requests HttpServerOptions::inline_handler marks as non-blocking,
-// which it runs on the connection's loop. A response with HttpResponse::hold set is sent when
-// released, with no thread waiting meanwhile.
+// given to one loop, round-robin, and stays there: one coroutine per connection; keep-alive.
+// The handler runs on a separate worker pool so it may block, except for requests
+// HttpServerOptions::inline_handler marks as non-blocking, which it runs on the connection's
+// loop. A response with HttpResponse::hold set is sent when released, with no thread waiting
+// meanwhile.
 // Every read, write and handshake has a deadline. Requests whose headers exceed header_limit
 // get 431, bodies over body_limit get 413, unparseable requests 400; each of those closes the
 // connection. Failures caused by clients are counted (Stats) and never stop the server.
