@@ -36,8 +36,8 @@ struct FileDeviceOptions {
   // Longest time a written record may wait for its fdatasync. Records are acknowledged once
   // written (write(2): they survive the process being killed); the file is synced when this
   // much time has passed since its last sync, when a write holds a checkpoint line, and when
-  // the device closes or rotates, so a busy device syncs a few times a second, not once per
-  // write. Those syncs run on a sync thread of the device while records go on being written:
+  // the device closes or rotates: a few times a second plus once per checkpoint_every records
+  // (about 38 times a second at 38,000 records/s), not once per write. Those syncs run on a sync thread of the device while records go on being written:
   // a slow disk flush holds up no record. Zero: sync after every batch, on the writer thread
   // (the writer then waits for each sync before it takes the next batch; the device is then
   // always in queued mode, see FileDevice).
